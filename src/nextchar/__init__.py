@@ -1,0 +1,23 @@
+"""nextchar: next-character prediction with recurrent networks, from the exam to any text.
+
+>>> from nextchar import run_problem
+>>> result = run_problem(2)           # the exam's problem 2, by its exact protocol
+>>> result.fit.probs[:10]             # the fitted values the exam prints
+"""
+from .cells import FAMILIES, LSTMState, ScratchCell, State, TwoLinearCell, cell_step, gru_step, lstm_step, rnn_step
+from .config import FORMULATIONS, ModelConfig, parse_formulation
+from .exam import PROBLEMS, run_exam, run_problem
+from .model import CharModel, copy_weights
+from .plots import loss_curves, probability_heatmap
+from .training import FitResult, NonFiniteLossError, fit
+from .verify import verify, verify_family
+from .vocab import EXAM_MAPPING, EXAM_TEXT, Vocab, exam_data, next_char_pairs
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FAMILIES", "FORMULATIONS", "PROBLEMS", "EXAM_MAPPING", "EXAM_TEXT", "CharModel", "FitResult", "LSTMState",
+    "ModelConfig", "NonFiniteLossError", "ScratchCell", "State", "TwoLinearCell", "Vocab", "cell_step",
+    "copy_weights", "exam_data", "fit", "gru_step", "loss_curves", "lstm_step", "next_char_pairs",
+    "parse_formulation", "probability_heatmap", "rnn_step", "run_exam", "run_problem", "verify", "verify_family",
+]

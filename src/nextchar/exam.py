@@ -1,0 +1,153 @@
+"""The exam's six problems (SPEC.md §1), run by its exact protocol, and the exactness checks."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+import multiprocessing
+
+import torch
+
+from .config import ModelConfig
+from .model import CharModel, copy_weights
+from .training import FitResult, fit
+from .vocab import exam_data
+
+DEFAULT_SEED = 0
+"""Problems 1 and 4 set no seed in the exam; nextchar uses this one so runs are reproducible."""
+PUBLISHED_SEED_3 = 43052
+"""The published answer sheet seeded problem 3 with this (problem 2's seed is 12345)."""
+LR = 0.1
+
+
+@dataclass(frozen=True)
+class Problem:
+    number: int
+    family: str
+    kind: str
+    hidden_size: int
+    epochs: int
+    seed: int
+    exam_sets_seed: bool
+    title: str
+    copies_from: str | None = None
+    """For the hand-written cells: the built-in kind whose freshly seeded weights are copied in."""
+
+
+PROBLEMS: dict[int, Problem] = {p.number: p for p in (
+    Problem(1, "rnn", "module", 8, 500, DEFAULT_SEED, False, "nn.RNN(7, 8) over the whole sequence"),
+    Problem(2, "rnn", "cell", 8, 100, 12345, True, "loop over nn.RNNCell(7, 8)"),
+    Problem(3, "rnn", "scratch", 8, 100, 12345, True, "hand-written RNN cell (i2h, h2h), weights of problem 2",
+            copies_from="cell"),
+    Problem(4, "lstm", "module", 4, 500, DEFAULT_SEED, False, "nn.LSTM(7, 4) over the whole sequence"),
+    Problem(5, "lstm", "cell", 4, 100, 43052, True, "loop over nn.LSTMCell(7, 4)"),
+    Problem(6, "lstm", "scratch", 4, 100, 43052, True, "hand-written LSTM cell (i2h, h2h), weights of problem 5",
+            copies_from="cell"),
+)}
+# (hand-written problem, the built-in problem it must equal)
+EXACTNESS_PAIRS = ((3, 2), (6, 5))
+
+
+@dataclass
+class ProblemResult:
+    problem: Problem
+    seed: int
+    epochs: int
+    formulation: str
+    fit: FitResult
+    seconds: float
+
+    @property
+    def probs_head(self) -> list[list[float]]:
+        """The exam's printed table: first 10 rows of the fitted probabilities, 3 decimals."""
+        return [[round(v, 3) for v in row] for row in self.fit.probs[:10].tolist()]
+
+    def to_json(self) -> dict:
+        return {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,
+                "epochs": self.epochs, "formulation": self.formulation,
+                "exam_sets_seed": self.problem.exam_sets_seed, "seconds": round(self.seconds, 3)}
+
+
+def build_problem_model(problem: Problem, seed: int) -> CharModel:
+    """Seed, then build as the exam does; the hand-written cells copy freshly seeded built-in weights."""
+    vocab_size = 7
+    config = ModelConfig(vocab_size, problem.family, problem.kind, problem.hidden_size,
+                         cell_style="two-linear" if problem.kind == "scratch" else "torch")
+    torch.manual_seed(seed)
+    if problem.copies_from is None:
+        return CharModel(config)
+    reference = CharModel(ModelConfig(vocab_size, problem.family, problem.copies_from, problem.hidden_size))
+    return copy_weights(reference, CharModel(config))
+
+
+def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
+                device: str = "cpu") -> ProblemResult:
+    """Run problem ``number`` (1-6) by the exam's protocol; ``seed``/``epochs`` override the exam's."""
+    if number not in PROBLEMS:
+        raise ValueError(f"exam: problem must be one of {tuple(PROBLEMS)}, got {number!r}")
+    problem = PROBLEMS[number]
+    seed = problem.seed if seed is None else seed
+    epochs = problem.epochs if epochs is None else epochs
+    _, x, y = exam_data()
+    start = time.perf_counter()
+    model = build_problem_model(problem, seed)
+    result = fit(model, x, y, epochs=epochs, lr=LR, device=device)
+    return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start)
+
+
+def _run_problem_job(args: tuple) -> ProblemResult:
+    torch.set_num_threads(1)
+    return run_problem(*args)
+
+
+@dataclass
+class ExamResult:
+    results: dict[int, ProblemResult] = field(default_factory=dict)
+
+    def checks(self) -> dict[str, dict]:
+        """Problem 3 vs 2 and 6 vs 5: max |Δ| of the full fitted probabilities, identical tables."""
+        out = {}
+        for mine, theirs in EXACTNESS_PAIRS:
+            if mine in self.results and theirs in self.results:
+                a, b = self.results[mine], self.results[theirs]
+                out[f"{mine}_vs_{theirs}"] = {
+                    "max_abs_diff": (a.fit.probs - b.fit.probs).abs().max().item(),
+                    "tables_identical": a.probs_head == b.probs_head,
+                    "bit_equal": torch.equal(a.fit.probs, b.fit.probs),
+                    "seeds": [a.seed, b.seed],
+                }
+        return out
+
+    def to_json(self) -> dict:
+        return {"problems": {str(n): r.to_json() for n, r in self.results.items()}, "checks": self.checks()}
+
+
+def run_exam(problems: list[int] | None = None, seeds: dict[int, int] | None = None,
+             epochs: int | None = None, device: str = "cpu", jobs: int = 1,
+             on_result=None) -> ExamResult:
+    """Run several problems; ``jobs`` > 1 runs them in parallel processes (one torch thread each)."""
+    numbers = sorted(problems or PROBLEMS)
+    seeds = seeds or {}
+    tasks = [(n, seeds.get(n), epochs, device) for n in numbers]
+    exam = ExamResult()
+    if jobs > 1 and len(tasks) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context) as pool:
+            for result in pool.map(_run_problem_job, _longest_first(tasks)):
+                exam.results[result.problem.number] = result
+                if on_result:
+                    on_result(result)
+    else:
+        for task in tasks:
+            result = run_problem(*task)
+            exam.results[result.problem.number] = result
+            if on_result:
+                on_result(result)
+    exam.results = dict(sorted(exam.results.items()))
+    return exam
+
+
+def _longest_first(tasks: list[tuple]) -> list[tuple]:
+    """The LSTM loops are the slowest problems; start them first so the pool stays busy."""
+    cost = {1: 2, 2: 3, 3: 3, 4: 1, 5: 5, 6: 5}
+    return sorted(tasks, key=lambda task: -cost[task[0]])

@@ -1,0 +1,61 @@
+"""``nextchar exam``'s output: the tables, the checks, the heatmaps and the JSON."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .exam import PROBLEMS, ExamResult, ProblemResult, run_exam
+from .plots import probability_heatmap, save
+from .vocab import EXAM_MAPPING
+
+
+def format_table(result: ProblemResult) -> str:
+    """The first 10 rows of the fitted probabilities, 3 decimals, as numpy prints them."""
+    with np.printoptions(suppress=True):
+        return str(result.fit.probs[:10].numpy().round(3))
+
+
+def describe(result: ProblemResult) -> str:
+    p = result.problem
+    seed_note = "" if p.exam_sets_seed else f" (the exam sets no seed; nextchar uses {result.seed})"
+    lines = [f"== Problem {p.number}: {p.title} [{result.formulation}]",
+             f"seed {result.seed}{seed_note}, {result.epochs} epochs, Adam lr 0.1, "
+             f"{result.seconds:.1f} s", format_table(result), f"final loss {result.fit.final_loss:.6f}"]
+    return "\n".join(lines)
+
+
+def describe_checks(exam: ExamResult) -> list[str]:
+    lines = []
+    for name, check in exam.checks().items():
+        mine, theirs = name.split("_vs_")
+        same = "identical" if check["tables_identical"] else "DIFFERENT"
+        lines.append(f"check problem {mine} vs {theirs} (seeds {check['seeds'][0]} vs {check['seeds'][1]}): "
+                     f"max |Δp| = {check['max_abs_diff']:.3g}, bit-equal {check['bit_equal']}, tables {same}")
+    return lines
+
+
+def run_and_report(problems, seed, epochs, out, json_path, jobs, device) -> bool:
+    """Run, print, plot and write; True when every check with the exam's seeds passed."""
+    numbers = problems or sorted(PROBLEMS)
+    seeds = {n: seed for n in numbers} if seed is not None else None
+    start = time.perf_counter()
+    exam = run_exam(numbers, seeds, epochs, device, jobs if device == "cpu" else 1)
+    labels = list(EXAM_MAPPING)
+    for result in exam.results.values():
+        click.echo(describe(result))
+        title = f"Problem {result.problem.number}: {result.formulation}, seed {result.seed}"
+        path = save(probability_heatmap(result.fit.probs, labels, title), Path(out) / f"problem{result.problem.number}.png")
+        click.echo(f"heatmap: {path}\n")
+    for line in describe_checks(exam):
+        click.echo(line)
+    click.echo(f"total {time.perf_counter() - start:.1f} s")
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(exam.to_json(), indent=2))
+        click.echo(f"wrote {json_path}")
+    exam_seeds = [c for c in exam.checks().values() if c["seeds"][0] == c["seeds"][1]]
+    return all(c["tables_identical"] for c in exam_seeds)

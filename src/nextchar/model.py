@@ -1,0 +1,137 @@
+"""Character models: an input encoding, a recurrent core, a Linear head to vocabulary logits.
+
+Every model answers ``forward(x, state=None) -> (logits, state)``, whatever its formulation:
+``x`` is time-major, either indices (T,) / (T, B) or encoded features (T, I) / (T, B, I);
+``logits`` are (T, V) / (T, B, V); ``state`` is what ``nn.RNN/LSTM/GRU`` return: (L, H) or
+(L, B, H), a pair of them for the LSTM.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .cells import WEIGHT_NAMES, State, hidden_of, make_cell, map_state, stack_states, zero_state
+from .config import ModelConfig
+
+SEQUENCE_MODULES: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class ModuleCore(nn.Module):
+    """The recurrence as PyTorch's sequence module ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        extra = {"nonlinearity": config.nonlinearity} if config.family == "rnn" else {}
+        between_layers = config.dropout if config.num_layers > 1 else 0.0
+        self.rnn = SEQUENCE_MODULES[config.family](
+            config.input_size, config.hidden_size, num_layers=config.num_layers, dropout=between_layers, **extra
+        )
+
+    def forward(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return self.rnn(input, state)
+
+    def layer_weights(self) -> list[dict[str, Tensor]]:
+        return [{name: getattr(self.rnn, f"{name}_l{k}") for name in WEIGHT_NAMES}
+                for k in range(self.rnn.num_layers)]
+
+
+class LoopCore(nn.Module):
+    """The recurrence as a Python loop over time of one cell per layer (``nn.*Cell`` or hand-written)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        cell_kind = ("torch" if config.kind == "cell"
+                     else "scratch" if config.cell_style == "torch" else "two-linear")
+        self.family, self.dropout = config.family, config.dropout
+        self.cells = nn.ModuleList(
+            make_cell(cell_kind, config.family, config.input_size if k == 0 else config.hidden_size,
+                      config.hidden_size, config.nonlinearity)
+            for k in range(config.num_layers)
+        )
+
+    def forward(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        output, last_states = input, []  # output: (T, [B,] I) then (T, [B,] H)
+        for k, cell in enumerate(self.cells):
+            if k > 0 and self.dropout > 0:
+                output = F.dropout(output, self.dropout, self.training)
+            layer_state = (zero_state(self.family, (*output.shape[1:-1], cell.hidden_size), output)
+                           if state is None else map_state(lambda s: s[k], state))
+            hiddens = []
+            for x_t in output:
+                layer_state = cell(x_t, layer_state)
+                hiddens.append(hidden_of(layer_state))
+            output = torch.stack(hiddens)
+            last_states.append(layer_state)
+        return output, stack_states(last_states)
+
+    def layer_weights(self) -> list[dict[str, Tensor]]:
+        return [{name: getattr(cell, name) for name in WEIGHT_NAMES} for cell in self.cells]
+
+
+def build_core(config: ModelConfig) -> nn.Module:
+    if config.kind == "module":
+        return ModuleCore(config)
+    if config.engine == "fused":
+        from .fused.core import FusedCore  # numba is imported only when the fused engine is used
+
+        return FusedCore(config)
+    return LoopCore(config)
+
+
+class CharModel(nn.Module):
+    """Next-character model: one-hot or embedding input -> recurrent core -> ``Linear(H, V)`` head.
+
+    Construction order (core, then head) matches the exam's, so under one seed ``CharModel`` draws
+    the same initial weights as the exam's ``nn.RNNCell(7, 8)`` followed by ``nn.Linear(8, 7)``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.core = build_core(config)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.embedding = (nn.Embedding(config.vocab_size, config.embedding_dim)
+                          if config.embedding_dim else None)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Indices (T, [B]) -> features (T, [B,] I); float features pass through unchanged."""
+        if x.is_floating_point():
+            if x.shape[-1] != self.config.input_size:
+                raise ValueError(f"model: input features must have size {self.config.input_size} "
+                                 f"in the last dimension, got shape {tuple(x.shape)}")
+            return x
+        if self.embedding is not None:
+            return self.embedding(x)
+        return F.one_hot(x, self.config.vocab_size).to(self.head.weight.dtype)
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        output, state = self.core(self.encode(x), state)  # (T, [B,] H)
+        if self.config.dropout > 0:
+            output = F.dropout(output, self.config.dropout, self.training)
+        return self.head(output), state
+
+    def layer_weights(self) -> list[dict[str, Tensor]]:
+        """Per layer, ``{'weight_ih': ..., 'weight_hh': ..., 'bias_ih': ..., 'bias_hh': ...}``."""
+        return self.core.layer_weights()
+
+
+@torch.no_grad()
+def copy_weights(source: CharModel, target: CharModel) -> CharModel:
+    """Give ``target`` exactly ``source``'s weights, whatever the two formulations are."""
+    src_layers, dst_layers = source.layer_weights(), target.layer_weights()
+    if len(src_layers) != len(dst_layers):
+        raise ValueError(f"model: cannot copy {len(src_layers)} layers into {len(dst_layers)}")
+    pairs = [(f"layer {k} {name}", src[name], dst[name])
+             for k, (src, dst) in enumerate(zip(src_layers, dst_layers)) for name in WEIGHT_NAMES]
+    pairs += [(f"head {name}", getattr(source.head, name), getattr(target.head, name)) for name in ("weight", "bias")]
+    if (source.embedding is None) != (target.embedding is None):
+        raise ValueError("model: cannot copy between a one-hot and an embedding model")
+    if source.embedding is not None:
+        pairs.append(("embedding", source.embedding.weight, target.embedding.weight))
+    for what, src, dst in pairs:
+        if src.shape != dst.shape:
+            raise ValueError(f"model: cannot copy {what}: shape {tuple(src.shape)} into {tuple(dst.shape)}")
+        dst.copy_(src)
+    return target

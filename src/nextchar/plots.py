@@ -1,0 +1,60 @@
+"""Figures: the exam's probability heatmap and loss curves. Each returns a matplotlib Figure.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot), so nothing needs a display and
+nothing leaks between calls; in a notebook, a returned Figure displays inline.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import Tensor
+
+
+def probability_heatmap(probs: Tensor, labels: Sequence[str], title: str = "", rows: int = 10,
+                        row_labels: Sequence[str] | None = None):
+    """The exam's picture: ``matshow(probs[:rows], cmap='bwr', vmin=-1, vmax=1)``, characters on x."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(4.0, 0.5 * len(labels) + 1.5), max(3.0, 0.35 * rows + 1.2)))
+    ax = fig.add_subplot()
+    image = ax.matshow(probs[:rows].detach().cpu().numpy(), cmap="bwr", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([repr(c)[1:-1] for c in labels])
+    if row_labels is not None:
+        ax.set_yticks(range(len(row_labels[:rows])))
+        ax.set_yticklabels([repr(c)[1:-1] for c in row_labels[:rows]])
+    if title:
+        ax.set_title(title, pad=20)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = "",
+                xlabel: str = "step", ylabel: str = "loss", logy: bool = False):
+    """One line per name: ``{'train': (xs, ys), 'validation': (xs, ys)}``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for name, (xs, ys) in curves.items():
+        ax.plot(list(xs), list(ys), label=name, marker="o" if len(xs) < 30 else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path: str | Path) -> Path:
+    """Write a figure as PNG, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,118 @@
+"""Full-sequence training, the exam's protocol: one forward pass, loss, backward, step per epoch."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .device import resolve_device
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
+}
+LOSSES = ("cross_entropy", "mse")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"train: optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
+    if not lr > 0:
+        raise ValueError(f"train: lr must be > 0, got {lr}")
+    return OPTIMIZERS[name](params, lr=lr)
+
+
+def loss_fn(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """``cross_entropy`` on logits, or ``mse`` between softmax probabilities and one-hot targets.
+
+    Targets may be class indices (...,) or probabilities / one-hot (..., V); logits are (..., V).
+    """
+    if name == "cross_entropy":
+        return lambda logits, target: F.cross_entropy(logits.flatten(0, -2), _flat_target(target, logits))
+    if name == "mse":
+        return lambda logits, target: F.mse_loss(logits.softmax(-1), _one_hot_like(target, logits))
+    raise ValueError(f"train: loss must be one of {LOSSES}, got {name!r}")
+
+
+def _flat_target(target: Tensor, logits: Tensor) -> Tensor:
+    return target.flatten(0, -2) if target.is_floating_point() else target.flatten()
+
+
+def _one_hot_like(target: Tensor, logits: Tensor) -> Tensor:
+    return target if target.is_floating_point() else F.one_hot(target, logits.shape[-1]).to(logits.dtype)
+
+
+def accuracy(logits: Tensor, target: Tensor) -> float:
+    """Share of positions whose most likely character is the target's."""
+    labels = target.argmax(-1) if target.is_floating_point() else target
+    return (logits.argmax(-1) == labels).float().mean().item()
+
+
+def check_finite(loss: Tensor, where: str) -> None:
+    if not torch.isfinite(loss).item():
+        raise NonFiniteLossError(
+            f"train: loss became {loss.item()} at {where}; try a lower learning rate or gradient clipping (--clip)"
+        )
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` measured: per-epoch history and the exam's fitted values."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    """One ``{'epoch', 'loss', 'accuracy'}`` per epoch, measured on that epoch's forward pass."""
+    probs: Tensor | None = None
+    """softmax of the last epoch's forward pass (taken before that epoch's optimizer step), on the CPU."""
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["loss"]
+
+
+def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1, optimizer: str = "adam",
+        loss: str = "cross_entropy", device: str | torch.device = "cpu", seed: int | None = None,
+        callback: Callable[[int, float], None] | None = None) -> FitResult:
+    """Train ``model`` on one whole sequence for ``epochs`` full-sequence steps, as the exam does.
+
+    ``x``: model input (T, I) or indices (T,); ``y``: targets, one-hot (T, V) or indices (T,).
+    The exam's fitted values are :attr:`FitResult.probs`.
+    """
+    if epochs < 1:
+        raise ValueError(f"train: epochs must be >= 1, got {epochs}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = resolve_device(device)
+    model.to(device).train()
+    x, y = x.to(device), y.to(device)
+    criterion = loss_fn(loss)
+    opt = make_optimizer(optimizer, model.parameters(), lr)
+    result = FitResult()
+    for epoch in range(1, epochs + 1):
+        logits, _ = model(x)
+        value = criterion(logits, y)
+        check_finite(value, f"epoch {epoch}")
+        value.backward()
+        opt.step()
+        opt.zero_grad()
+        result.history.append({"epoch": epoch, "loss": value.item(), "accuracy": accuracy(logits, y)})
+        if callback is not None:
+            callback(epoch, value.item())
+    result.probs = logits.detach().softmax(-1).cpu()
+    return result
+
+
+def param_count(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def perplexity(mean_loss: float) -> float:
+    return math.exp(min(mean_loss, 700.0))

@@ -1,0 +1,81 @@
+"""The exam's protocol: the hand-written cells give exactly the built-in cells' fitted values."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nextchar.cli import main
+from nextchar.exam import build_problem_model, PROBLEMS, run_exam, run_problem
+
+# The published answer sheet's table for problem 2 (seed 12345, 100 epochs), first 3 rows.
+PUBLISHED_PROBLEM_2_HEAD = [
+    [0.0, 0.005, 0.0, 0.982, 0.013, 0.0, 0.0],
+    [0.0, 0.999, 0.0, 0.0, 0.0, 0.001, 0.0],
+    [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+]
+
+
+@pytest.mark.parametrize("mine,theirs", [(3, 2), (6, 5)])
+def test_hand_written_problem_is_bit_equal_to_builtin_problem(mine, theirs):
+    """Problems 3 = 2 and 6 = 5 on the CPU, bit for bit (a short run; the full one is the CLI test)."""
+    exam = run_exam([mine, theirs], epochs=8)
+    assert torch.equal(exam.results[mine].fit.probs, exam.results[theirs].fit.probs)
+    assert exam.checks()[f"{mine}_vs_{theirs}"]["max_abs_diff"] == 0.0
+
+
+def test_published_seed_variant_of_problem_3_differs():
+    """--seed 43052 reruns the answer sheet's variant of problem 3, which is not problem 2."""
+    exam = run_exam([2, 3], seeds={3: 43052}, epochs=3)
+    assert exam.checks()["3_vs_2"]["max_abs_diff"] > 1e-3
+
+
+def test_problem_models_follow_the_exam_construction():
+    p3 = build_problem_model(PROBLEMS[3], 12345)
+    assert p3.config.formulation == "rnn-scratch" and hasattr(p3.core.cells[0], "i2h")
+    torch.manual_seed(12345)
+    cell, head = torch.nn.RNNCell(7, 8), torch.nn.Linear(8, 7)
+    assert torch.equal(p3.core.cells[0].i2h.weight, cell.weight_ih)
+    assert torch.equal(p3.core.cells[0].h2h.bias, cell.bias_hh)
+    assert torch.equal(p3.head.weight, head.weight)
+
+
+def test_fitted_values_come_from_the_last_forward_pass():
+    result = run_problem(4, epochs=2)
+    assert result.fit.probs.shape == (999, 7)
+    torch.testing.assert_close(result.fit.probs.sum(1), torch.ones(999))
+    assert len(result.fit.history) == 2
+
+
+def test_cli_exam_problem_2_end_to_end(tmp_path):
+    """`nextchar exam --problem 2` by the full protocol reproduces the published table, plot and JSON."""
+    out, js = tmp_path / "plots", tmp_path / "exam.json"
+    run = CliRunner().invoke(main, ["exam", "--problem", "2", "--out", str(out), "--json", str(js)])
+    assert run.exit_code == 0, run.output
+    assert "Problem 2" in run.output and "[[0.    0.005 0.    0.982 0.013 0.    0.   ]" in run.output
+    assert (out / "problem2.png").stat().st_size > 1000
+    data = json.loads(js.read_text())
+    problem = data["problems"]["2"]
+    assert problem["probs_head"][:3] == PUBLISHED_PROBLEM_2_HEAD
+    assert problem["seed"] == 12345 and problem["epochs"] == 100 and problem["formulation"] == "rnn-cell"
+    assert len(problem["probs_head"]) == 10 and problem["final_loss"] < 0.01
+
+
+def test_cli_exam_parallel_jobs_and_checks_in_json(tmp_path):
+    js = tmp_path / "exam.json"
+    run = CliRunner().invoke(main, ["exam", "--problem", "5", "--problem", "6", "--epochs", "3", "--jobs", "2",
+                                    "--out", str(tmp_path), "--json", str(js)])
+    assert run.exit_code == 0, run.output
+    check = json.loads(js.read_text())["checks"]["6_vs_5"]
+    assert check == {"max_abs_diff": 0.0, "tables_identical": True, "bit_equal": True, "seeds": [43052, 43052]}
+    assert "the exam sets no seed" not in run.output
+
+
+def test_cli_says_which_seed_it_chose_for_unseeded_problems(tmp_path):
+    run = CliRunner().invoke(main, ["exam", "--problem", "4", "--epochs", "2", "--out", str(tmp_path)])
+    assert run.exit_code == 0 and "the exam sets no seed; nextchar uses 0" in run.output
+
+
+def test_cli_rejects_bad_problem_number(tmp_path):
+    run = CliRunner().invoke(main, ["exam", "--problem", "7"])
+    assert run.exit_code != 0 and "--problem" in run.output

@@ -82,5 +82,32 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
     sys.exit(0 if all(r.passed for r in reports) else 1)
 
 
+@main.command()
+@click.option("--claim", "claims", multiple=True, type=click.IntRange(1, 5),
+              help="Run only this claim (1-5); repeatable. Default: all five.")
+@click.option("--quick", is_flag=True, help="A small budget (seconds); the default budget is the one reported.")
+@click.option("--out", default="nextchar-claims", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the figures.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
+@threads_option
+def claims(claims, quick, out, json_path, threads) -> None:
+    """Run the exam's five true/false claims as experiments and print each verdict with its evidence."""
+    from .claims import run_claim
+    from .plots import save
+
+    _threads(threads)
+    results = {}
+    for number in sorted(claims) or range(1, 6):
+        result = run_claim(number, "quick" if quick else "full")
+        results[str(number)] = result.to_json()
+        click.echo(f"== Claim {number}: {result.statement}")
+        click.echo(f"verdict: {'TRUE' if result.verdict else 'FALSE'}")
+        click.echo(f"evidence: {result.explanation}")
+        for name, fig in result.figures.items():
+            click.echo(f"figure: {save(fig, Path(out) / f'claim{number}_{name}.png')}")
+        click.echo()
+    _write_json(json_path, {"claims": results})
+
+
 if __name__ == "__main__":
     main()

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from .cells import FAMILIES
+from .config import ENGINES, FORMULATIONS
 from .device import DEVICES
+from .training import OPTIMIZERS
 
 
 def _threads(n: int) -> None:
@@ -107,6 +111,129 @@ def claims(claims, quick, out, json_path, threads) -> None:
             click.echo(f"figure: {save(fig, Path(out) / f'claim{number}_{name}.png')}")
         click.echo()
     _write_json(json_path, {"claims": results})
+
+
+@main.command()
+@click.argument("text_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--corpus", type=click.Choice(["python-stdlib"]), default=None,
+              help="Train on a built-in corpus instead of TEXT_FILE: python-stdlib is the standard library's source.")
+@click.option("--corpus-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
+              help="Characters of the built-in corpus to use.")
+@click.option("--model", "formulation", default="lstm", show_default=True, type=click.Choice(FORMULATIONS),
+              help="Family and formulation: module (rnn/lstm/gru), loop over the built-in cell (-cell), "
+                   "or the hand-written cell (-scratch).")
+@click.option("--engine", default="autograd", show_default=True, type=click.Choice(ENGINES),
+              help="For -scratch models: autograd (step by step) or fused (compiled forward and backward).")
+@click.option("--hidden-size", default=256, show_default=True, type=click.IntRange(min=1), help="Hidden state width.")
+@click.option("--num-layers", default=1, show_default=True, type=click.IntRange(min=1), help="Stacked layers.")
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Dropout on each layer's output.")
+@click.option("--nonlinearity", default="tanh", show_default=True, type=click.Choice(["tanh", "relu"]),
+              help="The plain RNN's activation.")
+@click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(min=0),
+              help="Learned embedding size; 0 feeds one-hot vectors.")
+@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1), help="BPTT window length.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Parallel text streams.")
+@click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Passes over the text.")
+@click.option("--max-steps", default=None, type=click.IntRange(min=1), help="Stop after this many steps (overrides --epochs).")
+@click.option("--lr", default=2e-3, show_default=True, type=float, help="Learning rate.")
+@click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(list(OPTIMIZERS)), help="Optimizer.")
+@click.option("--clip", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Gradient-norm clipping; 0 disables.")
+@click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Share of the text (its end) held out for validation.")
+@click.option("--eval-every", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Steps between validation and checkpoints.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and dropout.")
+@click.option("--out", default="runs/nextchar", show_default=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoints, history, loss curve.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
+@click.option("--device", default="auto", show_default=True,
+              help=f"Where to compute: one of {DEVICES} (or cuda:N).")
+@threads_option
+def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,
+          embedding_dim, seq_len, batch_size, epochs, max_steps, lr, optimizer, clip, val_fraction, eval_every,
+          seed, out, resume, no_progress, device, threads) -> None:
+    """Train a character model on TEXT_FILE (any UTF-8 text) or a built-in --corpus."""
+    from .config import parse_formulation
+    from .data import load_corpus, read_text_file
+    from .trainer import TrainConfig, train as run_train
+
+    _threads(threads)
+    if (text_file is None) == (corpus is None):
+        raise click.UsageError("give either TEXT_FILE or --corpus, not both or neither")
+    with _clear_errors():
+        text = read_text_file(text_file) if text_file else load_corpus(corpus, corpus_bytes)
+        family, kind = parse_formulation(formulation)
+        model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
+                 "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None,
+                 "engine": engine}
+        config = TrainConfig(seq_len, batch_size, epochs, max_steps, lr, optimizer, clip or None, val_fraction,
+                             eval_every, seed, device)
+        result = run_train(text, model, config, out, resume=resume, progress=not no_progress)
+    if result.evals and result.evals[-1]["val_loss"] is not None:
+        click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
+                   f"run folder {out}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--prompt", default="\\n", show_default=True, help="Text to warm up on; \\n stands for a newline.")
+@click.option("--length", default=500, show_default=True, type=click.IntRange(min=0), help="Characters to generate.")
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Softmax temperature: lower is more conservative.")
+@click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample only among the k most likely.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely character.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
+@device_option
+@threads_option
+def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, device, threads) -> None:
+    """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time."""
+    from .checkpoint import load_checkpoint
+    from .device import resolve_device
+    from .generate import generate as run_generate
+
+    _threads(threads)
+    with _clear_errors():
+        ckpt = load_checkpoint(checkpoint)
+        model = ckpt.build_model(resolve_device(device))
+        text = run_generate(model, ckpt.vocab, prompt.replace("\\n", "\n"), length, temperature, top_k, greedy, seed)
+    click.echo(text)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--text", required=True, help="Text whose next-character probabilities to show.")
+@click.option("--top", default=3, show_default=True, type=click.IntRange(min=1), help="Guesses shown per position.")
+@click.option("--png", default="predict.png", show_default=True, type=click.Path(dir_okay=False),
+              help="Heatmap of the probabilities (the exam's picture).")
+@device_option
+def predict(checkpoint, text, top, png, device) -> None:
+    """Next-character probabilities at each position of --text, as a table and a heatmap."""
+    from .checkpoint import load_checkpoint
+    from .device import resolve_device
+    from .generate import format_predictions, predict as run_predict
+    from .plots import probability_heatmap, save
+
+    with _clear_errors():
+        ckpt = load_checkpoint(checkpoint)
+        model = ckpt.build_model(resolve_device(device))
+        probs = run_predict(model, ckpt.vocab, text)
+    click.echo(format_predictions(ckpt.vocab, text, probs, top))
+    fig = probability_heatmap(probs, ckpt.vocab.chars, f"next-character probabilities", rows=len(text),
+                              row_labels=list(text))
+    click.echo(f"heatmap: {save(fig, png)}")
+
+
+@contextmanager
+def _clear_errors():
+    """Library errors (bad input, checkpoints, non-finite loss) end the command with their message."""
+    from .training import NonFiniteLossError
+
+    try:
+        yield
+    except (ValueError, NonFiniteLossError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -115,4 +115,5 @@ def param_count(module: nn.Module) -> int:
 
 
 def perplexity(mean_loss: float) -> float:
-    return math.exp(min(mean_loss, 700.0))
+    """exp(loss in nats/char); inf once it would overflow."""
+    return math.exp(mean_loss) if mean_loss < 700 else math.inf

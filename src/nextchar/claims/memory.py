@@ -35,7 +35,7 @@ class MemoryBudget:
     hidden_size: int = 16
     lr: float = 0.01
     clip: float = 1.0
-    forget_bias: float = 3.0
+    forget_bias: float = 5.0
     """LSTM forget-gate bias for the task runs (PyTorch's default is 0); the gradient study reports 0, 1 and this."""
     eval_size: int = 1000
 

@@ -1,0 +1,75 @@
+"""Sampling text and next-character probabilities from a trained model.
+
+Generation warms up on the prompt in one pass, then carries the state one character at a time
+(as pytorch/examples' word_language_model/generate.py does), never re-feeding the context.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .model import CharModel
+from .vocab import Vocab
+
+
+def _prompt_indices(vocab: Vocab, text: str, what: str) -> Tensor:
+    if not text:
+        raise ValueError(f"{what}: the text must have at least one character")
+    missing = vocab.unknown(text)
+    if missing:
+        raise ValueError(f"{what}: characters {missing[:20]!r} are not in the model's vocabulary "
+                         f"({len(vocab)} characters)")
+    return vocab.encode(text)
+
+
+@torch.no_grad()
+def generate(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
+             top_k: int | None = None, greedy: bool = False, seed: int | None = None) -> str:
+    """``prompt`` followed by ``length`` sampled characters (argmax when ``greedy``)."""
+    if length < 0:
+        raise ValueError(f"generate: length must be >= 0, got {length}")
+    if not greedy and not temperature > 0:
+        raise ValueError(f"generate: temperature must be > 0, got {temperature}")
+    if top_k is not None and not 1 <= top_k:
+        raise ValueError(f"generate: top_k must be >= 1, got {top_k}")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    model.eval()
+    logits, state = model(_prompt_indices(vocab, prompt, "generate").to(device))  # (T, V)
+    last, out = logits[-1], []
+    for _ in range(length):
+        index = _choose(last, temperature, top_k, greedy, generator)
+        out.append(index)
+        logits, state = model(torch.tensor([index], device=device), state)
+        last = logits[-1]
+    return prompt + vocab.decode(out)
+
+
+def _choose(logits: Tensor, temperature: float, top_k: int | None, greedy: bool, generator: torch.Generator) -> int:
+    if greedy:
+        return int(logits.argmax())
+    logits = logits.double() / temperature
+    if top_k is not None and top_k < logits.numel():
+        cutoff = logits.topk(top_k).values[-1]
+        logits = logits.masked_fill(logits < cutoff, float("-inf"))
+    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+
+@torch.no_grad()
+def predict(model: CharModel, vocab: Vocab, text: str) -> Tensor:
+    """Next-character probabilities after each position of ``text``: (T, V), on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    logits, _ = model(_prompt_indices(vocab, text, "predict").to(device))
+    return logits.softmax(-1).cpu()
+
+
+def format_predictions(vocab: Vocab, text: str, probs: Tensor, top: int = 3) -> str:
+    """One line per position: the character read and the ``top`` most likely next characters."""
+    lines = []
+    values, indices = probs.topk(min(top, probs.shape[-1]), dim=-1)
+    for char, vals, idxs in zip(text, values.tolist(), indices.tolist()):
+        guesses = "  ".join(f"{vocab.chars[i]!r} {v:.3f}" for v, i in zip(vals, idxs))
+        lines.append(f"{char!r:>6} -> {guesses}")
+    return "\n".join(lines)

@@ -51,14 +51,17 @@ def main() -> None:
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Problems run in parallel processes (one torch thread each); results do not depend on it.")
+@click.option("--engine", default="autograd", show_default=True, type=click.Choice(ENGINES),
+              help="How problems 3 and 6 run the hand-written cell: autograd (the exam's step-by-step loop, "
+                   "bit-equal to problems 2 and 5) or fused (compiled forward and backward, equal to round-off).")
 @device_option
 @threads_option
-def exam(problems, seed, epochs, out, json_path, jobs, device, threads) -> None:
+def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) -> None:
     """Reproduce the exam's problems 1-6 by its exact protocol, with exactness checks."""
     from .exam_report import run_and_report
 
     _threads(threads)
-    ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device)
+    ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine)
     sys.exit(0 if ok else 1)
 
 

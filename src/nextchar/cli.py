@@ -228,6 +228,24 @@ def predict(checkpoint, text, top, png, device) -> None:
     click.echo(f"heatmap: {save(fig, png)}")
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="A small budget that finishes in about a minute.")
+@click.option("--family", "families", multiple=True, type=click.Choice(FAMILIES),
+              help="Family to time; repeatable. Default: rnn, lstm and gru.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help='Write {"records": [...]} with one record per (workload, family, engine).')
+@threads_option
+def bench(quick, families, json_path, threads) -> None:
+    """Time every engine side by side (ms per epoch) and report each one's ratio to torch's module."""
+    from .benchmark import format_table, run_bench, write_json
+
+    result = run_bench(quick, tuple(families) or FAMILIES, threads, log=lambda line: click.echo(line, err=True))
+    click.echo(format_table(result))
+    if json_path:
+        write_json(result, json_path)
+        click.echo(f"wrote {json_path}")
+
+
 @contextmanager
 def _clear_errors():
     """Library errors (bad input, checkpoints, non-finite loss) end the command with their message."""

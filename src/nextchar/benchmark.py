@@ -1,0 +1,139 @@
+"""``nextchar bench``: engines side by side in one run, as ratios to torch's own module.
+
+ms/epoch is forward + backward + optimizer step, the median over timed epochs after warm-up; the
+fused engine's numba compile time is measured apart (cold: empty cache; warm: cache filled), each in
+a fresh process. Absolute times on a shared machine are noisy; ratios within one run are the result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .cells import FAMILIES
+from .config import ModelConfig
+from .model import CharModel
+from .training import fit
+from .vocab import exam_data
+
+ENGINES = ("module", "cell", "scratch", "fused")
+EXAM_HIDDEN = {"rnn": 8, "lstm": 4, "gru": 8}  # the exam's nn.RNN(7, 8) and nn.LSTM(7, 4); GRU like the RNN
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    batch_size: int
+    seq_len: int
+    hidden_size: int
+    vocab_size: int
+
+
+WINDOWS = (Workload("streams-32x128-h64", 32, 128, 64, 100), Workload("streams-64x128-h256", 64, 128, 256, 100))
+
+
+def _config(family: str, engine: str, vocab_size: int, hidden_size: int) -> ModelConfig:
+    kind = "scratch" if engine in ("scratch", "fused") else engine
+    return ModelConfig(vocab_size, family, kind, hidden_size, engine="fused" if engine == "fused" else "autograd")
+
+
+def time_exam(family: str, engine: str, epochs: int, warmup: int = 2) -> float:
+    """Median ms per epoch of the exam's protocol (999 steps, Adam lr 0.1) for one engine."""
+    _, x, y = exam_data()
+    torch.manual_seed(0)
+    model = CharModel(_config(family, engine, 7, EXAM_HIDDEN[family]))
+    stamps = [time.perf_counter()]
+    fit(model, x, y, epochs=warmup + epochs, lr=0.1, callback=lambda *_: stamps.append(time.perf_counter()))
+    durations = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    return 1000 * statistics.median(durations)
+
+
+def time_windows(family: str, engine: str, work: Workload, steps: int, warmup: int = 1) -> float:
+    """Median ms per training step of ``work`` (one window of B streams, state carried, Adam)."""
+    torch.manual_seed(0)
+    model = CharModel(_config(family, engine, work.vocab_size, work.hidden_size))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    data = torch.randint(0, work.vocab_size, (work.seq_len + 1, work.batch_size))
+    state, durations = None, []
+    for _ in range(warmup + steps):
+        start = time.perf_counter()
+        logits, state = model(data[:-1], state)
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        loss = F.cross_entropy(logits.flatten(0, 1), data[1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        durations.append(time.perf_counter() - start)
+    return 1000 * statistics.median(durations[warmup:])
+
+
+_COMPILE_SNIPPET = (
+    "import time, torch; t = time.perf_counter()\n"
+    "from nextchar.bench_compile import first_calls; first_calls()\n"
+    "print(time.perf_counter() - t)\n"
+)
+
+
+def compile_seconds(cold: bool) -> float:
+    """Seconds for a fresh process to import the fused engine and make its first calls (all kernels)."""
+    env = dict(os.environ)
+    if cold:
+        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="nextchar-numba-")
+    out = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env, check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads: int = 1, log=print) -> dict:
+    torch.set_num_threads(threads)
+    exam_epochs = 3 if quick else 10
+    records = []
+
+    def add(workload: str, family: str, engine: str, hidden: int, ms: float) -> None:
+        records.append({"workload": workload, "family": family, "engine": engine, "hidden_size": hidden,
+                        "ms_per_epoch": ms})
+        log(f"{workload:22s} {family:5s} {engine:8s} {ms:10.3f} ms")
+
+    for family in families:
+        for engine in ENGINES:
+            epochs = exam_epochs * (20 if engine == "fused" else 1)
+            add("exam", family, engine, EXAM_HIDDEN[family], time_exam(family, engine, epochs))
+    for work in WINDOWS:
+        big = work.hidden_size > 64
+        for family in families:
+            for engine in ENGINES:
+                if quick and big and engine in ("cell", "scratch"):
+                    continue  # the step-by-step loops at hidden 256 take seconds per step
+                steps = 2 if quick or engine in ("cell", "scratch") else 5
+                add(work.name, family, engine, work.hidden_size, time_windows(family, engine, work, steps))
+    module_ms = {(r["workload"], r["family"]): r["ms_per_epoch"] for r in records if r["engine"] == "module"}
+    for r in records:
+        r["speedup_vs_module"] = module_ms[(r["workload"], r["family"])] / r["ms_per_epoch"]
+    compile_info = {"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
+    return {"records": records, "compile": compile_info, "threads": threads, "quick": quick,
+            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "workloads": {"exam": "999 steps, batch 1, one-hot V=7, Adam lr 0.1", **{w.name: asdict(w) for w in WINDOWS}}}
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{'workload':22s} {'family':6s} {'engine':8s} {'hidden':>6s} {'ms/epoch':>10s} {'vs module':>10s}"]
+    for r in result["records"]:
+        lines.append(f"{r['workload']:22s} {r['family']:6s} {r['engine']:8s} {r['hidden_size']:6d} "
+                     f"{r['ms_per_epoch']:10.3f} {r['speedup_vs_module']:9.1f}x")
+    c = result["compile"]
+    lines.append(f"fused engine first calls: cold compile {c['cold_s']:.2f} s, warm cache {c['warm_cache_s']:.2f} s "
+                 f"(torch threads: {result['threads']})")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str) -> None:
+    with open(path, "w") as handle:
+        json.dump(result, handle, indent=2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from nextchar.bench_compile import KERNELS, kernel_example_args
 from nextchar.config import ModelConfig
 from nextchar.exam import run_problem
 from nextchar.fused import kernels
@@ -87,30 +88,11 @@ def test_fused_engine_refuses_what_it_does_not_support():
         ModelConfig(6, "rnn", "module", engine="fused")
 
 
-def _kernel_args(name, dtype):
-    T, B, H = 3, 2, 4
-    rng = np.random.default_rng(0)
-    r = lambda *shape: rng.random(shape).astype(dtype)  # noqa: E731
-    one, z = dtype(1), lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-    return {
-        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, z(T, B, H)),
-        "rnn_backward": (r(T, B, H), r(B, H), r(T, B, H), r(H, H), False, one, z(T, B, H)),
-        "lstm_forward": (r(T, B, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H), one, z(T, B, H), z(T, B, H),
-                         z(T, B, 4 * H)),
-        "lstm_backward": (r(T, B, H), r(B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(4 * H, H), one,
-                          z(T, B, 4 * H)),
-        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, z(T, B, H), z(T, B, 4 * H)),
-        "gru_backward": (r(T, B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(3 * H, H), one,
-                         z(T, B, 3 * H), z(T, B, 3 * H)),
-    }[name]
-
-
-@pytest.mark.parametrize("name", ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-                                  "gru_backward"])
+@pytest.mark.parametrize("name", KERNELS)
 def test_float32_kernels_do_no_float64_arithmetic(name):
     """A float64 literal would silently promote a float32 kernel: its machine code would show double math."""
     kernel = numba.njit(getattr(kernels, name).py_func)  # uncached, so its LLVM IR can be read
-    kernel(*_kernel_args(name, np.float32))
+    kernel(*kernel_example_args(name, np.float32))
     (ir,) = kernel.inspect_llvm().values()
     assert re.findall(r"\b(?:fadd|fsub|fmul|fdiv)(?: \w+)* float\b", ir)
     assert not re.findall(r"\b(?:fadd|fsub|fmul|fdiv)(?: \w+)* double\b", ir)

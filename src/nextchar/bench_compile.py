@@ -1,19 +1,47 @@
-"""First calls of every fused kernel, for the benchmark's compile-time measurement."""
+"""First calls of every fused kernel on tiny arrays: what a fresh process pays to compile or load them."""
 from __future__ import annotations
 
-import torch
+import numpy as np
 
-from .config import ModelConfig
-from .model import CharModel
-from .training import fit
-from .vocab import exam_data
+KERNELS = ("rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward")
+
+
+def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: int = 4) -> tuple:
+    """Arguments of the right shapes and dtype for kernels.<name>."""
+    rng = np.random.default_rng(0)
+
+    def r(*shape):
+        return rng.random(shape).astype(dtype)
+
+    def z(*shape):
+        return np.zeros(shape, dtype)
+
+    one = dtype(1)
+    return {
+        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, z(T, B, H)),
+        "rnn_backward": (r(T, B, H), r(B, H), r(T, B, H), r(H, H), False, one, z(T, B, H)),
+        "lstm_forward": (r(T, B, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H), one, z(T, B, H), z(T, B, H),
+                         z(T, B, 4 * H)),
+        "lstm_backward": (r(T, B, H), r(B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(4 * H, H), one,
+                          z(T, B, 4 * H)),
+        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, z(T, B, H), z(T, B, 4 * H)),
+        "gru_backward": (r(T, B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(3 * H, H), one,
+                         z(T, B, 3 * H), z(T, B, 3 * H)),
+    }[name]
 
 
 def first_calls() -> None:
-    """Run each family through the fused autograd path and the compiled epoch once (float32)."""
-    _, x, y = exam_data()
-    for family in ("rnn", "lstm", "gru"):
-        model = CharModel(ModelConfig(7, family, "scratch", 4, engine="fused"))
-        logits, _ = model(torch.zeros(3, 2, dtype=torch.long))
-        logits.sum().backward()
-        fit(model, x[:5], y[:5], epochs=1)
+    """Call every recurrence kernel and the compiled-epoch helpers once, in float32 and float64."""
+    from . import fused  # noqa: F401  (imported here so the caller can time the import apart)
+    from .fused import full_step, kernels
+
+    for dtype in (np.float32, np.float64):
+        for name in KERNELS:
+            getattr(kernels, name)(*kernel_example_args(name, dtype))
+        x, w, b = np.ones((3, 2), dtype), np.ones((4, 2), dtype), np.ones(4, dtype)
+        out = np.empty((3, 4), dtype)
+        full_step.linear_forward(x, w, b, out)
+        full_step.linear_backward(x, out, np.empty_like(w), np.empty_like(b))
+        full_step.linear_input_grad(out, w, np.empty_like(x))
+        full_step.softmax_cross_entropy(out, out, dtype(1 / 3), np.empty_like(out), np.empty_like(out))
+        full_step.adam_update(w, w.copy(), w.copy(), w.copy(), *full_step.adam_scalars(1, 0.1, dtype))

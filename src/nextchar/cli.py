@@ -28,7 +28,7 @@ def _write_json(path: str | None, payload: dict) -> None:
         click.echo(f"wrote {path}")
 
 
-device_option = click.option("--device", default="cpu", show_default=True,
+device_option = click.option("--device", default="auto", show_default=True,
                              help=f"Where to compute: one of {DEVICES} (or cuda:N); auto picks cuda when present.")
 threads_option = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
                               help="torch CPU threads; small models run fastest on one.")
@@ -96,8 +96,9 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
 @click.option("--out", default="nextchar-claims", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the figures.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
+@device_option
 @threads_option
-def claims(claims, quick, out, json_path, threads) -> None:
+def claims(claims, quick, out, json_path, device, threads) -> None:
     """Run the exam's five true/false claims as experiments and print each verdict with its evidence."""
     from .claims import run_claim
     from .plots import save
@@ -105,7 +106,8 @@ def claims(claims, quick, out, json_path, threads) -> None:
     _threads(threads)
     results = {}
     for number in sorted(claims) or range(1, 6):
-        result = run_claim(number, "quick" if quick else "full")
+        with _clear_errors():
+            result = run_claim(number, "quick" if quick else "full", device)
         results[str(number)] = result.to_json()
         click.echo(f"== Claim {number}: {result.statement}")
         click.echo(f"verdict: {'TRUE' if result.verdict else 'FALSE'}")
@@ -171,9 +173,14 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
         model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
                  "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None,
                  "engine": engine}
+        if engine == "fused" and device == "auto":
+            device = "cpu"  # the fused engine's kernels run on the CPU
         config = TrainConfig(seq_len, batch_size, epochs, max_steps, lr, optimizer, clip or None, val_fraction,
                              eval_every, seed, device)
-        result = run_train(text, model, config, out, resume=resume, progress=not no_progress)
+        try:
+            result = run_train(text, model, config, out, resume=resume, progress=not no_progress)
+        finally:
+            _leave_process_group()
     if result.evals and result.evals[-1]["val_loss"] is not None:
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
                    f"run folder {out}")
@@ -244,6 +251,14 @@ def bench(quick, families, json_path, threads) -> None:
     if json_path:
         write_json(result, json_path)
         click.echo(f"wrote {json_path}")
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group train() joined, so every rank exits cleanly."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextmanager

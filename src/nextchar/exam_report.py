@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .device import resolve_device
 from .exam import PROBLEMS, ExamResult, ProblemResult, run_exam
 from .plots import probability_heatmap, save
 from .vocab import EXAM_MAPPING
@@ -47,6 +48,9 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine=
     numbers = problems or sorted(PROBLEMS)
     seeds = {n: seed for n in numbers} if seed is not None else None
     start = time.perf_counter()
+    if engine == "fused" and device == "auto":
+        device = "cpu"  # the fused engine's kernels run on the CPU
+    device = str(resolve_device(device))
     exam = run_exam(numbers, seeds, epochs, device, jobs if device == "cpu" else 1, engine)
     labels = list(EXAM_MAPPING)
     for result in exam.results.values():

@@ -11,13 +11,14 @@ from ..vocab import exam_data
 from .result import ClaimResult
 
 
-def claim_cross_entropy_only(epochs: int = 150, seed: int = 0, lr: float = 0.1) -> ClaimResult:
+def claim_cross_entropy_only(epochs: int = 150, seed: int = 0, lr: float = 0.1, device: str = "cpu") -> ClaimResult:
     """Train the exam's nn.RNN(7, 8) on hi?hello!! with cross-entropy and with MSE(softmax, one-hot)."""
     _, x, y = exam_data()
     runs = {}
     for loss in ("cross_entropy", "mse"):
         torch.manual_seed(seed)  # same initial weights for both losses
-        runs[loss] = fit(CharModel(ModelConfig(7, "rnn", "module", 8)), x, y, epochs=epochs, lr=lr, loss=loss)
+        runs[loss] = fit(CharModel(ModelConfig(7, "rnn", "module", 8)), x, y, epochs=epochs, lr=lr, loss=loss,
+                        device=device)
     acc = {loss: r.history[-1]["accuracy"] for loss, r in runs.items()}
     learns = acc["mse"] >= acc["cross_entropy"] - 0.01 and acc["mse"] > 0.9
     figure = loss_curves({loss: ([h["epoch"] for h in r.history], [h["loss"] for h in r.history])

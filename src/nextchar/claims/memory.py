@@ -69,38 +69,40 @@ def set_forget_bias(model: CharModel, value: float) -> None:
 def gradient_ratios(model: CharModel, ks: tuple[int, ...], seed: int, batch_size: int = 64) -> dict[int, float]:
     """Median over sequences of ‖∂(v·h_T)/∂x_{T-k}‖ / ‖∂(v·h_T)/∂x_T‖ for each k, on random one-hot inputs."""
     generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
     steps = max(ks) + 1
     idx = torch.randint(0, VOCAB, (steps, batch_size), generator=generator)
-    x = F.one_hot(idx, VOCAB).float().requires_grad_(True)  # (T, B, V)
+    x = F.one_hot(idx, VOCAB).float().to(device).requires_grad_(True)  # (T, B, V)
     output, _ = model.core(x)  # (T, B, H)
-    v = torch.randn(output.shape[-1], generator=generator)
+    v = torch.randn(output.shape[-1], generator=generator).to(device)
     (output[-1] * v).sum().backward()
     norms = x.grad.norm(dim=-1)  # (T, B)
     last = norms[-1].clamp_min(1e-30)
     return {k: (norms[-1 - k] / last).median().item() for k in ks}
 
 
-def train_memory(family: str, k: int, seed: int, budget: MemoryBudget) -> tuple[CharModel, float, float]:
+def train_memory(family: str, k: int, seed: int, budget: MemoryBudget,
+                 device: str | torch.device = "cpu") -> tuple[CharModel, float, float]:
     """Train on the k-gap task; returns the model, its held-out accuracy and its last training loss."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(10_000 + seed)
-    model = new_model(family, budget.hidden_size, budget.forget_bias)
+    model = new_model(family, budget.hidden_size, budget.forget_bias).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=budget.lr)
     for _ in range(budget.steps):
-        x, target = memory_batch(k, budget.batch_size, generator)
+        x, target = (t.to(device) for t in memory_batch(k, budget.batch_size, generator))
         logits, _ = model(x)
         loss = F.cross_entropy(logits[-1], target)  # only the last step is asked
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), budget.clip)
         opt.step()
-    x, target = memory_batch(k, budget.eval_size, torch.Generator().manual_seed(99))
+    x, target = (t.to(device) for t in memory_batch(k, budget.eval_size, torch.Generator().manual_seed(99)))
     with torch.no_grad():
         accuracy = (model(x)[0][-1].argmax(-1) == target).float().mean().item()
     return model, accuracy, loss.item()
 
 
-def _gradient_study(budget: MemoryBudget) -> dict[str, dict[int, float]]:
+def _gradient_study(budget: MemoryBudget, device: str | torch.device) -> dict[str, dict[int, float]]:
     """At init: rnn, gru, lstm with forget bias 0 (PyTorch's default), 1, and the task's value."""
     variants = {"rnn": ("rnn", None), "gru": ("gru", None), "lstm (forget bias 0)": ("lstm", 0.0),
                 "lstm (forget bias 1)": ("lstm", 1.0), f"lstm (forget bias {budget.forget_bias:g})":
@@ -110,20 +112,21 @@ def _gradient_study(budget: MemoryBudget) -> dict[str, dict[int, float]]:
         per_seed = []
         for seed in budget.seeds:
             torch.manual_seed(seed)
-            per_seed.append(gradient_ratios(new_model(family, budget.hidden_size, bias), budget.gradient_ks, seed))
+            model = new_model(family, budget.hidden_size, bias).to(device)
+            per_seed.append(gradient_ratios(model, budget.gradient_ks, seed))
         study[name] = {k: statistics.median(r[k] for r in per_seed) for k in budget.gradient_ks}
     return study
 
 
-def claim_long_term_memory(budget: MemoryBudget | None = None) -> ClaimResult:
+def claim_long_term_memory(budget: MemoryBudget | None = None, device: str | torch.device = "cpu") -> ClaimResult:
     budget = budget or MemoryBudget()
-    at_init = _gradient_study(budget)
+    at_init = _gradient_study(budget, device)
     runs, trained = [], {}
     longest = max(budget.task_ks)
     for family in FAMILIES:
         for k in budget.task_ks:
             for seed in budget.seeds:
-                model, accuracy, loss = train_memory(family, k, seed, budget)
+                model, accuracy, loss = train_memory(family, k, seed, budget, device)
                 runs.append({"family": family, "k": k, "seed": seed, "accuracy": accuracy, "final_loss": loss})
                 if k == longest and seed == budget.seeds[0]:
                     trained[family] = gradient_ratios(model, budget.gradient_ks, seed)

@@ -33,23 +33,23 @@ def memoryless_ceiling(text: str) -> tuple[float, dict[str, dict[str, int]]]:
     return best / (len(text) - 1), {ch: dict(c) for ch, c in followers.items()}
 
 
-def _train(model: nn.Module, text: str, vocab: Vocab, epochs: int) -> float:
+def _train(model: nn.Module, text: str, vocab: Vocab, epochs: int, device: str) -> float:
     x, y = next_char_pairs(text, vocab)
-    return fit(model, x, y, epochs=epochs, lr=0.1).history[-1]["accuracy"]
+    return fit(model, x, y, epochs=epochs, lr=0.1, device=device).history[-1]["accuracy"]
 
 
-def claim_needs_recurrence(epochs: int = 200, seed: int = 0) -> ClaimResult:
+def claim_needs_recurrence(epochs: int = 200, seed: int = 0, device: str = "cpu") -> ClaimResult:
     abcd = "abcd" * 50
     abcd_vocab = Vocab.from_text(abcd)
     torch.manual_seed(seed)
-    abcd_acc = _train(Memoryless(len(abcd_vocab)), abcd, abcd_vocab, epochs)
+    abcd_acc = _train(Memoryless(len(abcd_vocab)), abcd, abcd_vocab, epochs, device)
 
     exam_vocab = Vocab.from_mapping(EXAM_MAPPING)
     ceiling, followers = memoryless_ceiling(EXAM_TEXT)
     torch.manual_seed(seed)
-    flat_acc = _train(Memoryless(len(exam_vocab)), EXAM_TEXT, exam_vocab, epochs)
+    flat_acc = _train(Memoryless(len(exam_vocab)), EXAM_TEXT, exam_vocab, epochs, device)
     torch.manual_seed(seed)
-    rnn_acc = _train(CharModel(ModelConfig(len(exam_vocab), "lstm", "module", 4)), EXAM_TEXT, exam_vocab, epochs)
+    rnn_acc = _train(CharModel(ModelConfig(len(exam_vocab), "lstm", "module", 4)), EXAM_TEXT, exam_vocab, epochs, device)
     ambiguous = {c: f for c, f in followers.items() if len(f) > 1}
     verdict = abcd_acc < 1.0
     return ClaimResult(

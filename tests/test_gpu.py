@@ -1,0 +1,63 @@
+"""The CUDA path end to end: exam, verify, train, generate, claims. Skipped without CUDA (CI has none)."""
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nextchar.checkpoint import load_checkpoint
+from nextchar.cli import main
+from nextchar.exam import run_exam
+from nextchar.generate import generate
+from nextchar.trainer import TrainConfig, train
+from nextchar.verify import verify_family
+
+from .conftest import requires_cuda
+from .test_trainer import FIXTURE, SMALL
+
+pytestmark = [pytest.mark.gpu, requires_cuda]
+
+
+def test_exam_tables_on_cuda_equal_cpu_to_3_decimals():
+    cpu = run_exam([2, 3, 5, 6], device="cpu", jobs=2)
+    cuda = run_exam([2, 3, 5, 6], device="cuda")
+    for number in (2, 3, 5, 6):
+        assert cuda.results[number].probs_head == cpu.results[number].probs_head, number
+    for check in cuda.checks().values():
+        assert check["tables_identical"]
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+def test_verify_on_cuda(family):
+    assert verify_family(family, epochs=5, device="cuda").passed
+
+
+def test_train_on_cuda_then_load_and_generate_on_cpu(tmp_path):
+    text = FIXTURE.read_text()
+    result = train(text, SMALL, TrainConfig(seq_len=16, batch_size=4, max_steps=20, eval_every=10, device="cuda"),
+                   tmp_path, progress=False)
+    assert next(result.model.parameters()).is_cuda
+    ckpt = load_checkpoint(tmp_path / "best.safetensors")
+    cpu_model = ckpt.build_model("cpu")
+    assert generate(cpu_model, ckpt.vocab, "def ", 30, greedy=True) == generate(result.model, result.vocab, "def ", 30,
+                                                                                  greedy=True)
+    resumed = train(text, SMALL, TrainConfig(seq_len=16, batch_size=4, max_steps=24, eval_every=10, device="cuda"),
+                    tmp_path, resume=True, progress=False)
+    assert len(resumed.step_losses) == 24
+
+
+def test_cli_generate_and_claims_on_cuda(tmp_path):
+    train(FIXTURE.read_text(), SMALL, TrainConfig(seq_len=16, batch_size=4, max_steps=4, device="cuda"), tmp_path,
+          progress=False)
+    gen = CliRunner().invoke(main, ["generate", str(tmp_path / "last.safetensors"), "--device", "cuda", "--length", "10"])
+    assert gen.exit_code == 0, gen.output
+    claims = CliRunner().invoke(main, ["claims", "--claim", "4", "--claim", "5", "--quick", "--device", "cuda",
+                                       "--out", str(tmp_path)])
+    assert claims.exit_code == 0 and claims.output.count("verdict: FALSE") == 2, claims.output
+
+
+def test_fused_engine_on_cuda_is_a_clear_error():
+    from nextchar.config import ModelConfig
+    from nextchar.model import CharModel
+
+    model = CharModel(ModelConfig(5, "lstm", "scratch", 4, engine="fused")).cuda()
+    with pytest.raises(ValueError, match="CPU only"):
+        model(torch.zeros(3, dtype=torch.long, device="cuda"))

@@ -28,6 +28,11 @@ def _one(t: Tensor):
     return np.dtype(str(t.dtype).removeprefix("torch.")).type(1)
 
 
+def _fast_exp(t: Tensor) -> bool:
+    """The vectorizable expf is float32-accurate; float64 keeps libm's exp."""
+    return t.dtype == torch.float32
+
+
 def _hidden_weight_grads(dgh: Tensor, hs: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
     """dW_hh = Σ_t dgh_t^T h_{t-1}, db_hh = Σ_t Σ_b dgh_t: one matmul over all steps (G, H), (G,)."""
     h_prev = torch.cat([h0[None], hs[:-1]])  # (T, B, H)
@@ -56,18 +61,18 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor, c0: Tensor):
         hs = torch.empty(gi.shape[:2] + h0.shape[-1:], dtype=gi.dtype)
-        cs, gates = torch.empty_like(hs), torch.empty_like(gi)
-        kernels.lstm_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _np(c0), _one(gi),
-                             hs.numpy(), cs.numpy(), gates.numpy())
-        ctx.save_for_backward(hs, cs, gates, h0, c0, w_hh)
+        cs, tanh_cs, gates = torch.empty_like(hs), torch.empty_like(hs), torch.empty_like(gi)
+        kernels.lstm_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _np(c0), _one(gi), _fast_exp(gi),
+                             hs.numpy(), cs.numpy(), tanh_cs.numpy(), gates.numpy())
+        ctx.save_for_backward(hs, cs, tanh_cs, gates, h0, c0, w_hh)
         return hs, hs[-1].clone(), cs[-1].clone()
 
     @staticmethod
     def backward(ctx, dhs: Tensor, dh_last: Tensor, dc_last: Tensor):
-        hs, cs, gates, h0, c0, w_hh = ctx.saved_tensors
+        hs, cs, tanh_cs, gates, h0, c0, w_hh = ctx.saved_tensors
         dgh = torch.empty_like(gates)
-        dh0, dc0 = kernels.lstm_backward(_np(dhs), _np(dh_last), _np(dc_last), cs.numpy(), _np(c0), gates.numpy(),
-                                         _np(w_hh), _one(hs), dgh.numpy())
+        dh0, dc0 = kernels.lstm_backward(_np(dhs), _np(dh_last), _np(dc_last), cs.numpy(), tanh_cs.numpy(), _np(c0),
+                                         gates.numpy(), _np(w_hh), _one(hs), dgh.numpy())
         dw, db = _hidden_weight_grads(dgh, hs, h0)
         return dgh, dw, db, torch.from_numpy(dh0), torch.from_numpy(dc0)
 

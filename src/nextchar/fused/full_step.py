@@ -131,12 +131,14 @@ def fused_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list
     logits, probs, dlogits = (np.empty((T, targets.shape[1]), dtype) for _ in range(3))
     dhs, dgh, dgi = np.empty((T, 1, H), dtype), np.empty((T, 1, G), dtype), np.empty((T, 1, G), dtype)
     h0 = np.zeros((1, H), dtype)
-    cs, gates = np.empty((T, 1, H), dtype), np.empty((T, 1, 4 * H if family != "rnn" else H), dtype)
+    cs, tanh_cs = np.empty((T, 1, H), dtype), np.empty((T, 1, H), dtype)
+    gates = np.empty((T, 1, 4 * H if family != "rnn" else H), dtype)
+    fast_exp = dtype is np.float32
     for epoch in range(1, epochs + 1):
         linear_forward(xs, w_ih, b_ih, gi.reshape(T, G))
         w_hh_t = np.ascontiguousarray(w_hh.T)
         if family == "lstm":
-            kernels.lstm_forward(gi, w_hh_t, b_hh, h0, h0, one, hs, cs, gates)
+            kernels.lstm_forward(gi, w_hh_t, b_hh, h0, h0, one, fast_exp, hs, cs, tanh_cs, gates)
         elif family == "gru":
             kernels.gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates)
         else:
@@ -151,7 +153,7 @@ def fused_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list
         linear_input_grad(dlogits, w_out, dhs.reshape(T, H))
         zeros = np.zeros((1, H), dtype)
         if family == "lstm":
-            kernels.lstm_backward(dhs, zeros, zeros, cs, h0, gates, w_hh, one, dgh)
+            kernels.lstm_backward(dhs, zeros, zeros, cs, tanh_cs, h0, gates, w_hh, one, dgh)
             dgi[:] = dgh
         elif family == "gru":
             kernels.gru_backward(dhs, zeros, hs, h0, gates, w_hh, one, dgi, dgh)

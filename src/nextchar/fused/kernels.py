@@ -50,6 +50,36 @@ def tanh(x, one):
     return t if x >= x - x else -t
 
 
+# Cephes' expf, written so LLVM can vectorize it (libm's expf is a scalar call): exp x = 2^m p(r), with
+# m = round(x log2 e) and |r| <= ln2 / 2; 2^m is built from its exponent bits. Float32 only (≈1 ulp).
+EXP_MAX, EXP_MIN = np.float32(88.3762626647949), np.float32(-88.3762626647949)
+LOG2E, HALF = np.float32(1.44269504088896341), np.float32(0.5)
+LN2_HI, LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
+P0, P1, P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+P3, P4, P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+
+
+@njit(cache=True)
+def exp_inplace(x, bits, fast):
+    """x[k] = exp(x[k]) over a flat buffer; ``fast`` (float32 only) uses the vectorizable expf above,
+    else libm's exp. ``bits``: int32 scratch of x's size."""
+    n = x.size
+    if not fast:
+        for k in range(n):
+            x[k] = np.exp(x[k])
+        return
+    for k in range(n):
+        v = min(max(x[k], EXP_MIN), EXP_MAX)
+        m = np.floor(v * LOG2E + HALF)
+        r = v - m * LN2_HI - m * LN2_LO
+        p = (((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5) * (r * r) + r
+        x[k] = p + (HALF + HALF)
+        bits[k] = (np.int32(m) + 127) << 23
+    scale = bits.view(np.float32)
+    for k in range(n):
+        x[k] *= scale[k]
+
+
 # ---- RNN: h_t = act(gi_t + W_hh h_{t-1} + b_hh), act = tanh or relu ----
 
 @njit(cache=True)
@@ -89,28 +119,44 @@ def rnn_backward(dhs, dh_last, hs, w_hh, relu, one, dgh):
 # ---- LSTM: i,f,g,o = σ,σ,tanh,σ(gi + W_hh h + b_hh);  c' = f c + i g;  h' = o tanh(c') ----
 
 @njit(cache=True)
-def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, hs, cs, gates):
-    """Writes hs, cs (T, B, H) and gates (T, B, 4H): the activated i, f, g, o, for the backward pass."""
+def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, fast_exp, hs, cs, tanh_cs, gates):
+    """Writes hs, cs, tanh_cs (T, B, H) and gates (T, B, 4H): the activated i, f, g, o, for the backward.
+
+    All five nonlinearities come from exponentials taken in two batched passes per step:
+    σ(a) = 1 / (1 + e^{-a}) for i, f, o and tanh(a) = 2 σ(2a) - 1 for g and for c'."""
     T, B, H = hs.shape
-    gh = np.empty((B, 4 * H), gi.dtype)
+    G = 4 * H
+    gh = np.empty((B, G), gi.dtype)
+    e_gates, e_cell = np.empty(B * G, gi.dtype), np.empty(B * H, gi.dtype)
+    bits_gates, bits_cell = np.empty(B * G, np.int32), np.empty(B * H, np.int32)
+    two = one + one
     h, c = h0.copy(), c0.copy()
     for t in range(T):
-        matmul_into(h, w_hh_t, gh)  # (B, 4H)
+        matmul_into(h, w_hh_t, gh)  # (B, 4H) = h_{t-1} W_hh^T
+        for b in range(B):
+            for g in range(G):
+                a = gi[t, b, g] + (gh[b, g] + b_hh[g])
+                e_gates[b * G + g] = -(a + a) if 2 * H <= g < 3 * H else -a
+        exp_inplace(e_gates, bits_gates, fast_exp)
         for b in range(B):
             for j in range(H):
-                i = sigmoid(gi[t, b, j] + (gh[b, j] + b_hh[j]), one)
-                f = sigmoid(gi[t, b, H + j] + (gh[b, H + j] + b_hh[H + j]), one)
-                g = tanh(gi[t, b, 2 * H + j] + (gh[b, 2 * H + j] + b_hh[2 * H + j]), one)
-                o = sigmoid(gi[t, b, 3 * H + j] + (gh[b, 3 * H + j] + b_hh[3 * H + j]), one)
-                c[b, j] = f * c[b, j] + i * g
-                h[b, j] = o * tanh(c[b, j], one)
+                i = one / (one + e_gates[b * G + j])
+                f = one / (one + e_gates[b * G + H + j])
+                g = two / (one + e_gates[b * G + 2 * H + j]) - one
+                o = one / (one + e_gates[b * G + 3 * H + j])
+                c[b, j] = f * c[b, j] + i * g  # c' = f c + i g
+                e_cell[b * H + j] = -(c[b, j] + c[b, j])
                 gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
-        hs[t] = h
-        cs[t] = c
+        exp_inplace(e_cell, bits_cell, fast_exp)
+        for b in range(B):
+            for j in range(H):
+                tanh_c = two / (one + e_cell[b * H + j]) - one
+                h[b, j] = gates[t, b, 3 * H + j] * tanh_c  # h' = o tanh(c')
+                hs[t, b, j], cs[t, b, j], tanh_cs[t, b, j] = h[b, j], c[b, j], tanh_c
 
 
 @njit(cache=True)
-def lstm_backward(dhs, dh_last, dc_last, cs, c0, gates, w_hh, one, dgh):
+def lstm_backward(dhs, dh_last, dc_last, cs, tanh_cs, c0, gates, w_hh, one, dgh):
     """Writes dgh (T, B, 4H) = ∂L/∂(gate pre-activations) (= ∂L/∂gi_t); returns ∂L/∂h_0, ∂L/∂c_0."""
     T, B, H = cs.shape
     dh_next, dc_next = dh_last.copy(), dc_last.copy()
@@ -120,7 +166,7 @@ def lstm_backward(dhs, dh_last, dc_last, cs, c0, gates, w_hh, one, dgh):
             for j in range(H):
                 i, f, g, o = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
                 dh = dhs[t, b, j] + dh_next[b, j]
-                tanh_c = tanh(cs[t, b, j], one)
+                tanh_c = tanh_cs[t, b, j]
                 dc = dc_next[b, j] + dh * o * (one - tanh_c * tanh_c)  # h = o tanh(c)
                 dgh[t, b, j] = dc * g * i * (one - i)  # σ' = σ (1 - σ)
                 dgh[t, b, H + j] = dc * c_prev[b, j] * f * (one - f)

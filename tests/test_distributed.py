@@ -42,6 +42,7 @@ def test_two_processes_match_one_with_the_same_global_batch(runs):
 def test_only_rank_zero_prints_and_writes_one_checkpoint(runs):
     root, _, double = runs
     assert double.stdout.count("step      4 |") == 1 and double.stdout.count("step      8 |") == 1
+    assert double.stdout.count("best val loss") == 1
     assert sorted(p.name for p in (root / "two").glob("*.safetensors")) == ["best.safetensors", "last.safetensors"]
 
 

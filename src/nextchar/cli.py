@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,11 @@ from .training import OPTIMIZERS
 
 
 def _threads(n: int) -> None:
+    """torch's threads, and those of the BLAS that numba's np.dot loads later (the fused engine's)."""
     import torch
 
     torch.set_num_threads(n)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(n))  # read when scipy's OpenBLAS first loads
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -181,7 +184,8 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
             result = run_train(text, model, config, out, resume=resume, progress=not no_progress)
         finally:
             _leave_process_group()
-    if result.evals and result.evals[-1]["val_loss"] is not None:
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
                    f"run folder {out}")
 

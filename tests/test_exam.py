@@ -79,3 +79,16 @@ def test_cli_says_which_seed_it_chose_for_unseeded_problems(tmp_path):
 def test_cli_rejects_bad_problem_number(tmp_path):
     run = CliRunner().invoke(main, ["exam", "--problem", "7"])
     assert run.exit_code != 0 and "--problem" in run.output
+
+
+@pytest.mark.parametrize("command", [["exam", "--problem", "4"], ["verify"], ["claims", "--quick"], ["generate", "x"]])
+def test_cli_bad_device_is_a_flag_error(command):
+    run = CliRunner().invoke(main, [*command, "--device", "tpu"])
+    assert run.exit_code == 2 and "--device" in run.output and "got 'tpu'" in run.output
+    assert "Traceback" not in run.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cli_cuda_without_cuda_is_a_clear_error():
+    run = CliRunner().invoke(main, ["exam", "--problem", "4", "--device", "cuda"])
+    assert run.exit_code == 2 and "CUDA is not available" in run.output

@@ -31,7 +31,18 @@ def _write_json(path: str | None, payload: dict) -> None:
         click.echo(f"wrote {path}")
 
 
-device_option = click.option("--device", default="auto", show_default=True,
+def _check_device(ctx, param, value: str) -> str:
+    """Refuse an unknown device, or cuda without CUDA, as a flag error (the word itself is kept: auto stays auto)."""
+    from .device import resolve_device
+
+    try:
+        resolve_device(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+device_option = click.option("--device", default="auto", show_default=True, callback=_check_device,
                              help=f"Where to compute: one of {DEVICES} (or cuda:N); auto picks cuda when present.")
 threads_option = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
                               help="torch CPU threads; small models run fastest on one.")
@@ -64,7 +75,8 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) 
     from .exam_report import run_and_report
 
     _threads(threads)
-    ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine)
+    with _clear_errors():
+        ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine)
     sys.exit(0 if ok else 1)
 
 
@@ -82,7 +94,8 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
     from .verify import verify as run_verify
 
     _threads(threads)
-    reports = run_verify(tuple(families) or FAMILIES, epochs=epochs, seed=seed, device=device)
+    with _clear_errors():
+        reports = run_verify(tuple(families) or FAMILIES, epochs=epochs, seed=seed, device=device)
     for report in reports:
         for kind, diffs in report.diffs.items():
             cells = "  ".join(f"{k} {v:.2e} (tol {report.tolerances[k]:.0e})" for k, v in diffs.items())
@@ -156,7 +169,7 @@ def claims(claims, quick, out, json_path, device, threads) -> None:
               help="Run folder: checkpoints, history, loss curve.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
-@click.option("--device", default="auto", show_default=True,
+@click.option("--device", default="auto", show_default=True, callback=_check_device,
               help=f"Where to compute: one of {DEVICES} (or cuda:N).")
 @threads_option
 def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,

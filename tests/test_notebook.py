@@ -1,9 +1,7 @@
 """examples/exam.ipynb runs top to bottom (quick budget), so it cannot rot."""
-import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).parent.parent / "examples" / "exam.ipynb"

@@ -247,7 +247,7 @@ def predict(checkpoint, text, top, png, device) -> None:
         model = ckpt.build_model(resolve_device(device))
         probs = run_predict(model, ckpt.vocab, text)
     click.echo(format_predictions(ckpt.vocab, text, probs, top))
-    fig = probability_heatmap(probs, ckpt.vocab.chars, f"next-character probabilities", rows=len(text),
+    fig = probability_heatmap(probs, ckpt.vocab.chars, "next-character probabilities", rows=len(text),
                               row_labels=list(text))
     click.echo(f"heatmap: {save(fig, png)}")
 

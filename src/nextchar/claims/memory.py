@@ -149,7 +149,7 @@ def _decide(at_init: dict, mean_acc: dict, budget: MemoryBudget) -> tuple[bool, 
     verdict = rnn_grad > lstm_grad and len(rnn_wins) > len(lstm_wins)
     gradient_words = (f"gradient flow at init, k={far}: the LSTM (forget bias 1) keeps {lstm_grad:.1e} of the "
                       f"last step's gradient, the RNN {rnn_grad:.1e}")
-    task_words = (f"memory task (mean accuracy over seeds, chance 50%): " + "; ".join(
+    task_words = ("memory task (mean accuracy over seeds, chance 50%): " + "; ".join(
         f"k={k}: rnn {mean_acc['rnn'][k]:.0%}, lstm {mean_acc['lstm'][k]:.0%}, gru {mean_acc['gru'][k]:.0%}"
         for k in budget.task_ks))
     tie = "" if rnn_wins or lstm_wins else " The task results tie between RNN and LSTM at this budget, so the gradient evidence decides."

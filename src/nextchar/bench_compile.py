@@ -18,13 +18,14 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 
     one = dtype(1)
     return {
-        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, z(T, B, H)),
+        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, dtype is np.float32, z(T, B, H)),
         "rnn_backward": (r(T, B, H), r(B, H), r(T, B, H), r(H, H), False, one, z(T, B, H)),
         "lstm_forward": (r(T, B, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H), one, dtype is np.float32,
                          z(T, B, H), z(T, B, H), z(T, B, H), z(T, B, 4 * H)),
         "lstm_backward": (r(T, B, H), r(B, H), r(B, H), r(T, B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(4 * H, H),
                           one, z(T, B, 4 * H)),
-        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, z(T, B, H), z(T, B, 4 * H)),
+        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, dtype is np.float32, z(T, B, H),
+                        z(T, B, 4 * H)),
         "gru_backward": (r(T, B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(3 * H, H), one,
                          z(T, B, 3 * H), z(T, B, 3 * H)),
     }[name]

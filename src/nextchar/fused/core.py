@@ -43,7 +43,7 @@ class RNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor, relu: bool):
         hs = torch.empty(gi.shape[:2] + h0.shape[-1:], dtype=gi.dtype)
-        kernels.rnn_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), relu, _one(gi), hs.numpy())
+        kernels.rnn_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), relu, _one(gi), _fast_exp(gi), hs.numpy())
         ctx.save_for_backward(hs, h0, w_hh)
         ctx.relu = relu
         return hs, hs[-1].clone()
@@ -82,7 +82,8 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor):
         hs = torch.empty(gi.shape[:2] + h0.shape[-1:], dtype=gi.dtype)
         gates = torch.empty(gi.shape[:2] + (4 * h0.shape[-1],), dtype=gi.dtype)
-        kernels.gru_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _one(gi), hs.numpy(), gates.numpy())
+        kernels.gru_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _one(gi), _fast_exp(gi), hs.numpy(),
+                            gates.numpy())
         ctx.save_for_backward(hs, gates, h0, w_hh)
         return hs, hs[-1].clone()
 

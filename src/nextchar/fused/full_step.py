@@ -140,9 +140,9 @@ def fused_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list
         if family == "lstm":
             kernels.lstm_forward(gi, w_hh_t, b_hh, h0, h0, one, fast_exp, hs, cs, tanh_cs, gates)
         elif family == "gru":
-            kernels.gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates)
+            kernels.gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates)
         else:
-            kernels.rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, hs)
+            kernels.rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs)
         linear_forward(hs.reshape(T, H), w_out, b_out, logits)
         loss, correct = softmax_cross_entropy(logits, targets, dtype(1 / T), probs, dlogits)
         if not math.isfinite(loss):

@@ -41,15 +41,6 @@ def sigmoid(x, one):
     return one / (one + np.exp(-x))
 
 
-@njit(cache=True, inline="always")
-def tanh(x, one):
-    """tanh x = sign(x) (1 - e^{-2|x|}) / (1 + e^{-2|x|}): one exp, ~5x cheaper than libm's tanhf here;
-    e^{-2|x|} <= 1 never overflows, and the error stays within float round-off of the value's scale."""
-    e = np.exp(-(abs(x) + abs(x)))
-    t = (one - e) / (one + e)
-    return t if x >= x - x else -t
-
-
 # Cephes' expf, written so LLVM can vectorize it (libm's expf is a scalar call): exp x = 2^m p(r), with
 # m = round(x log2 e) and |r| <= ln2 / 2; 2^m is built from its exponent bits. Float32 only (≈1 ulp).
 EXP_MAX, EXP_MIN = np.float32(88.3762626647949), np.float32(-88.3762626647949)
@@ -83,18 +74,27 @@ def exp_inplace(x, bits, fast):
 # ---- RNN: h_t = act(gi_t + W_hh h_{t-1} + b_hh), act = tanh or relu ----
 
 @njit(cache=True)
-def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, hs):
-    """Writes hs (T, B, H)."""
+def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs):
+    """Writes hs (T, B, H). tanh(a) = 2 / (1 + e^{-2a}) - 1, the exponentials taken in one batched pass."""
     T, B, H = hs.shape
-    zero = one - one
+    zero, two = one - one, one + one
     gh = np.empty((B, H), gi.dtype)
+    e, bits = np.empty(B * H, gi.dtype), np.empty(B * H, np.int32)
     h = h0.copy()
     for t in range(T):
         matmul_into(h, w_hh_t, gh)  # (B, H) = h_{t-1} W_hh^T
         for b in range(B):
             for j in range(H):
                 a = gi[t, b, j] + (gh[b, j] + b_hh[j])
-                h[b, j] = (a if a > zero else zero) if relu else tanh(a, one)
+                if relu:
+                    h[b, j] = a if a > zero else zero
+                else:
+                    e[b * H + j] = -(a + a)
+        if not relu:
+            exp_inplace(e, bits, fast_exp)
+            for b in range(B):
+                for j in range(H):
+                    h[b, j] = two / (one + e[b * H + j]) - one
         hs[t] = h
 
 
@@ -180,21 +180,35 @@ def lstm_backward(dhs, dh_last, dc_last, cs, tanh_cs, c0, gates, w_hh, one, dgh)
 # ---- GRU: r,z = σ(gi + gh);  n = tanh(gi_n + r (W_hn h + b_hn));  h' = (1 - z) n + z h ----
 
 @njit(cache=True)
-def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
-    """Writes hs (T, B, H) and gates (T, B, 4H): r, z, n and hn = W_hn h_{t-1} + b_hn."""
+def gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates):
+    """Writes hs (T, B, H) and gates (T, B, 4H): r, z, n and hn = W_hn h_{t-1} + b_hn.
+    Two batched exponential passes per step: σ for r and z, then tanh(a) = 2 σ(2a) - 1 for n (needs r)."""
     T, B, H = hs.shape
+    two = one + one
     gh = np.empty((B, 3 * H), gi.dtype)
+    e_rz, e_n = np.empty(B * 2 * H, gi.dtype), np.empty(B * H, gi.dtype)
+    bits_rz, bits_n = np.empty(B * 2 * H, np.int32), np.empty(B * H, np.int32)
     h = h0.copy()
     for t in range(T):
         matmul_into(h, w_hh_t, gh)  # (B, 3H)
         for b in range(B):
+            for g in range(2 * H):
+                e_rz[b * 2 * H + g] = -(gi[t, b, g] + (gh[b, g] + b_hh[g]))
+        exp_inplace(e_rz, bits_rz, fast_exp)
+        for b in range(B):
             for j in range(H):
-                r = sigmoid(gi[t, b, j] + (gh[b, j] + b_hh[j]), one)
-                z = sigmoid(gi[t, b, H + j] + (gh[b, H + j] + b_hh[H + j]), one)
+                r = one / (one + e_rz[b * 2 * H + j])
                 hn = gh[b, 2 * H + j] + b_hh[2 * H + j]
-                n = tanh(gi[t, b, 2 * H + j] + r * hn, one)
+                a = gi[t, b, 2 * H + j] + r * hn
+                e_n[b * H + j] = -(a + a)
+                gates[t, b, j], gates[t, b, 3 * H + j] = r, hn
+        exp_inplace(e_n, bits_n, fast_exp)
+        for b in range(B):
+            for j in range(H):
+                z = one / (one + e_rz[b * 2 * H + H + j])
+                n = two / (one + e_n[b * H + j]) - one
                 h[b, j] = (h[b, j] - n) * z + n
-                gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = r, z, n, hn
+                gates[t, b, H + j], gates[t, b, 2 * H + j] = z, n
         hs[t] = h
 
 

@@ -11,8 +11,11 @@ reported side by side, with their ratio. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import sys
 import tempfile
 import time
 
@@ -73,7 +76,8 @@ def nextchar_train(text: str, steps: int, seq_len: int, batch_size: int, val_fra
                          clip=1.0, val_fraction=val_fraction, eval_every=steps, seed=seed, device="cpu")
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
-        result = train(text, model, config, run_dir, progress=False)
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's eval lines; stdout stays pure JSON
+            result = train(text, model, config, run_dir, progress=False)
         seconds = time.perf_counter() - start
     last = result.evals[-1]
     train_seconds = steps * batch_size * seq_len / last["chars_per_sec"]
@@ -90,6 +94,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))  # the fused kernels' BLAS, loaded later
     text = load_corpus("python-stdlib", args.corpus_bytes)
     seq_len, batch_size, val_fraction, seed = 128, 32, 0.1, 0
     steps = args.steps or args.epochs * num_windows(

@@ -175,13 +175,12 @@ def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_
         loss_value = dist.mean(loss.detach())
         result.step_losses.append(loss_value)
         interval_losses.append(loss_value)
+        chars_per_sec = chars_per_step * len(interval_losses) / max(time.perf_counter() - interval_start, 1e-9)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}", chars_s=f"{chars_per_step * len(interval_losses) / max(time.perf_counter() - interval_start, 1e-9):,.0f}")
+        bar.set_postfix(loss=f"{loss_value:.3f}", chars_s=f"{chars_per_sec:,.0f}")
         if step % config.eval_every == 0 or step == total_steps:
-            elapsed = time.perf_counter() - interval_start
             record = {"step": step, "epoch": epoch + (index + 1) / per_epoch,
-                      "train_loss": sum(interval_losses) / len(interval_losses),
-                      "chars_per_sec": chars_per_step * len(interval_losses) / max(elapsed, 1e-9)}
+                      "train_loss": sum(interval_losses) / len(interval_losses), "chars_per_sec": chars_per_sec}
             record.update(_validate(model, val_streams, config, device, dist))
             result.evals.append(record)
             improved = record.get("val_loss") is not None and (

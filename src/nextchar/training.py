@@ -56,10 +56,12 @@ def accuracy(logits: Tensor, target: Tensor) -> float:
     return (logits.argmax(-1) == labels).float().mean().item()
 
 
-def check_finite(loss: Tensor, where: str) -> None:
-    if not torch.isfinite(loss).item():
+def check_finite(loss: Tensor | float, where: str) -> None:
+    """Stop with a clear message on a NaN or infinite loss (a tensor, or a float from compiled code)."""
+    value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+    if not math.isfinite(value):
         raise NonFiniteLossError(
-            f"train: loss became {loss.item()} at {where}; try a lower learning rate or gradient clipping (--clip)"
+            f"train: loss became {value} at {where}; try a lower learning rate or gradient clipping (--clip)"
         )
 
 

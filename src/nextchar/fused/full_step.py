@@ -14,6 +14,7 @@ import torch
 from numba import njit
 from torch import Tensor
 
+from ..training import check_finite
 from . import kernels
 
 
@@ -43,12 +44,6 @@ def linear_backward(x, dout, dw, db):
             db[g] += d
             for i in range(I):
                 dw[g, i] += d * x[n, i]
-
-
-@njit(cache=True)
-def linear_input_grad(dout, w, dx):
-    """dx (N, I) = dout (N, G) W (G, I)."""
-    kernels.matmul_into(dout, w, dx)
 
 
 @njit(cache=True)
@@ -130,7 +125,7 @@ def fused_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list
     gi, hs = np.empty((T, 1, G), dtype), np.empty((T, 1, H), dtype)
     logits, probs, dlogits = (np.empty((T, targets.shape[1]), dtype) for _ in range(3))
     dhs, dgh, dgi = np.empty((T, 1, H), dtype), np.empty((T, 1, G), dtype), np.empty((T, 1, G), dtype)
-    h0 = np.zeros((1, H), dtype)
+    h0 = np.zeros((1, H), dtype)  # also the zero gradient of the final state, which nothing uses
     cs, tanh_cs = np.empty((T, 1, H), dtype), np.empty((T, 1, H), dtype)
     gates = np.empty((T, 1, 4 * H if family != "rnn" else H), dtype)
     fast_exp = dtype is np.float32
@@ -145,24 +140,20 @@ def fused_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list
             kernels.rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs)
         linear_forward(hs.reshape(T, H), w_out, b_out, logits)
         loss, correct = softmax_cross_entropy(logits, targets, dtype(1 / T), probs, dlogits)
-        if not math.isfinite(loss):
-            from ..training import NonFiniteLossError
-
-            raise NonFiniteLossError(f"train: loss became {loss} at epoch {epoch}; try a lower learning rate")
+        check_finite(loss, f"epoch {epoch}")
         linear_backward(hs.reshape(T, H), dlogits, grads[4], grads[5])
-        linear_input_grad(dlogits, w_out, dhs.reshape(T, H))
-        zeros = np.zeros((1, H), dtype)
+        kernels.matmul_into(dlogits, w_out, dhs.reshape(T, H))  # dhs = dlogits W_out
+        d_input = dgh  # rnn and lstm: ∂L/∂gi = ∂L/∂gh; the gru's n block differs
         if family == "lstm":
-            kernels.lstm_backward(dhs, zeros, zeros, cs, tanh_cs, h0, gates, w_hh, one, dgh)
-            dgi[:] = dgh
+            kernels.lstm_backward(dhs, h0, h0, cs, tanh_cs, h0, gates, w_hh, one, dgh)
         elif family == "gru":
-            kernels.gru_backward(dhs, zeros, hs, h0, gates, w_hh, one, dgi, dgh)
+            kernels.gru_backward(dhs, h0, hs, h0, gates, w_hh, one, dgi, dgh)
+            d_input = dgi
         else:
-            kernels.rnn_backward(dhs, zeros, hs, w_hh, relu, one, dgh)
-            dgi[:] = dgh
+            kernels.rnn_backward(dhs, h0, hs, w_hh, relu, one, dgh)
         h_prev = np.concatenate((h0, hs.reshape(T, H)[:-1]))
         linear_backward(h_prev, dgh.reshape(T, G), grads[1], grads[3])
-        linear_backward(xs, dgi.reshape(T, G), grads[0], grads[2])
+        linear_backward(xs, d_input.reshape(T, G), grads[0], grads[2])
         scalars = adam_scalars(epoch, lr, dtype)
         for param, grad, (m, v) in zip(arrays, grads, moments):
             adam_update(param, grad, m, v, *scalars)

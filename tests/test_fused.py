@@ -50,10 +50,11 @@ def test_fused_equals_autograd_loss_and_gradients(family, nonlinearity, batch, n
         loss.backward()
         results.append((loss.detach(), logits.detach(), last_h.detach(), h0.grad, [p.grad for p in model.parameters()]))
     (l_ref, o_ref, s_ref, h_ref, g_ref), (l_f, o_f, s_f, h_f, g_f) = results
-    assert abs(l_f - l_ref) <= tol * abs(l_ref)
-    assert _relative(o_f, o_ref) <= tol and _relative(s_f, s_ref) <= tol and _relative(h_f, h_ref) <= tol
-    for got, want in zip(g_f, g_ref):
-        assert _relative(got, want) <= tol
+    assert abs(l_f - l_ref) <= tol * abs(l_ref), f"loss {l_f} vs {l_ref}"
+    for what, got, want in [("logits", o_f, o_ref), ("final h", s_f, s_ref), ("grad of h0", h_f, h_ref)]:
+        assert _relative(got, want) <= tol, f"{what}: relative difference {_relative(got, want):.3g} > {tol}"
+    for (name, _), got, want in zip(fused.named_parameters(), g_f, g_ref):
+        assert _relative(got, want) <= tol, f"grad of {name}: relative difference {_relative(got, want):.3g} > {tol}"
 
 
 def test_fused_parameters_are_the_scratch_cells_parameters():
@@ -103,7 +104,7 @@ def test_float32_kernels_do_no_float64_arithmetic(name):
                                                         ("gru", "tanh", 6)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, dtype):
-    """fit() with the fused engine runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
+    """fit() with the compiled engine runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
     fitted probabilities match autograd training on the same weights (float32 noise; 1e-9 in float64)."""
     from nextchar.training import fit
     from nextchar.vocab import exam_data
@@ -113,7 +114,7 @@ def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, d
     config = dict(vocab_size=7, family=family, kind="scratch", hidden_size=hidden, nonlinearity=nonlinearity)
     torch.manual_seed(0)
     reference = CharModel(ModelConfig(**config)).to(dtype)
-    fused = copy_weights(reference, CharModel(ModelConfig(**config, engine="fused")).to(dtype))
+    fused = copy_weights(reference, CharModel(ModelConfig(**config, engine="compiled")).to(dtype))
     a = fit(reference, x, y, epochs=15, lr=0.05)
     b = fit(fused, x, y, epochs=15, lr=0.05)
     tol = 2e-4 if dtype == torch.float32 else 1e-9
@@ -146,3 +147,39 @@ def test_kernels_give_the_same_numbers_without_jit(tmp_path):
     for family in jit:
         for a, b in zip(jit[family], python[family]):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # libm vs numpy exp: an ulp apart
+
+
+def test_fit_on_the_fused_engine_runs_the_kernels_under_torchs_optimizer(monkeypatch):
+    """engine='fused' never switches to the compiled epoch: it trains with the optimizer asked for (SGD here,
+    which the compiled epoch does not run) and equals autograd training to float32 round-off."""
+    from nextchar.fused import compiled
+    from nextchar.training import fit
+    from nextchar.vocab import exam_data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the compiled epoch ran for a fused-engine model")
+
+    monkeypatch.setattr(compiled, "compiled_fit", refuse)
+    _, x, y = exam_data()
+    for optimizer in ("adam", "sgd"):
+        torch.manual_seed(0)
+        reference = CharModel(ModelConfig(7, "lstm", "scratch", 5))
+        fused = copy_weights(reference, CharModel(ModelConfig(7, "lstm", "scratch", 5, engine="fused")))
+        a = fit(reference, x[:200], y[:200], epochs=5, lr=0.05, optimizer=optimizer)
+        b = fit(fused, x[:200], y[:200], epochs=5, lr=0.05, optimizer=optimizer)
+        torch.testing.assert_close(b.probs, a.probs, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"num_layers": 2}, "num_layers 2"), ({"dropout": 0.1}, "dropout 0.1"), ({"embedding_dim": 3}, "embedding_dim 3"),
+])
+def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason):
+    from nextchar.training import fit
+    from nextchar.vocab import exam_data
+
+    _, x, y = exam_data()
+    model = CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="compiled", **change))
+    with pytest.raises(ValueError, match=f"compiled engine: runs one layer.*got {reason}.*--engine fused"):
+        fit(model, x, y, epochs=1)
+    with pytest.raises(ValueError, match="optimizer 'sgd'"):
+        fit(CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="compiled")), x, y, epochs=1, optimizer="sgd")

@@ -37,10 +37,11 @@ def test_train_on_cuda_then_load_and_generate_on_cpu(tmp_path):
     assert next(result.model.parameters()).is_cuda
     ckpt = load_checkpoint(tmp_path / "best.safetensors")
     cpu_model = ckpt.build_model("cpu")
-    text = "def scale(values):"
-    torch.testing.assert_close(predict(cpu_model, ckpt.vocab, text), predict(result.model, result.vocab, text),
+    probe = "def scale(values):"
+    torch.testing.assert_close(predict(cpu_model, ckpt.vocab, probe), predict(result.model, result.vocab, probe),
                                atol=1e-4, rtol=0)
-    assert generate(cpu_model, ckpt.vocab, "def ", 30, seed=0).startswith("def ")
+    sample = generate(cpu_model, ckpt.vocab, "def ", 30, seed=0)[len("def "):]  # generate returns prompt + sample
+    assert len(sample) == 30 and not ckpt.vocab.unknown(sample)
     resumed = train(text, SMALL, TrainConfig(seq_len=16, batch_size=4, max_steps=24, eval_every=10, device="cuda"),
                     tmp_path, resume=True, progress=False)
     assert len(resumed.step_losses) == 24

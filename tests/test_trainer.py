@@ -189,7 +189,9 @@ def test_cli_train_generate_predict(tmp_path):
     assert [e["step"] for e in history["evals"]] == [3, 6] and len(history["step_losses"]) == 6
     gen = runner.invoke(main, ["generate", str(run_dir / "best.safetensors"), "--prompt", "def", "--length", "20",
                                "--seed", "1"])
-    assert gen.exit_code == 0 and gen.output.startswith("def")
+    assert gen.exit_code == 0, gen.output
+    sample = gen.output.removesuffix("\n")[len("def"):]  # the command prints the prompt, then the sample
+    assert gen.output.startswith("def") and len(sample) == 20 and not load_checkpoint(run_dir / "best.safetensors").vocab.unknown(sample)
     bad = runner.invoke(main, ["generate", str(run_dir / "best.safetensors"), "--prompt", "Ж"])
     assert bad.exit_code != 0 and "not in the model's vocabulary" in bad.output and "Traceback" not in bad.output
     png = tmp_path / "p.png"

@@ -34,15 +34,15 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 def first_calls() -> None:
     """Call every recurrence kernel and the compiled-epoch helpers once, in float32 and float64."""
     from . import fused  # noqa: F401  (imported here so the caller can time the import apart)
-    from .fused import full_step, kernels
+    from .fused import compiled, kernels
 
     for dtype in (np.float32, np.float64):
         for name in KERNELS:
             getattr(kernels, name)(*kernel_example_args(name, dtype))
         x, w, b = np.ones((3, 2), dtype), np.ones((4, 2), dtype), np.ones(4, dtype)
         out = np.empty((3, 4), dtype)
-        full_step.linear_forward(x, w, b, out)
-        full_step.linear_backward(x, out, np.empty_like(w), np.empty_like(b))
+        compiled.linear_forward(x, w, b, out)
+        compiled.linear_backward(x, out, np.empty_like(w), np.empty_like(b))
         kernels.matmul_into(out, w, np.empty_like(x))
-        full_step.softmax_cross_entropy(out, out, dtype(1 / 3), np.empty_like(out), np.empty_like(out))
-        full_step.adam_update(w, w.copy(), w.copy(), w.copy(), *full_step.adam_scalars(1, 0.1, dtype))
+        compiled.softmax_cross_entropy(out, out, dtype(1 / 3), np.empty_like(out), np.empty_like(out))
+        compiled.adam_update(w, w.copy(), w.copy(), w.copy(), *compiled.adam_scalars(1, 0.1, dtype))

@@ -1,12 +1,18 @@
 """``nextchar bench``: engines side by side in one run, as ratios to torch's own module.
 
-ms/epoch is forward + backward + optimizer step, the median over timed epochs after warm-up; the
-fused engine's numba compile time is measured apart (cold: empty cache; warm: cache filled), each in
-a fresh process. Absolute times on a shared machine are noisy; ratios within one run are the result.
+The JSON's ``engine`` names what is timed: ``module`` (nn.RNN/LSTM/GRU), ``cell`` (a loop over
+nn.*Cell), ``scratch`` (a loop over the hand-written cell: the autograd engine), ``fused`` (the
+hand-written cell's compiled kernels under autograd, torch's Adam) and, on the exam workload only,
+``compiled`` (whole compiled epochs). ms/epoch is forward + backward + optimizer step, the median over
+timed epochs after warm-up; the kernels' numba compile time is measured apart (cold: empty cache;
+warm: cache filled), each in a fresh process. Absolute times on a shared machine are noisy; ratios
+within one run are the result.
+
+Threads: the exam workload runs on one torch thread (fastest for its tiny matmuls, measured); the
+stream workloads on torch's default (all cores), unless ``threads`` is given.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -17,15 +23,16 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .cells import FAMILIES
+from .cells import FAMILIES, detach_state
 from .config import ModelConfig
 from .model import CharModel
-from .training import fit
+from .step import train_step
+from .training import fit, loss_fn
 from .vocab import exam_data
 
-ENGINES = ("module", "cell", "scratch", "fused")
+CONTENDERS = ("module", "cell", "scratch", "fused", "compiled")
+"""What a bench record's ``engine`` field names; ``compiled`` runs the exam workload only."""
 EXAM_HIDDEN = {"rnn": 8, "lstm": 4, "gru": 8}  # the exam's nn.RNN(7, 8) and nn.LSTM(7, 4); GRU like the RNN
 
 
@@ -39,11 +46,17 @@ class Workload:
 
 
 WINDOWS = (Workload("streams-32x128-h64", 32, 128, 64, 100), Workload("streams-64x128-h256", 64, 128, 256, 100))
+TINY = Workload("streams-tiny", 4, 8, 8, 10)
+"""For the smoke test: ``nextchar bench --workload streams-tiny``."""
+WORKLOADS = ("exam", *(w.name for w in WINDOWS), TINY.name)
 
 
-def _config(family: str, engine: str, vocab_size: int, hidden_size: int) -> ModelConfig:
-    kind = "scratch" if engine in ("scratch", "fused") else engine
-    return ModelConfig(vocab_size, family, kind, hidden_size, engine="fused" if engine == "fused" else "autograd")
+def _config(family: str, contender: str, vocab_size: int, hidden_size: int) -> ModelConfig:
+    """The model a contender times: kind module / cell, or the hand-written cell on an engine."""
+    if contender in ("module", "cell"):
+        return ModelConfig(vocab_size, family, contender, hidden_size)
+    engine = "autograd" if contender == "scratch" else contender
+    return ModelConfig(vocab_size, family, "scratch", hidden_size, engine=engine)
 
 
 def time_exam(family: str, engine: str, epochs: int, warmup: int = 2) -> float:
@@ -62,22 +75,19 @@ def time_windows(family: str, engine: str, work: Workload, steps: int, warmup: i
     torch.manual_seed(0)
     model = CharModel(_config(family, engine, work.vocab_size, work.hidden_size))
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    criterion = loss_fn("cross_entropy")
     data = torch.randint(0, work.vocab_size, (work.seq_len + 1, work.batch_size))
     state, durations = None, []
     for _ in range(warmup + steps):
         start = time.perf_counter()
-        logits, state = model(data[:-1], state)
-        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        loss = F.cross_entropy(logits.flatten(0, 1), data[1:].flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        _, _, state = train_step(model, data[:-1], data[1:], criterion, opt, state=state)
+        state = detach_state(state)
         durations.append(time.perf_counter() - start)
     return 1000 * statistics.median(durations[warmup:])
 
 
 _COMPILE_SNIPPET = (
-    "import time, numba, torch, nextchar.fused.core, nextchar.fused.full_step\n"
+    "import time, numba, torch, nextchar.fused.core, nextchar.fused.compiled\n"
     "from nextchar.bench_compile import first_calls\n"
     "t = time.perf_counter(); first_calls(); print(time.perf_counter() - t)\n"
 )
@@ -93,26 +103,29 @@ def compile_seconds(cold: bool) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads: int = 1, log=print) -> dict:
-    torch.set_num_threads(threads)
-    exam_epochs = 3 if quick else 10
+def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads: int | None = None,
+              workloads: tuple[str, ...] = WORKLOADS[:-1], compile_timing: bool = True, log=print) -> dict:
+    """Time every contender on each workload and family; ``threads`` None: 1 for the exam, torch's default
+    for the streams. Returns the JSON payload: ``records`` (one per workload, family and engine) and more."""
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        raise ValueError(f"bench: workload must be one of {WORKLOADS}, got {unknown}")
+    default_threads = torch.get_num_threads()
     records = []
 
     def add(workload: str, family: str, engine: str, hidden: int, ms: float) -> None:
         records.append({"workload": workload, "family": family, "engine": engine, "hidden_size": hidden,
-                        "ms_per_epoch": ms})
+                        "ms_per_epoch": ms, "threads": torch.get_num_threads()})
         log(f"{workload:22s} {family:5s} {engine:8s} {ms:10.3f} ms")
 
-    budget_s = 0.5 if quick else 2.0  # per engine: fast engines get many epochs, so their median is steady
-    for family in families:
-        for engine in ENGINES:
-            probe_ms = time_exam(family, engine, epochs=1, warmup=1)
-            epochs = min(max(exam_epochs, int(1000 * budget_s / probe_ms)), 2000)
-            add("exam", family, engine, EXAM_HIDDEN[family], time_exam(family, engine, epochs))
-    for work in WINDOWS:
+    if "exam" in workloads:
+        torch.set_num_threads(threads or 1)
+        _bench_exam(quick, families, add)
+    torch.set_num_threads(threads or default_threads)
+    for work in (w for w in (*WINDOWS, TINY) if w.name in workloads):
         big = work.hidden_size > 64
         for family in families:
-            for engine in ENGINES:
+            for engine in CONTENDERS[:-1]:  # the compiled epoch runs the exam's protocol only
                 if quick and big and engine in ("cell", "scratch"):
                     continue  # the step-by-step loops at hidden 256 take seconds per step
                 steps = 2 if quick or engine in ("cell", "scratch") else 5
@@ -120,10 +133,24 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
     module_ms = {(r["workload"], r["family"]): r["ms_per_epoch"] for r in records if r["engine"] == "module"}
     for r in records:
         r["speedup_vs_module"] = module_ms[(r["workload"], r["family"])] / r["ms_per_epoch"]
-    compile_info = {"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
+    compile_info = ({"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
+                    if compile_timing else None)
+    workload_info = {"exam": "999 steps, batch 1, one-hot V=7, Adam lr 0.1",
+                     **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
     return {"records": records, "compile": compile_info, "threads": threads, "quick": quick,
             "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-            "workloads": {"exam": "999 steps, batch 1, one-hot V=7, Adam lr 0.1", **{w.name: asdict(w) for w in WINDOWS}}}
+            "workloads": {name: workload_info[name] for name in workloads}}
+
+
+def _bench_exam(quick: bool, families: tuple[str, ...], add) -> None:
+    """The exam's protocol for every contender, each timed over about the same wall time."""
+    exam_epochs = 3 if quick else 10
+    budget_s = 0.5 if quick else 2.0  # per engine: fast engines get many epochs, so their median is steady
+    for family in families:
+        for engine in CONTENDERS:
+            probe_ms = time_exam(family, engine, epochs=1, warmup=1)
+            epochs = min(max(exam_epochs, int(1000 * budget_s / probe_ms)), 2000)
+            add("exam", family, engine, EXAM_HIDDEN[family], time_exam(family, engine, epochs))
 
 
 def format_table(result: dict) -> str:
@@ -132,11 +159,15 @@ def format_table(result: dict) -> str:
         lines.append(f"{r['workload']:22s} {r['family']:6s} {r['engine']:8s} {r['hidden_size']:6d} "
                      f"{r['ms_per_epoch']:10.3f} {r['speedup_vs_module']:9.1f}x")
     c = result["compile"]
-    lines.append(f"fused engine first calls: cold compile {c['cold_s']:.2f} s, warm cache {c['warm_cache_s']:.2f} s "
-                 f"(torch threads: {result['threads']})")
+    if c is not None:
+        lines.append(f"fused/compiled kernels' first calls: cold compile {c['cold_s']:.2f} s, "
+                     f"warm cache {c['warm_cache_s']:.2f} s")
+    threads = result["threads"]
+    lines.append(f"torch threads: {threads if threads else '1 for the exam, torch default for the streams'}")
     return "\n".join(lines)
 
 
 def write_json(result: dict, path: str) -> None:
-    with open(path, "w") as handle:
-        json.dump(result, handle, indent=2)
+    from .outputs import write_json as write
+
+    write(path, result)

@@ -193,17 +193,21 @@ class TwoLinearCell(ScratchCell):
     bias_hh = property(lambda self: self.h2h.bias)
 
 
-def make_cell(kind: str, family: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh") -> nn.Module:
-    """A cell of ``kind``: ``torch`` (nn.RNNCell/LSTMCell/GRUCell), ``scratch`` or ``two-linear``."""
+CELL_IMPLS = ("torch", "scratch", "two-linear")
+
+
+def make_cell(impl: str, family: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh") -> nn.Module:
+    """A cell written by ``impl``: ``torch`` (nn.RNNCell/LSTMCell/GRUCell), ``scratch`` (weight_ih, ...)
+    or ``two-linear`` (the exam's i2h, h2h)."""
     check_family(family)
-    if kind == "torch":
+    if impl == "torch":
         extra = {"nonlinearity": nonlinearity} if family == "rnn" else {}
         return TORCH_CELLS[family](input_size, hidden_size, **extra)
-    if kind == "scratch":
+    if impl == "scratch":
         return ScratchCell(family, input_size, hidden_size, nonlinearity=nonlinearity)
-    if kind == "two-linear":
+    if impl == "two-linear":
         return TwoLinearCell(family, input_size, hidden_size, nonlinearity=nonlinearity)
-    raise ValueError(f"cell: kind must be one of ('torch', 'scratch', 'two-linear'), got {kind!r}")
+    raise ValueError(f"cell: impl must be one of {CELL_IMPLS}, got {impl!r}")
 
 
 def _shape(t: Tensor | None) -> tuple[int, ...] | None:

@@ -9,8 +9,6 @@ Nothing is pickled, so a checkpoint loads anywhere, on a CPU-only machine too.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from torch import Tensor
 from .cells import State
 from .config import ModelConfig
 from .model import CharModel
+from .outputs import write_bytes_atomic
 from .vocab import Vocab
 
 FORMAT, VERSION = "nextchar-checkpoint", 1
@@ -102,18 +101,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     }
     payload = save_bytes({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
                          metadata={"nextchar": json.dumps(meta)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, payload)
 
 
 def _read_metadata(raw: bytes, path: Path) -> dict:

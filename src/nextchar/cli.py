@@ -10,18 +10,29 @@ from pathlib import Path
 
 import click
 
-from .cells import FAMILIES
-from .config import ENGINES, FORMULATIONS
+from .benchmark import WORKLOADS
+from .cells import FAMILIES, NONLINEARITIES
+from .config import FORMULATIONS, ModelConfig, TrainConfig, field_default, field_help
 from .device import DEVICES
+from .engines import ENGINES
 from .training import OPTIMIZERS
 
 
-def _threads(n: int) -> None:
-    """torch's threads, and those of the BLAS that numba's np.dot loads later (the fused engine's)."""
+def _threads(n: int | None) -> None:
+    """torch's threads, and those of the BLAS that numba's np.dot loads later (the fused engine's);
+    None keeps torch's default (all cores)."""
     import torch
 
+    if n is None:
+        return
     torch.set_num_threads(n)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(n))  # read when scipy's OpenBLAS first loads
+
+
+def _field_option(cls: type, name: str, *decls: str, **kwargs):
+    """A flag whose default and help come from the dataclass field ``cls.name``: declared once."""
+    kwargs.setdefault("help", field_help(cls)[name])
+    return click.option(*decls, default=field_default(cls, name), show_default=True, **kwargs)
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -44,8 +55,14 @@ def _check_device(ctx, param, value: str) -> str:
 
 device_option = click.option("--device", default="auto", show_default=True, callback=_check_device,
                              help=f"Where to compute: one of {DEVICES} (or cuda:N); auto picks cuda when present.")
-threads_option = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
-                              help="torch CPU threads; small models run fastest on one.")
+
+
+def threads_option(default: int | None):
+    """--threads: 1 where measured fastest (exam-size models), torch's default (all cores) otherwise."""
+    words = "torch's default (all cores)" if default is None else str(default)
+    return click.option("--threads", default=default, type=click.IntRange(min=1),
+                        help=f"torch CPU threads [default: {words}]; exam-size models run fastest on one, "
+                             "hidden sizes in the hundreds on all cores.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,11 +82,12 @@ def main() -> None:
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Problems run in parallel processes (one torch thread each); results do not depend on it.")
-@click.option("--engine", default="autograd", show_default=True, type=click.Choice(ENGINES),
-              help="How problems 3 and 6 run the hand-written cell: autograd (the exam's step-by-step loop, "
-                   "bit-equal to problems 2 and 5) or fused (compiled forward and backward, equal to round-off).")
+@_field_option(ModelConfig, "engine", "--engine", type=click.Choice(ENGINES),
+               help="How problems 3 and 6 run the hand-written cell: autograd (the exam's step-by-step loop, "
+                    "bit-equal to problems 2 and 5), fused (compiled kernels under autograd with torch's Adam) "
+                    "or compiled (whole compiled epochs); fused and compiled equal autograd to round-off.")
 @device_option
-@threads_option
+@threads_option(1)
 def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) -> None:
     """Reproduce the exam's problems 1-6 by its exact protocol, with exactness checks."""
     from .exam_report import run_and_report
@@ -88,7 +106,7 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) 
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the shared initialisation.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @device_option
-@threads_option
+@threads_option(1)
 def verify(families, epochs, seed, json_path, device, threads) -> None:
     """Check that module, cell loop and hand-written cell agree on the same weights."""
     from .verify import verify as run_verify
@@ -113,7 +131,7 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
               help="Folder for the figures.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
 @device_option
-@threads_option
+@threads_option(1)
 def claims(claims, quick, out, json_path, device, threads) -> None:
     """Run the exam's five true/false claims as experiments and print each verdict with its evidence."""
     from .claims import run_claim
@@ -140,38 +158,33 @@ def claims(claims, quick, out, json_path, device, threads) -> None:
               help="Train on a built-in corpus instead of TEXT_FILE: python-stdlib is the standard library's source.")
 @click.option("--corpus-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
               help="Characters of the built-in corpus to use.")
-@click.option("--model", "formulation", default="lstm", show_default=True, type=click.Choice(FORMULATIONS),
+@click.option("--model", "formulation", default=field_default(ModelConfig, "family"), show_default=True,
+              type=click.Choice(FORMULATIONS),
               help="Family and formulation: module (rnn/lstm/gru), loop over the built-in cell (-cell), "
                    "or the hand-written cell (-scratch).")
-@click.option("--engine", default="autograd", show_default=True, type=click.Choice(ENGINES),
-              help="For -scratch models: autograd (step by step) or fused (compiled forward and backward).")
-@click.option("--hidden-size", default=256, show_default=True, type=click.IntRange(min=1), help="Hidden state width.")
-@click.option("--num-layers", default=1, show_default=True, type=click.IntRange(min=1), help="Stacked layers.")
-@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
-              help="Dropout on each layer's output.")
-@click.option("--nonlinearity", default="tanh", show_default=True, type=click.Choice(["tanh", "relu"]),
-              help="The plain RNN's activation.")
-@click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(min=0),
-              help="Learned embedding size; 0 feeds one-hot vectors.")
-@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1), help="BPTT window length.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Parallel text streams.")
-@click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Passes over the text.")
-@click.option("--max-steps", default=None, type=click.IntRange(min=1), help="Stop after this many steps (overrides --epochs).")
-@click.option("--lr", default=2e-3, show_default=True, type=float, help="Learning rate.")
-@click.option("--optimizer", default="adamw", show_default=True, type=click.Choice(list(OPTIMIZERS)), help="Optimizer.")
-@click.option("--clip", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Gradient-norm clipping; 0 disables.")
-@click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
-              help="Share of the text (its end) held out for validation.")
-@click.option("--eval-every", default=200, show_default=True, type=click.IntRange(min=1),
-              help="Steps between validation and checkpoints.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and dropout.")
+@_field_option(ModelConfig, "engine", "--engine", type=click.Choice(ENGINES[:-1]),
+               help="For -scratch models: autograd (step by step) or fused (compiled forward and backward).")
+@_field_option(ModelConfig, "hidden_size", "--hidden-size", type=click.IntRange(min=1))
+@_field_option(ModelConfig, "num_layers", "--num-layers", type=click.IntRange(min=1))
+@_field_option(ModelConfig, "dropout", "--dropout", type=click.FloatRange(0.0, 1.0, max_open=True))
+@_field_option(ModelConfig, "nonlinearity", "--nonlinearity", type=click.Choice(NONLINEARITIES))
+@_field_option(ModelConfig, "embedding_dim", "--embedding-dim", type=click.IntRange(min=0))
+@_field_option(TrainConfig, "seq_len", "--seq-len", type=click.IntRange(min=1))
+@_field_option(TrainConfig, "batch_size", "--batch-size", type=click.IntRange(min=1))
+@_field_option(TrainConfig, "epochs", "--epochs", type=click.IntRange(min=1))
+@_field_option(TrainConfig, "max_steps", "--max-steps", type=click.IntRange(min=1))
+@_field_option(TrainConfig, "lr", "--lr", type=click.FloatRange(min=0, min_open=True))
+@_field_option(TrainConfig, "optimizer", "--optimizer", type=click.Choice(list(OPTIMIZERS)))
+@_field_option(TrainConfig, "clip", "--clip", type=click.FloatRange(min=0))
+@_field_option(TrainConfig, "val_fraction", "--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True))
+@_field_option(TrainConfig, "eval_every", "--eval-every", type=click.IntRange(min=1))
+@_field_option(TrainConfig, "seed", "--seed", type=click.IntRange(0, 2**64 - 1))
 @click.option("--out", default="runs/nextchar", show_default=True, type=click.Path(file_okay=False),
               help="Run folder: checkpoints, history, loss curve.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
-@click.option("--device", default="auto", show_default=True, callback=_check_device,
-              help=f"Where to compute: one of {DEVICES} (or cuda:N).")
-@threads_option
+@_field_option(TrainConfig, "device", "--device", callback=_check_device)
+@threads_option(None)
 def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,
           embedding_dim, seq_len, batch_size, epochs, max_steps, lr, optimizer, clip, val_fraction, eval_every,
           seed, out, resume, no_progress, device, threads) -> None:
@@ -213,7 +226,7 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
 @click.option("--greedy", is_flag=True, help="Always take the most likely character.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
 @device_option
-@threads_option
+@threads_option(1)
 def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, device, threads) -> None:
     """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time."""
     from .checkpoint import load_checkpoint
@@ -258,12 +271,18 @@ def predict(checkpoint, text, top, png, device) -> None:
               help="Family to time; repeatable. Default: rnn, lstm and gru.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
               help='Write {"records": [...]} with one record per (workload, family, engine).')
-@threads_option
-def bench(quick, families, json_path, threads) -> None:
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(WORKLOADS),
+              help="Workload to time; repeatable. Default: exam and both stream workloads.")
+@click.option("--no-compile-timing", is_flag=True, help="Skip timing the kernels' cold and warm first calls.")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="torch CPU threads for every workload [default: 1 for the exam, torch's default for the streams].")
+def bench(quick, families, json_path, workloads, no_compile_timing, threads) -> None:
     """Time every engine side by side (ms per epoch) and report each one's ratio to torch's module."""
     from .benchmark import format_table, run_bench, write_json
 
-    result = run_bench(quick, tuple(families) or FAMILIES, threads, log=lambda line: click.echo(line, err=True))
+    with _clear_errors():
+        result = run_bench(quick, tuple(families) or FAMILIES, threads, tuple(workloads) or WORKLOADS[:-1],
+                           not no_compile_timing, log=lambda line: click.echo(line, err=True))
     click.echo(format_table(result))
     if json_path:
         write_json(result, json_path)

@@ -1,15 +1,26 @@
-"""Typed settings of a model; ``asdict(config)`` goes into every checkpoint."""
+"""Typed settings of a model and of a training run; ``asdict`` of both goes into every checkpoint.
+
+Each default is declared here once: the CLI reads its defaults and help text from these fields
+(:func:`field_default`, :func:`field_help`).
+"""
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from .cells import FAMILIES, NONLINEARITIES
+from .engines import ENGINES
+from .training import OPTIMIZERS
 
-# How the recurrence is run: the built-in sequence module (nn.RNN/LSTM/GRU), a Python loop over the
-# built-in cell (nn.RNNCell/...), or a loop over the hand-written cell.
+# What the recurrence is: the built-in sequence module (nn.RNN/LSTM/GRU), a loop over the built-in
+# cell (nn.RNNCell/...), or a loop over the hand-written cell. (How a loop runs is the engine.)
 KINDS = ("module", "cell", "scratch")
+# The hand-written cell's parameters: torch's names (weight_ih, ...) or the exam's two Linear layers.
 CELL_STYLES = ("torch", "two-linear")
-ENGINES = ("autograd", "fused")
 FORMULATIONS = tuple(f"{f}{'' if k == 'module' else '-' + k}" for f in FAMILIES for k in KINDS)
 
 
@@ -30,7 +41,7 @@ class ModelConfig:
     """Recurrent cell: rnn, lstm or gru."""
     kind: str = "module"
     """module (nn.RNN/LSTM/GRU), cell (loop over nn.*Cell) or scratch (loop over the hand-written cell)."""
-    hidden_size: int = 128
+    hidden_size: int = 256
     """Width of the hidden state h (and c for the LSTM)."""
     num_layers: int = 1
     """Stacked recurrent layers."""
@@ -39,11 +50,12 @@ class ModelConfig:
     nonlinearity: str = "tanh"
     """The plain RNN's activation: tanh or relu."""
     embedding_dim: int | None = None
-    """Learned embedding of this size as input; None feeds one-hot vectors."""
+    """Learned embedding of this size as input; None (0 on the command line) feeds one-hot vectors."""
     cell_style: str = "torch"
     """scratch only: parameters as weight_ih/... (torch) or as the exam's i2h/h2h Linear layers (two-linear)."""
     engine: str = "autograd"
-    """scratch only: autograd (step by step) or fused (compiled forward + backward-through-time)."""
+    """scratch only: autograd (step by step), fused (compiled forward and backward-through-time under
+    autograd, torch's optimizers) or compiled (fit's whole epochs compiled: the exam's protocol)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -75,3 +87,64 @@ class ModelConfig:
     @property
     def input_size(self) -> int:
         return self.embedding_dim or self.vocab_size
+
+
+@dataclass
+class TrainConfig:
+    """How ``nextchar train`` reads the text and updates the model."""
+
+    seq_len: int = 128
+    """Window length of truncated BPTT."""
+    batch_size: int = 32
+    """Parallel text streams per step, over all processes."""
+    epochs: int = 1
+    """Passes over the training text (ignored when max_steps is set)."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps in all (overrides epochs)."""
+    lr: float = 2e-3
+    """Learning rate."""
+    optimizer: str = "adamw"
+    """Optimizer: adam, adamw, sgd or rmsprop."""
+    clip: float | None = 1.0
+    """Global gradient-norm clipping; None or 0 disables it."""
+    val_fraction: float = 0.1
+    """Share of the text (its end) held out for validation."""
+    eval_every: int = 200
+    """Steps between validations (and checkpoints)."""
+    seed: int = 0
+    """Seed of initialisation and dropout."""
+    device: str = "auto"
+    """Where to compute: auto, cpu, cuda or cuda:N."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.clip is None or self.clip >= 0, f"clip must be >= 0, got {self.clip}"),
+            (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"train: {message}")
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default a dataclass declares for ``name``."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+
+@cache
+def field_help(cls: type) -> dict[str, str]:
+    """The one-line docstring under each field of a dataclass (its first sentence, joined on one line)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for field_node, doc in zip(body, body[1:]):
+        if (isinstance(field_node, ast.AnnAssign) and isinstance(field_node.target, ast.Name)
+                and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)):
+            docs[field_node.target.id] = " ".join(str(doc.value.value).split())
+    return docs

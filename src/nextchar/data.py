@@ -7,7 +7,6 @@ Because stream b's window i+1 continues its window i, the hidden state can be ca
 from __future__ import annotations
 
 import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -95,11 +94,6 @@ def window(streams: Tensor, index: int, seq_len: int) -> tuple[Tensor, Tensor]:
     start = index * seq_len
     length = min(seq_len, streams.shape[0] - 1 - start)
     return streams[start:start + length], streams[start + 1:start + 1 + length]
-
-
-def windows(streams: Tensor, seq_len: int) -> Iterator[tuple[Tensor, Tensor]]:
-    for index in range(num_windows(streams, seq_len)):
-        yield window(streams, index, seq_len)
 
 
 def shard_streams(streams: Tensor, rank: int, world_size: int) -> Tensor:

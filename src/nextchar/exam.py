@@ -1,4 +1,4 @@
-"""The exam's six problems (SPEC.md §1), run by its exact protocol, and the exactness checks."""
+"""The exam's six problems, run by its exact protocol, and the exactness checks (3 = 2, 6 = 5)."""
 from __future__ import annotations
 
 import time
@@ -15,8 +15,6 @@ from .vocab import exam_data
 
 DEFAULT_SEED = 0
 """Problems 1 and 4 set no seed in the exam; nextchar uses this one so runs are reproducible."""
-PUBLISHED_SEED_3 = 43052
-"""The published answer sheet seeded problem 3 with this (problem 2's seed is 12345)."""
 LR = 0.1
 
 
@@ -73,7 +71,8 @@ def build_problem_model(problem: Problem, seed: int, engine: str = "autograd") -
     """Seed, then build as the exam does; the hand-written cells copy freshly seeded built-in weights.
 
     ``engine`` applies to the hand-written problems (3, 6): ``autograd`` (the exam's step-by-step loop,
-    the default answer) or ``fused`` (compiled forward and backward).
+    the default answer), ``fused`` (compiled forward and backward under autograd, torch's Adam) or
+    ``compiled`` (whole compiled epochs).
     """
     vocab_size = 7
     scratch = problem.kind == "scratch"

@@ -12,8 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cells import WEIGHT_NAMES, State, hidden_of, make_cell, map_state, stack_states, zero_state
+from .cells import WEIGHT_NAMES, State, make_cell, map_state, stack_states, zero_state
 from .config import ModelConfig
+from .engines import get_unroll
 
 SEQUENCE_MODULES: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -37,47 +38,50 @@ class ModuleCore(nn.Module):
                 for k in range(self.rnn.num_layers)]
 
 
-class LoopCore(nn.Module):
-    """The recurrence as a Python loop over time of one cell per layer (``nn.*Cell`` or hand-written)."""
+class RecurrentCore(nn.Module):
+    """The recurrence as one cell per layer (``nn.*Cell`` or hand-written), unrolled by an engine.
+
+    Stacking, dropout between layers, the zero state and unbatched input are handled here, once; the
+    engine (``engines.py``) only unrolls one layer over time.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        cell_kind = ("torch" if config.kind == "cell"
-                     else "scratch" if config.cell_style == "torch" else "two-linear")
-        self.family, self.dropout = config.family, config.dropout
+        # cell_style names the hand-written cell's parameters: torch's names (ScratchCell) or i2h/h2h.
+        impl = "torch" if config.kind == "cell" else "scratch" if config.cell_style == "torch" else "two-linear"
+        self.family, self.dropout, self.engine = config.family, config.dropout, config.engine
+        self.unroll = get_unroll(config.engine)
         self.cells = nn.ModuleList(
-            make_cell(cell_kind, config.family, config.input_size if k == 0 else config.hidden_size,
+            make_cell(impl, config.family, config.input_size if k == 0 else config.hidden_size,
                       config.hidden_size, config.nonlinearity)
             for k in range(config.num_layers)
         )
 
     def forward(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        output, last_states = input, []  # output: (T, [B,] I) then (T, [B,] H)
+        """``input`` (T, [B,] I); ``state`` (L, [B,] H), a pair of them for the LSTM, or None for zeros."""
+        unbatched = input.dim() == 2
+        if unbatched:  # (T, I) -> (T, 1, I); state (L, H) -> (L, 1, H)
+            input = input.unsqueeze(1)
+            state = None if state is None else map_state(lambda s: s.unsqueeze(1), state)
+        output, last_states = input, []  # output: (T, B, I), then (T, B, H) after each layer
         for k, cell in enumerate(self.cells):
             if k > 0 and self.dropout > 0:
                 output = F.dropout(output, self.dropout, self.training)
-            layer_state = (zero_state(self.family, (*output.shape[1:-1], cell.hidden_size), output)
+            layer_state = (zero_state(self.family, (output.shape[1], cell.hidden_size), output)
                            if state is None else map_state(lambda s: s[k], state))
-            hiddens = []
-            for x_t in output:
-                layer_state = cell(x_t, layer_state)
-                hiddens.append(hidden_of(layer_state))
-            output = torch.stack(hiddens)
+            output, layer_state = self.unroll(cell, output, layer_state)
             last_states.append(layer_state)
-        return output, stack_states(last_states)
+        state = stack_states(last_states)
+        if unbatched:
+            output, state = output.squeeze(1), map_state(lambda s: s.squeeze(1), state)
+        return output, state
 
     def layer_weights(self) -> list[dict[str, Tensor]]:
         return [{name: getattr(cell, name) for name in WEIGHT_NAMES} for cell in self.cells]
 
 
 def build_core(config: ModelConfig) -> nn.Module:
-    if config.kind == "module":
-        return ModuleCore(config)
-    if config.engine == "fused":
-        from .fused.core import FusedCore  # numba is imported only when the fused engine is used
-
-        return FusedCore(config)
-    return LoopCore(config)
+    return ModuleCore(config) if config.kind == "module" else RecurrentCore(config)
 
 
 class CharModel(nn.Module):

@@ -12,6 +12,7 @@ import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field
+
 from pathlib import Path
 
 import torch
@@ -20,51 +21,14 @@ from torch import Tensor
 
 from .cells import detach_state
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore_rng, rng_states, save_checkpoint
-from .config import ModelConfig
+from .config import ModelConfig, TrainConfig
 from .data import batchify, num_windows, shard_streams, split_text, window
 from .device import resolve_device
 from .distributed import Distributed
 from .model import CharModel
-from .training import OPTIMIZERS, check_finite, make_optimizer, perplexity
+from .step import train_step
+from .training import make_optimizer, perplexity
 from .vocab import Vocab
-
-
-@dataclass
-class TrainConfig:
-    seq_len: int = 128
-    """Window length of truncated BPTT."""
-    batch_size: int = 32
-    """Parallel streams per step, over all processes."""
-    epochs: int = 1
-    """Passes over the training text (ignored when max_steps is set)."""
-    max_steps: int | None = None
-    """Stop after this many optimizer steps in all."""
-    lr: float = 2e-3
-    optimizer: str = "adamw"
-    clip: float | None = 1.0
-    """Global gradient-norm clipping; None or 0 disables it."""
-    val_fraction: float = 0.1
-    """The last part of the text held out for validation."""
-    eval_every: int = 200
-    """Steps between validations (and checkpoints)."""
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.clip is None or self.clip >= 0, f"clip must be >= 0, got {self.clip}"),
-            (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
-            (self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"train: {message}")
 
 
 @dataclass
@@ -129,6 +93,9 @@ def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_
         model_config = checkpoint.model_config
     elif isinstance(model_config, dict):
         model_config = ModelConfig(vocab_size=len(vocab), **model_config)
+    if model_config.engine == "compiled":
+        raise ValueError("train: the compiled engine runs fit's whole-sequence protocol (the exam) only; "
+                         "use --engine fused for compiled kernels in nextchar train")
     if model_config.vocab_size != len(vocab):
         raise ValueError(f"train: model vocab_size {model_config.vocab_size} does not match the text's {len(vocab)}")
     device = dist.device(resolve_device(config.device))
@@ -162,17 +129,11 @@ def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_
         if index == 0:
             carry = None  # each pass over the text starts from a zero state
         x, y = (t.to(device) for t in window(streams, index, config.seq_len))
-        logits, carry = trained(x, carry)
+        _, loss, carry = train_step(trained, x, y, _window_loss, opt, state=carry, clip=config.clip,
+                                    where=f"step {step + 1}")
         carry = detach_state(carry)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        check_finite(loss, f"step {step + 1}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        opt.step()
         step += 1
-        loss_value = dist.mean(loss.detach())
+        loss_value = dist.mean(loss)
         result.step_losses.append(loss_value)
         interval_losses.append(loss_value)
         chars_per_sec = chars_per_step * len(interval_losses) / max(time.perf_counter() - interval_start, 1e-9)
@@ -201,6 +162,11 @@ def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_
     if dist.is_main:
         _plot_history(run_dir, result)
     return result
+
+
+def _window_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean cross-entropy over a window: logits (L, B, V), target (L, B)."""
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
 
 
 def _validate(model, val_streams, config, device, dist) -> dict:

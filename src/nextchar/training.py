@@ -11,15 +11,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .device import resolve_device
+from .step import NonFiniteLossError, check_finite, train_step
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
 }
 LOSSES = ("cross_entropy", "mse")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -56,15 +53,6 @@ def accuracy(logits: Tensor, target: Tensor) -> float:
     return (logits.argmax(-1) == labels).float().mean().item()
 
 
-def check_finite(loss: Tensor | float, where: str) -> None:
-    """Stop with a clear message on a NaN or infinite loss (a tensor, or a float from compiled code)."""
-    value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
-    if not math.isfinite(value):
-        raise NonFiniteLossError(
-            f"train: loss became {value} at {where}; try a lower learning rate or gradient clipping (--clip)"
-        )
-
-
 @dataclass
 class FitResult:
     """What :func:`fit` measured: per-epoch history and the exam's fitted values."""
@@ -81,13 +69,13 @@ class FitResult:
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1, optimizer: str = "adam",
         loss: str = "cross_entropy", device: str | torch.device = "cpu", seed: int | None = None,
-        callback: Callable[[int, float], None] | None = None, fused_step: bool = True) -> FitResult:
+        callback: Callable[[int, float], None] | None = None) -> FitResult:
     """Train ``model`` on one whole sequence for ``epochs`` full-sequence steps, as the exam does.
 
     ``x``: model input (T, I) or indices (T,); ``y``: targets, one-hot (T, V) or indices (T,).
-    The exam's fitted values are :attr:`FitResult.probs`. A fused-engine model whose whole step can be
-    compiled (one layer, features in, cross-entropy, Adam, CPU) trains in compiled epochs unless
-    ``fused_step`` is False; otherwise the fused kernels run under autograd.
+    The exam's fitted values are :attr:`FitResult.probs`. Each epoch is one :func:`train_step` with
+    torch's optimizer, whatever the model's engine, except for a model built with ``engine="compiled"``:
+    its epochs run compiled (``fused/compiled.py``), or it stops with what that engine supports.
     """
     if epochs < 1:
         raise ValueError(f"train: epochs must be >= 1, got {epochs}")
@@ -99,33 +87,20 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1,
     criterion = loss_fn(loss)
     opt = make_optimizer(optimizer, model.parameters(), lr)
     result = FitResult()
-    if fused_step and _fused_step_supported(model, x, optimizer, loss, device):
-        from .fused.full_step import fused_fit
+    if getattr(getattr(model, "config", None), "engine", None) == "compiled":
+        from .fused.compiled import check_supported, compiled_fit
 
+        check_supported(model, x, optimizer, loss, device)
         with torch.no_grad():
-            result.probs = fused_fit(model, x, y, epochs, lr, result.history, callback)
+            result.probs = compiled_fit(model, x, y, epochs, lr, result.history, callback)
         return result
     for epoch in range(1, epochs + 1):
-        logits, _ = model(x)
-        value = criterion(logits, y)
-        check_finite(value, f"epoch {epoch}")
-        value.backward()
-        opt.step()
-        opt.zero_grad()
+        logits, value, _ = train_step(model, x, y, criterion, opt, where=f"epoch {epoch}")
         result.history.append({"epoch": epoch, "loss": value.item(), "accuracy": accuracy(logits, y)})
         if callback is not None:
             callback(epoch, value.item())
     result.probs = logits.detach().softmax(-1).cpu()
     return result
-
-
-def _fused_step_supported(model: nn.Module, x: Tensor, optimizer: str, loss: str, device: torch.device) -> bool:
-    config = getattr(model, "config", None)
-    if config is None or config.engine != "fused":
-        return False
-    from .fused.full_step import supports
-
-    return supports(model, x, optimizer, loss, device)
 
 
 def param_count(module: nn.Module) -> int:

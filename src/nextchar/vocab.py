@@ -55,9 +55,6 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.chars)
 
-    def __contains__(self, char: object) -> bool:
-        return char in self.chars
-
     def unknown(self, text: str | Iterable[str]) -> list[str]:
         """The distinct characters of ``text`` that are not in the vocabulary, in order of appearance."""
         known = set(self.chars)

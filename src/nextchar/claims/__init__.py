@@ -1,4 +1,4 @@
-"""The exam's five true/false claims (SPEC.md §2), each an experiment that measures its evidence.
+"""The exam's five true/false claims, each an experiment that measures its evidence.
 
 >>> from nextchar.claims import run_claim
 >>> result = run_claim(4)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig
 from ..model import CharModel
+from ..step import train_step
 from .result import ClaimResult
 
 FAMILIES = ("rnn", "lstm", "gru")
@@ -88,18 +89,18 @@ def train_memory(family: str, k: int, seed: int, budget: MemoryBudget,
     generator = torch.Generator().manual_seed(10_000 + seed)
     model = new_model(family, budget.hidden_size, budget.forget_bias).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=budget.lr)
-    for _ in range(budget.steps):
+    for step in range(1, budget.steps + 1):
         x, target = (t.to(device) for t in memory_batch(k, budget.batch_size, generator))
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits[-1], target)  # only the last step is asked
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), budget.clip)
-        opt.step()
+        _, loss, _ = train_step(model, x, target, _last_step_loss, opt, clip=budget.clip, where=f"step {step}")
     x, target = (t.to(device) for t in memory_batch(k, budget.eval_size, torch.Generator().manual_seed(99)))
     with torch.no_grad():
         accuracy = (model(x)[0][-1].argmax(-1) == target).float().mean().item()
     return model, accuracy, loss.item()
+
+
+def _last_step_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Only the last step is asked: cross-entropy of logits[-1] (B, V) against the first character (B,)."""
+    return F.cross_entropy(logits[-1], target)
 
 
 def _gradient_study(budget: MemoryBudget, device: str | torch.device) -> dict[str, dict[int, float]]:

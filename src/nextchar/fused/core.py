@@ -1,10 +1,9 @@
-"""The fused engine: the hand-written cells' parameters, run by compiled whole-sequence kernels.
+"""The fused engine: a hand-written cell's own parameters, run by compiled whole-sequence kernels.
 
-``FusedCore`` holds the same cells (and so the same parameter names) as the step-by-step
-``LoopCore``, so a checkpoint, ``copy_weights`` and the optimizer see no difference. Per layer it
-computes the input projection for all steps at once in torch, then hands the sequential part to a
-``torch.autograd.Function`` whose forward and backward are the numba kernels: torch optimizers,
-clipping and the rest of autograd work unchanged.
+:func:`unroll` is the engine (see ``engines.py``): it computes the input projection for all steps at
+once in torch, then hands the sequential part to a ``torch.autograd.Function`` whose forward and
+backward are the numba kernels, so torch optimizers, clipping and the rest of autograd work unchanged
+and checkpoints are interchangeable with the autograd engine's.
 """
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cells import State, map_state, stack_states
-from ..model import LoopCore
+from ..cells import State
 from . import kernels
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -97,46 +95,22 @@ class GRUSequence(torch.autograd.Function):
         return dgi, dw, db, torch.from_numpy(dh0)
 
 
-def run_layer(family: str, gi: Tensor, cell, state: State, relu: bool) -> tuple[Tensor, State]:
-    """One layer over a whole sequence: gi (T, B, G*H), state (B, H) or a pair -> hs (T, B, H), last state."""
-    if family == "lstm":
+def check_input(x: Tensor) -> None:
+    """The kernels run on CPU arrays of float32 or float64; anything else is a clear error."""
+    if x.device.type != "cpu":
+        raise ValueError(f"fused engine: runs on the CPU only (numba kernels), got input on {x.device}; "
+                         "use --engine autograd or --device cpu")
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"fused engine: supports {SUPPORTED_DTYPES}, got {x.dtype}")
+
+
+def unroll(cell, x: Tensor, state: State) -> tuple[Tensor, State]:
+    """One layer over a whole sequence: x (T, B, I), state (B, H) or a pair -> hs (T, B, H), last state."""
+    check_input(x)
+    gi = F.linear(x, cell.weight_ih, cell.bias_ih).contiguous()  # (T, B, G*H), every step at once
+    if cell.family == "lstm":
         hs, h, c = LSTMSequence.apply(gi, cell.weight_hh, cell.bias_hh, *state)
         return hs, (h, c)
-    if family == "gru":
-        hs, h = GRUSequence.apply(gi, cell.weight_hh, cell.bias_hh, state)
-        return hs, h
-    hs, h = RNNSequence.apply(gi, cell.weight_hh, cell.bias_hh, state, relu)
-    return hs, h
-
-
-class FusedCore(LoopCore):
-    """Same cells and parameters as the hand-written LoopCore; compiled forward and backward-through-time."""
-
-    def forward(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        self._check(input)
-        unbatched = input.dim() == 2
-        if unbatched:  # (T, I) -> (T, 1, I); state (L, H) -> (L, 1, H)
-            input = input.unsqueeze(1)
-            state = None if state is None else map_state(lambda s: s.unsqueeze(1), state)
-        output, last_states = input, []
-        for k, cell in enumerate(self.cells):
-            if k > 0 and self.dropout > 0:
-                output = F.dropout(output, self.dropout, self.training)
-            gi = F.linear(output, cell.weight_ih, cell.bias_ih)  # (T, B, G*H), every step at once
-            zeros = gi.new_zeros(gi.shape[1], cell.hidden_size)
-            layer_state = ((zeros, zeros) if self.family == "lstm" else zeros) if state is None \
-                else map_state(lambda s: s[k], state)
-            output, layer_state = run_layer(self.family, gi.contiguous(), cell, layer_state,
-                                            cell.nonlinearity == "relu")
-            last_states.append(layer_state)
-        state = stack_states(last_states)
-        if unbatched:
-            output, state = output.squeeze(1), map_state(lambda s: s.squeeze(1), state)
-        return output, state
-
-    def _check(self, input: Tensor) -> None:
-        if input.device.type != "cpu":
-            raise ValueError(f"fused engine: runs on the CPU only (numba kernels), got input on {input.device}; "
-                             "use --engine autograd or --device cpu")
-        if input.dtype not in SUPPORTED_DTYPES:
-            raise ValueError(f"fused engine: supports {SUPPORTED_DTYPES}, got {input.dtype}")
+    if cell.family == "gru":
+        return GRUSequence.apply(gi, cell.weight_hh, cell.bias_hh, state)
+    return RNNSequence.apply(gi, cell.weight_hh, cell.bias_hh, state, cell.nonlinearity == "relu")

@@ -1,9 +1,10 @@
-"""A whole training epoch of the exam's protocol in compiled code: forward, loss, backward, Adam.
+"""The compiled engine: whole training epochs of the exam's protocol in compiled code.
 
-When nothing needs autograd (one layer, features as input, cross-entropy, Adam without weight decay,
-the CPU), :func:`fused_fit` runs each epoch as a handful of numba calls on the model's own parameter
-memory: input projection, the recurrence kernels, head + softmax cross-entropy, backward-through-time,
-and torch's Adam update rule. It matches ``fit`` with the autograd engine to float32 round-off.
+A model built with ``engine="compiled"`` is trained by ``fit`` through :func:`compiled_fit`: each epoch
+is a handful of numba calls on the model's own parameter memory (input projection, the recurrence
+kernels, head + softmax cross-entropy, backward-through-time, torch's Adam update rule), with no
+autograd. It matches ``fit`` with the autograd engine to float32 round-off. It runs the exam's
+protocol only; :func:`check_supported` names what it supports and refuses the rest.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from numba import njit
 from torch import Tensor
 
-from ..training import check_finite
+from ..step import check_finite
 from . import kernels
 
 
@@ -101,15 +102,29 @@ def adam_scalars(step: int, lr: float, dtype, beta1: float = 0.9, beta2: float =
             dtype(eps))
 
 
-def supports(model, x: Tensor, optimizer: str, loss: str, device: torch.device) -> bool:
-    """Whether :func:`fused_fit` can run this configuration (otherwise fit uses autograd)."""
+SUPPORTED = ("one layer, one-hot features (T, V) as input, no dropout, Adam, cross-entropy, on the CPU "
+             "(the exam's protocol)")
+
+
+def check_supported(model, x: Tensor, optimizer: str, loss: str, device: torch.device) -> None:
+    """Refuse, naming each reason, what the compiled epoch cannot run; it never falls back silently."""
     c = model.config
-    return (c.kind == "scratch" and c.engine == "fused" and c.num_layers == 1 and c.embedding_dim is None
-            and c.dropout == 0 and optimizer == "adam" and loss == "cross_entropy" and device.type == "cpu"
-            and x.is_floating_point() and x.dim() == 2)
+    problems = [what for ok, what in [
+        (c.num_layers == 1, f"num_layers {c.num_layers}"),
+        (c.embedding_dim is None, f"embedding_dim {c.embedding_dim}"),
+        (c.dropout == 0, f"dropout {c.dropout}"),
+        (optimizer == "adam", f"optimizer {optimizer!r}"),
+        (loss == "cross_entropy", f"loss {loss!r}"),
+        (device.type == "cpu", f"device {device}"),
+        (x.is_floating_point() and x.dim() == 2, f"input of shape {tuple(x.shape)} and dtype {x.dtype}"),
+        (x.dtype in (torch.float32, torch.float64), f"dtype {x.dtype}"),
+    ] if not ok]
+    if problems:
+        raise ValueError(f"compiled engine: runs {SUPPORTED}; got {', '.join(problems)}. "
+                         "Use --engine fused (compiled kernels under autograd) for anything else")
 
 
-def fused_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list, callback=None) -> Tensor:
+def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list, callback=None) -> Tensor:
     """Train in place for ``epochs``; appends per-epoch loss/accuracy to ``history``; returns the last probs."""
     cell, head = model.core.cells[0], model.head
     family, relu = model.config.family, model.config.nonlinearity == "relu"

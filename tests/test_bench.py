@@ -1,0 +1,50 @@
+"""nextchar bench and the bench/ scripts, on tiny workloads: they run and write what they promise."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from nextchar.cli import main
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
+    path = tmp_path / "new_folder" / "bench.json"
+    out = CliRunner().invoke(main, ["bench", "--quick", "--family", "rnn", "--workload", "exam", "--workload",
+                                    "streams-tiny", "--no-compile-timing", "--json", str(path)])
+    assert out.exit_code == 0, out.output
+    records = json.loads(path.read_text())["records"]
+    exam = {r["engine"]: r for r in records if r["workload"] == "exam"}
+    assert sorted(exam) == ["cell", "compiled", "fused", "module", "scratch"]
+    tiny = {r["engine"] for r in records if r["workload"] == "streams-tiny"}
+    assert tiny == {"module", "cell", "scratch", "fused"}  # the compiled epoch runs the exam's protocol only
+    for r in records:
+        assert r["ms_per_epoch"] > 0 and r["family"] == "rnn"
+        module = next(m for m in records if m["workload"] == r["workload"] and m["engine"] == "module")
+        assert abs(r["speedup_vs_module"] - module["ms_per_epoch"] / r["ms_per_epoch"]) < 1e-9
+    assert exam["module"]["threads"] == 1  # exam-size models run on one thread
+    assert "compiled" in out.output and "vs module" in out.output
+
+
+def test_bench_unknown_workload_is_a_flag_error():
+    out = CliRunner().invoke(main, ["bench", "--workload", "huge"])
+    assert out.exit_code == 2 and "huge" in out.output
+
+
+def test_train_reference_script_prints_one_json_object():
+    script = ROOT / "bench" / "train_reference.py"
+    done = subprocess.run([sys.executable, str(script), "--steps", "2", "--corpus-bytes", "60000", "--family", "gru",
+                           "--threads", "1"], capture_output=True, text=True, check=True, timeout=300)
+    result = json.loads(done.stdout)
+    gru = result["families"]["gru"]
+    assert result["steps"] == 2 and gru["reference"]["chars_per_sec"] > 0
+    assert gru["nextchar"]["speed_vs_reference"] > 0
+
+
+def test_bench_engines_script_is_nextchar_bench():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "engines.py"), "--help"], capture_output=True,
+                          text=True, check=True, timeout=120)
+    assert "--workload" in done.stdout

@@ -1,10 +1,13 @@
 """Checkpoints as plain data in one safetensors file, written atomically.
 
 Tensors: ``model.*`` (the state dict), ``optim.<param>.<key>`` (optimizer state), ``rng.cpu`` /
-``rng.cuda.<i>`` (generator states), ``carry.<i>`` (the hidden state carried between windows).
+``rng.cuda.<i>`` (generator states), ``carry.<i>`` (the hidden state carried between windows),
+``history.step_losses`` (every step's training loss, float64).
 Metadata ``nextchar`` (JSON): format and version, model and training config, vocabulary in its exact
-order, step, epoch, best validation loss, the optimizer's name, param groups and scalar state.
-Nothing is pickled, so a checkpoint loads anywhere, on a CPU-only machine too.
+order, step, epoch, best validation loss, the optimizer's name, param groups and scalar state, the
+evaluations so far, and the training text's fingerprint (characters and SHA-256).
+Nothing is pickled, so a checkpoint loads anywhere, on a CPU-only machine too. A checkpoint is its
+run's source of truth: the history it holds always has exactly ``step`` losses.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from .outputs import write_bytes_atomic
 from .vocab import Vocab
 
 FORMAT, VERSION = "nextchar-checkpoint", 1
+REQUIRED_META = ("model_config", "vocab", "step", "epoch", "best_val_loss", "train_config", "optimizer_name",
+                 "optimizer", "carry")
 
 
 class CheckpointError(ValueError):
@@ -46,9 +51,19 @@ class Checkpoint:
     optimizer_name: str | None = None
     rng: dict[str, Tensor] = field(default_factory=dict)
     carry: State | None = None
+    evals: list[dict] = field(default_factory=list)
+    """Every evaluation up to ``step`` (what history.json shows)."""
+    step_losses: list[float] = field(default_factory=list)
+    """Every step's training loss: ``step`` of them."""
+    text: dict[str, Any] = field(default_factory=dict)
+    """The training text's fingerprint: ``{'chars': N, 'sha256': ...}`` (empty if unknown)."""
 
     def build_model(self, device: str | torch.device = "cpu") -> CharModel:
-        """A model of the saved config holding the saved weights."""
+        """A model of the saved config holding the saved weights; non-finite weights are refused."""
+        bad = [name for name, t in self.model_state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            raise CheckpointError(f"checkpoint: weights {bad[:5]} hold NaN or infinite values; this model cannot "
+                                  "predict or generate (resume from an earlier checkpoint with a lower --lr)")
         model = CharModel(self.model_config)
         try:
             model.load_state_dict(self.model_state)
@@ -93,14 +108,16 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     carry_kind = "none" if carry is None else "pair" if isinstance(carry, tuple) else "tensor"
     if carry is not None:
         tensors.update({f"carry.{i}": t for i, t in enumerate(carry if isinstance(carry, tuple) else (carry,))})
+    tensors["history.step_losses"] = torch.tensor(checkpoint.step_losses, dtype=torch.float64)
     meta = {
         "format": FORMAT, "version": VERSION, "model_config": asdict(checkpoint.model_config),
         "vocab": list(checkpoint.vocab.chars), "step": checkpoint.step, "epoch": checkpoint.epoch,
         "best_val_loss": checkpoint.best_val_loss, "train_config": checkpoint.train_config,
         "optimizer_name": checkpoint.optimizer_name, "optimizer": optimizer_meta, "carry": carry_kind,
+        "evals": checkpoint.evals, "text": checkpoint.text,
     }
     payload = save_bytes({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
-                         metadata={"nextchar": json.dumps(meta)})
+                         metadata={"nextchar": json.dumps(meta, allow_nan=False)})
     return write_bytes_atomic(path, payload)
 
 
@@ -122,9 +139,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint: {str(path)!r} does not exist or is not a file")
     raw = path.read_bytes()
     meta = _read_metadata(raw, path)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint: {str(path)!r} has nextchar metadata that is not a JSON object")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(f"checkpoint: {str(path)!r} has format {meta.get('format')!r} version "
                               f"{meta.get('version')!r}, expected {FORMAT!r} version {VERSION}")
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise CheckpointError(f"checkpoint: {str(path)!r} lacks metadata {missing}; it was not written by nextchar "
+                              "or was edited")
     try:
         tensors = load_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError) as error:
@@ -133,7 +156,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         config, vocab = ModelConfig(**meta["model_config"]), Vocab(tuple(meta["vocab"]))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint: {str(path)!r} has an invalid config or vocabulary: {error}") from None
-    carry = [tensors[f"carry.{i}"] for i in range(2 if meta["carry"] == "pair" else 1)] if meta["carry"] != "none" else None
+    if config.vocab_size != len(vocab):
+        raise CheckpointError(f"checkpoint: {str(path)!r} has a model for {config.vocab_size} characters but a "
+                              f"vocabulary of {len(vocab)}")
+    try:
+        carry = None if meta["carry"] == "none" else [tensors[f"carry.{i}"] for i in range(2 if meta["carry"] == "pair" else 1)]
+    except KeyError as error:
+        raise CheckpointError(f"checkpoint: {str(path)!r} lacks the carried state tensor {error}") from None
+    if not isinstance(meta["step"], int) or meta["step"] < 0:
+        raise CheckpointError(f"checkpoint: {str(path)!r} has step {meta['step']!r}, expected an integer >= 0")
+    losses = tensors.get("history.step_losses")
     return Checkpoint(
         model_config=config, vocab=vocab,
         model_state={k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
@@ -142,6 +174,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         optimizer=_optimizer_from_flat(tensors, meta["optimizer"]) if meta["optimizer"] else None,
         rng={k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")},
         carry=None if carry is None else tuple(carry) if len(carry) == 2 else carry[0],
+        evals=meta.get("evals") or [], step_losses=[] if losses is None else losses.tolist(),
+        text=meta.get("text") or {},
     )
 
 

@@ -1,9 +1,9 @@
 """The ``nextchar`` command: parses flags and calls one library function per subcommand."""
 from __future__ import annotations
 
-import json
 import math
 import os
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,10 +36,28 @@ def _field_option(cls: type, name: str, *decls: str, **kwargs):
 
 
 def _write_json(path: str | None, payload: dict) -> None:
+    from .outputs import write_json
+
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=2))
+        with _clear_errors():
+            write_json(path, payload)
         click.echo(f"wrote {path}")
+
+
+def _prepare_outputs(files: dict[str, str | None] = {}, folders: dict[str, str | None] = {}) -> None:
+    """Check every output path (and create its folder) before any work: {flag: path}."""
+    from .outputs import prepare_dir, prepare_file
+
+    with _clear_errors():
+        for flag, path in files.items():
+            prepare_file(path, flag)
+        for flag, path in folders.items():
+            if path is not None:
+                prepare_dir(path, flag)
+
+
+SEED = click.IntRange(0, 2**64 - 1)
+"""torch.manual_seed's range."""
 
 
 def _check_device(ctx, param, value: str) -> str:
@@ -74,7 +92,7 @@ def main() -> None:
 @main.command()
 @click.option("--problem", "problems", multiple=True, type=click.IntRange(1, 6),
               help="Run only this problem (1-6); repeatable. Default: all six.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Override the seed of the selected problems (e.g. --problem 3 --seed 43052).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the exam's epoch counts.")
 @click.option("--out", default="nextchar-exam", show_default=True, type=click.Path(file_okay=False),
@@ -93,6 +111,7 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) 
     from .exam_report import run_and_report
 
     _threads(threads)
+    _prepare_outputs({"--json": json_path}, {"--out": out})
     with _clear_errors():
         ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine)
     sys.exit(0 if ok else 1)
@@ -103,7 +122,7 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) 
               help="Family to verify; repeatable. Default: rnn, lstm and gru.")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1),
               help="Training epochs before comparing fitted probabilities.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the shared initialisation.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the shared initialisation.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @device_option
 @threads_option(1)
@@ -112,6 +131,7 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
     from .verify import verify as run_verify
 
     _threads(threads)
+    _prepare_outputs({"--json": json_path})
     with _clear_errors():
         reports = run_verify(tuple(families) or FAMILIES, epochs=epochs, seed=seed, device=device)
     for report in reports:
@@ -138,6 +158,7 @@ def claims(claims, quick, out, json_path, device, threads) -> None:
     from .plots import save
 
     _threads(threads)
+    _prepare_outputs({"--json": json_path}, {"--out": out})
     results = {}
     for number in sorted(claims) or range(1, 6):
         with _clear_errors():
@@ -147,7 +168,8 @@ def claims(claims, quick, out, json_path, device, threads) -> None:
         click.echo(f"verdict: {'TRUE' if result.verdict else 'FALSE'}")
         click.echo(f"evidence: {result.explanation}")
         for name, fig in result.figures.items():
-            click.echo(f"figure: {save(fig, Path(out) / f'claim{number}_{name}.png')}")
+            with _clear_errors():
+                click.echo(f"figure: {save(fig, Path(out) / f'claim{number}_{name}.png')}")
         click.echo()
     _write_json(json_path, {"claims": results})
 
@@ -181,39 +203,72 @@ def claims(claims, quick, out, json_path, device, threads) -> None:
 @_field_option(TrainConfig, "seed", "--seed", type=click.IntRange(0, 2**64 - 1))
 @click.option("--out", default="runs/nextchar", show_default=True, type=click.Path(file_okay=False),
               help="Run folder: checkpoints, history, loss curve.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint; flags left out take the checkpoint's.")
+@click.option("--overwrite", is_flag=True, help="Replace the run that --out holds (its checkpoints and history).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
 @_field_option(TrainConfig, "device", "--device", callback=_check_device)
 @threads_option(None)
 def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,
           embedding_dim, seq_len, batch_size, epochs, max_steps, lr, optimizer, clip, val_fraction, eval_every,
-          seed, out, resume, no_progress, device, threads) -> None:
-    """Train a character model on TEXT_FILE (any UTF-8 text) or a built-in --corpus."""
+          seed, out, resume, overwrite, no_progress, device, threads) -> None:
+    """Train a character model on TEXT_FILE (any UTF-8 text) or a built-in --corpus, into the run folder --out.
+
+    A run folder holds one run: training into one that holds a run needs --resume (continue it exactly) or
+    --overwrite (replace it). On --resume, flags that define the model or the data must match the checkpoint
+    (--model, --engine, --hidden-size, --num-layers, --dropout, --nonlinearity, --embedding-dim, --seq-len,
+    --batch-size, --val-fraction, --optimizer, --seed, and the text itself); --lr, --clip, --epochs,
+    --max-steps, --eval-every and --device may change. Ctrl-C (or SIGTERM) saves last.safetensors at the
+    current step and exits 130 (143) with the command that resumes.
+    """
     from .config import parse_formulation
     from .data import load_corpus, read_text_file
-    from .trainer import TrainConfig, train as run_train
+    from .interrupt import TrainingInterrupted
+    from .trainer import train as run_train
 
     _threads(threads)
     if (text_file is None) == (corpus is None):
         raise click.UsageError("give either TEXT_FILE or --corpus, not both or neither")
+    family, kind = parse_formulation(formulation)
+    model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
+             "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None, "engine": engine}
+    if engine == "fused" and device == "auto":
+        device = "cpu"  # the fused engine's kernels run on the CPU
+    config = {"seq_len": seq_len, "batch_size": batch_size, "epochs": epochs, "max_steps": max_steps, "lr": lr,
+              "optimizer": optimizer, "clip": clip or None, "val_fraction": val_fraction, "eval_every": eval_every,
+              "seed": seed, "device": device}
+    if resume:  # only what was given: the rest is the checkpoint's
+        given = _given_flags()
+        model = {k: v for k, v in model.items() if {"family": "formulation", "kind": "formulation"}.get(k, k) in given}
+        config = {k: v for k, v in config.items() if k in given or (k == "device" and "engine" in given)}
     with _clear_errors():
         text = read_text_file(text_file) if text_file else load_corpus(corpus, corpus_bytes)
-        family, kind = parse_formulation(formulation)
-        model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
-                 "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None,
-                 "engine": engine}
-        if engine == "fused" and device == "auto":
-            device = "cpu"  # the fused engine's kernels run on the CPU
-        config = TrainConfig(seq_len, batch_size, epochs, max_steps, lr, optimizer, clip or None, val_fraction,
-                             eval_every, seed, device)
         try:
-            result = run_train(text, model, config, out, resume=resume, progress=not no_progress)
+            result = run_train(text, model, config, out, resume=resume, progress=not no_progress, overwrite=overwrite)
+        except TrainingInterrupted as stopped:
+            click.echo(f"\n{stopped}. Resume with:\n  {_resume_command()}", err=True)
+            sys.exit(stopped.exit_code)
         finally:
             _leave_process_group()
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
                    f"run folder {out}")
+
+
+def _given_flags() -> set[str]:
+    """The parameters of this command set on the command line or from the environment, not by default."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
+def _resume_command() -> str:
+    """This command line with --resume (and without --overwrite)."""
+    args = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
+    return shlex.join(["nextchar", *args, "--resume"])
 
 
 @main.command()
@@ -224,7 +279,7 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
               help="Softmax temperature: lower is more conservative.")
 @click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample only among the k most likely.")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Sampling seed.")
 @device_option
 @threads_option(1)
 def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, device, threads) -> None:
@@ -243,26 +298,46 @@ def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, devic
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--text", required=True, help="Text whose next-character probabilities to show.")
+@click.option("--text", default=None, help="Text whose next-character probabilities to show.")
+@click.option("--text-file", default=None, help="Read the text from this UTF-8 file (- for stdin), any length.")
+@click.option("--rows", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Positions shown in the table and the heatmap.")
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
+              help="First position shown in the table and the heatmap.")
 @click.option("--top", default=3, show_default=True, type=click.IntRange(min=1), help="Guesses shown per position.")
 @click.option("--png", default="predict.png", show_default=True, type=click.Path(dir_okay=False),
-              help="Heatmap of the probabilities (the exam's picture).")
+              help="Heatmap of the shown positions' probabilities (the exam's picture).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Every position's probabilities as JSON, streamed.")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
+              help="Every position's probabilities as CSV, streamed.")
 @device_option
-def predict(checkpoint, text, top, png, device) -> None:
-    """Next-character probabilities at each position of --text, as a table and a heatmap."""
+def predict(checkpoint, text, text_file, rows, offset, top, png, json_path, csv_path, device) -> None:
+    """Next-character probabilities at each position of --text or --text-file: a table and a heatmap of
+    --rows positions from --offset; --json/--csv hold every position. Memory stays bounded for any length."""
     from .checkpoint import load_checkpoint
     from .device import resolve_device
-    from .generate import format_predictions, predict as run_predict
+    from .generate import format_predictions
     from .plots import probability_heatmap, save
+    from .predict_output import predict_to_files, read_pieces
 
+    if (text is None) == (text_file is None):
+        raise click.UsageError("give either --text or --text-file, not both or neither")
+    _prepare_outputs({"--png": png, "--json": json_path, "--csv": csv_path})
     with _clear_errors():
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model(resolve_device(device))
-        probs = run_predict(model, ckpt.vocab, text)
-    click.echo(format_predictions(ckpt.vocab, text, probs, top))
-    fig = probability_heatmap(probs, ckpt.vocab.chars, "next-character probabilities", rows=len(text),
-                              row_labels=list(text))
-    click.echo(f"heatmap: {save(fig, png)}")
+        pieces = [text] if text is not None else read_pieces(text_file)
+        shown, probs, total = predict_to_files(model, ckpt.vocab, pieces, rows, offset, json_path, csv_path)
+    click.echo(format_predictions(ckpt.vocab, shown, probs, top, start=offset))
+    last = offset + len(shown) - 1
+    fig = probability_heatmap(probs, ckpt.vocab.chars, f"next-character probabilities, positions {offset}-{last} "
+                              f"of {total}", rows=len(shown), row_labels=list(shown))
+    with _clear_errors():
+        click.echo(f"heatmap: {save(fig, png)}")
+    for path in (json_path, csv_path):
+        if path:
+            click.echo(f"wrote {path} ({total} positions)")
 
 
 @main.command()
@@ -280,12 +355,14 @@ def bench(quick, families, json_path, workloads, no_compile_timing, threads) -> 
     """Time every engine side by side (ms per epoch) and report each one's ratio to torch's module."""
     from .benchmark import format_table, run_bench, write_json
 
+    _prepare_outputs({"--json": json_path})
     with _clear_errors():
         result = run_bench(quick, tuple(families) or FAMILIES, threads, tuple(workloads) or WORKLOADS[:-1],
                            not no_compile_timing, log=lambda line: click.echo(line, err=True))
     click.echo(format_table(result))
     if json_path:
-        write_json(result, json_path)
+        with _clear_errors():
+            write_json(result, json_path)
         click.echo(f"wrote {json_path}")
 
 
@@ -300,12 +377,16 @@ def _leave_process_group() -> None:
 @contextmanager
 def _clear_errors():
     """Library errors (bad input, checkpoints, non-finite loss) end the command with their message."""
+    from .outputs import OutputError
     from .training import NonFiniteLossError
 
     try:
         yield
-    except (ValueError, NonFiniteLossError) as error:
+    except (ValueError, NonFiniteLossError, OutputError) as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:  # anything else the OS refuses: name the file
+        where = f" {error.filename!r}" if error.filename else ""
+        raise click.ClickException(f"cannot use{where}: {error.strerror or error}") from None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """``nextchar exam``'s output: the tables, the checks, the heatmaps and the JSON."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from .device import resolve_device
 from .exam import PROBLEMS, ExamResult, ProblemResult, run_exam
+from .outputs import write_json
 from .plots import probability_heatmap, save
 from .vocab import EXAM_MAPPING
 
@@ -26,7 +26,10 @@ def format_table(result: ProblemResult) -> str:
 
 def describe(result: ProblemResult) -> str:
     p = result.problem
-    seed_note = "" if p.exam_sets_seed else f" (the exam sets no seed; nextchar uses {result.seed})"
+    if result.seed != p.seed:
+        seed_note = f" (given with --seed; the exam's is {p.seed})" if p.exam_sets_seed else " (given with --seed)"
+    else:
+        seed_note = "" if p.exam_sets_seed else f" (the exam sets no seed; nextchar uses {p.seed}, its default)"
     engine = f", {result.engine} engine" if p.kind == "scratch" else ""
     lines = [f"== Problem {p.number}: {p.title} [{result.formulation}{engine}]",
              f"seed {result.seed}{seed_note}, {result.epochs} epochs, Adam lr 0.1, "
@@ -63,8 +66,7 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine=
         click.echo(line)
     click.echo(f"total {time.perf_counter() - start:.1f} s")
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps({**exam.to_json(), "engine": engine}, indent=2))
+        write_json(json_path, {**exam.to_json(), "engine": engine})
         click.echo(f"wrote {json_path}")
     exam_seeds = [c for c in exam.checks().values() if c["seeds"][0] == c["seeds"][1]]
     if engine != "autograd":  # compiled math rounds differently: equal to training noise, not bit for bit

@@ -5,6 +5,8 @@ Generation warms up on the prompt in one pass, then carries the state one charac
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import torch
 from torch import Tensor
 
@@ -49,7 +51,8 @@ def generate(model: CharModel, vocab: Vocab, prompt: str, length: int, temperatu
 def _choose(logits: Tensor, temperature: float, top_k: int | None, greedy: bool, generator: torch.Generator) -> int:
     if greedy:
         return int(logits.argmax())
-    logits = logits.double() / temperature
+    # Shift first, so a tiny temperature divides values <= 0 (-> -inf or 0) and never makes inf - inf.
+    logits = (logits.double() - logits.double().max()) / temperature
     if top_k is not None and top_k < logits.numel():
         cutoff = logits.topk(top_k).values[-1]
         logits = logits.masked_fill(logits < cutoff, float("-inf"))
@@ -59,17 +62,42 @@ def _choose(logits: Tensor, temperature: float, top_k: int | None, greedy: bool,
 @torch.no_grad()
 def predict(model: CharModel, vocab: Vocab, text: str) -> Tensor:
     """Next-character probabilities after each position of ``text``: (T, V), on the CPU."""
+    return torch.cat([probs for _, _, probs in predict_chunks(model, vocab, [text])])
+
+
+CHUNK = 4096
+"""Characters read per forward pass when predicting over a long text (the state is carried between)."""
+
+
+@torch.no_grad()
+def predict_chunks(model: CharModel, vocab: Vocab, pieces: Iterable[str], chunk: int = CHUNK
+                   ) -> Iterator[tuple[int, str, Tensor]]:
+    """Predict over a text given in pieces of any size, in bounded memory: yields ``(start, text, probs)``
+    for each run of at most ``chunk`` characters, probs (n, V) on the CPU, the state carried between."""
     model.eval()
     device = next(model.parameters()).device
-    logits, _ = model(_prompt_indices(vocab, text, "predict").to(device))
-    return logits.softmax(-1).cpu()
+    state, start, empty = None, 0, True
+    for piece in pieces:
+        for offset in range(0, len(piece), chunk):
+            part = piece[offset:offset + chunk]
+            try:
+                indices = _prompt_indices(vocab, part, "predict")
+            except ValueError as error:
+                raise ValueError(f"{error} (in characters {start}..{start + len(part) - 1})") from None
+            logits, state = model(indices.to(device), state)
+            yield start, part, logits.softmax(-1).cpu()
+            start, empty = start + len(part), False
+    if empty:
+        raise ValueError("predict: the text must have at least one character")
 
 
-def format_predictions(vocab: Vocab, text: str, probs: Tensor, top: int = 3) -> str:
-    """One line per position: the character read and the ``top`` most likely next characters."""
+def format_predictions(vocab: Vocab, text: str, probs: Tensor, top: int = 3, start: int | None = None) -> str:
+    """One line per position: (its index from ``start``,) the character read and the ``top`` most likely
+    next characters."""
     lines = []
     values, indices = probs.topk(min(top, probs.shape[-1]), dim=-1)
-    for char, vals, idxs in zip(text, values.tolist(), indices.tolist()):
+    for k, (char, vals, idxs) in enumerate(zip(text, values.tolist(), indices.tolist())):
         guesses = "  ".join(f"{vocab.chars[i]!r} {v:.3f}" for v, i in zip(vals, idxs))
-        lines.append(f"{char!r:>6} -> {guesses}")
+        where = "" if start is None else f"{start + k:>8} "
+        lines.append(f"{where}{char!r:>6} -> {guesses}")
     return "\n".join(lines)

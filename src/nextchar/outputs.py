@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class OutputError(OSError):
@@ -89,3 +91,27 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, payload: Any, indent: int | None = 2) -> Path:
     """Standard JSON only: a NaN or infinity is a bug to surface, not a file other tools cannot read."""
     return write_text_atomic(path, json.dumps(payload, indent=indent, allow_nan=False))
+
+
+@contextmanager
+def atomic_text_writer(path: str | Path) -> Iterator[IO[str]]:
+    """A text handle for streaming a large file: written to a temp file, renamed onto ``path`` at the end
+    (and removed if anything fails), so readers never see half a file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"cannot write {str(path)!r}: {_describe(error)}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _creation_mode())
+        os.replace(tmp, path)
+    except BaseException as error:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, OutputError):
+            raise OutputError(f"cannot write {str(path)!r}: {_describe(error)}") from error
+        raise

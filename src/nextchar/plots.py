@@ -53,8 +53,11 @@ def loss_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], titl
 
 
 def save(fig, path: str | Path) -> Path:
-    """Write a figure as PNG, creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    """Write a figure as PNG atomically, creating the folder; OS errors name the path."""
+    import io
+
+    from .outputs import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
+    return write_bytes_atomic(path, buffer.getvalue())

@@ -8,9 +8,9 @@ resumed run computes the same losses as one that was never interrupted.
 """
 from __future__ import annotations
 
-import csv
-import json
+import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 from pathlib import Path
@@ -26,7 +26,10 @@ from .data import batchify, num_windows, shard_streams, split_text, window
 from .device import resolve_device
 from .distributed import Distributed
 from .model import CharModel
-from .step import train_step
+from .interrupt import StopRequests, TrainingInterrupted
+from .resume import check_resume, resumed_configs, text_fingerprint
+from .runfolder import claim, write_history
+from .step import NonFiniteLossError, train_step
 from .training import make_optimizer, perplexity
 from .vocab import Vocab
 
@@ -69,6 +72,9 @@ def _prepare_vocab(text: str, run_dir: Path, resume: bool) -> tuple[Vocab, Check
     if missing:
         raise CheckpointError(f"checkpoint: its vocabulary lacks characters of this text: {missing[:20]!r}; "
                               "resume with the text it was trained on")
+    if len(checkpoint.step_losses) != checkpoint.step:
+        raise CheckpointError(f"checkpoint: {str(run_dir / 'last.safetensors')!r} holds {len(checkpoint.step_losses)} "
+                              f"step losses for step {checkpoint.step}")
     return checkpoint.vocab, checkpoint
 
 
@@ -83,16 +89,35 @@ def _val_streams(val_encoded: Tensor, config: TrainConfig) -> Tensor | None:
     return batchify(val_encoded, streams, config.seq_len, "validation text")
 
 
-def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_dir: str | Path,
-          resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train a character model on ``text``; see the module docstring. ``model_config`` may omit vocab_size."""
+def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None,
+          run_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
+    """Train a character model on ``text`` into the run folder ``run_dir``; see the module docstring.
+
+    ``model_config`` may omit vocab_size (a dict). On resume, None or a dict of only what changes takes the
+    checkpoint's settings; what defines the model or the data must match it (``resume.py``). A folder that
+    holds another run is refused unless ``overwrite``. Raises :class:`TrainingInterrupted` after saving
+    ``last`` when SIGINT or SIGTERM arrives.
+    """
     dist = Distributed.from_env()
     run_dir = Path(run_dir)
+    lock = claim(run_dir, resume, overwrite) if dist.is_main else None
+    try:
+        with StopRequests() if not dist.enabled else nullcontext() as stop:
+            return _train(text, model_config, config, run_dir, resume, progress, dist, stop)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(text, model_config, config, run_dir, resume, progress, dist, stop) -> TrainResult:
     vocab, checkpoint = _prepare_vocab(text, run_dir, resume)
     if checkpoint is not None:
-        model_config = checkpoint.model_config
-    elif isinstance(model_config, dict):
-        model_config = ModelConfig(vocab_size=len(vocab), **model_config)
+        model_config, config = resumed_configs(checkpoint, model_config, config)
+        check_resume(checkpoint, model_config, config, text)
+    elif isinstance(model_config, dict) or model_config is None:
+        model_config = ModelConfig(vocab_size=len(vocab), **(model_config or {}))
+    if isinstance(config, dict) or config is None:
+        config = TrainConfig(**(config or {}))
     if model_config.engine == "compiled":
         raise ValueError("train: the compiled engine runs fit's whole-sequence protocol (the exam) only; "
                          "use --engine fused for compiled kernels in nextchar train")
@@ -114,16 +139,19 @@ def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_
         model.load_state_dict(checkpoint.model_state)
         if checkpoint.optimizer is not None:
             opt.load_state_dict(checkpoint.optimizer)
+        for group in opt.param_groups:
+            group["lr"] = config.lr  # --lr on resume takes effect (the saved groups hold the old one)
         step, result.best_val_loss = checkpoint.step, checkpoint.best_val_loss
         carry = dist.my_carry(checkpoint.carry, device)
         restore_rng(checkpoint.rng)
-        result.evals, result.step_losses = _read_history(run_dir, step)
+        result.evals, result.step_losses = list(checkpoint.evals), list(checkpoint.step_losses)
 
+    run = _Run(model_config, config, vocab, text_fingerprint(text), run_dir, opt, dist, result)
     per_epoch = num_windows(streams, config.seq_len)
     total_steps = config.max_steps or config.epochs * per_epoch
     chars_per_step = config.batch_size * config.seq_len
     bar = _progress_bar(total_steps, step, progress and dist.is_main)
-    interval_losses, interval_start = [], time.perf_counter()
+    interval_start, interval_steps = time.perf_counter(), 0
     while step < total_steps:
         epoch, index = divmod(step, per_epoch)
         if index == 0:
@@ -135,33 +163,68 @@ def train(text: str, model_config: ModelConfig | dict, config: TrainConfig, run_
         step += 1
         loss_value = dist.mean(loss)
         result.step_losses.append(loss_value)
-        interval_losses.append(loss_value)
-        chars_per_sec = chars_per_step * len(interval_losses) / max(time.perf_counter() - interval_start, 1e-9)
+        interval_steps += 1
+        chars_per_sec = chars_per_step * interval_steps / max(time.perf_counter() - interval_start, 1e-9)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", chars_s=f"{chars_per_sec:,.0f}")
         if step % config.eval_every == 0 or step == total_steps:
+            since = result.evals[-1]["step"] if result.evals else 0  # the train loss since the last eval
             record = {"step": step, "epoch": epoch + (index + 1) / per_epoch,
-                      "train_loss": sum(interval_losses) / len(interval_losses), "chars_per_sec": chars_per_sec}
+                      "train_loss": sum(result.step_losses[since:]) / (step - since), "chars_per_sec": chars_per_sec}
             record.update(_validate(model, val_streams, config, device, dist))
-            result.evals.append(record)
             improved = record.get("val_loss") is not None and (
                 result.best_val_loss is None or record["val_loss"] < result.best_val_loss)
-            if improved:
-                result.best_val_loss = record["val_loss"]
-            full_carry = dist.gather_carry(carry)
-            if dist.is_main:
-                bar.write(_describe(record))
-                snapshot = Checkpoint(model_config, vocab, model.state_dict(), step, epoch, result.best_val_loss,
-                                      asdict(config), opt.state_dict(), config.optimizer, rng_states(), full_carry)
-                save_checkpoint(run_dir / "last.safetensors", snapshot)
-                if improved or val_streams is None:
-                    save_checkpoint(run_dir / "best.safetensors", snapshot)
-                _write_history(run_dir, result)
-            interval_losses, interval_start = [], time.perf_counter()
+            run.save(step, epoch, carry, record, improved or val_streams is None, bar.write)
+            interval_start, interval_steps = time.perf_counter(), 0
+        elif stop is not None and stop.signum is not None:
+            run.save(step, epoch, carry, None, False, bar.write)
+        if stop is not None and stop.signum is not None:
+            bar.close()
+            raise TrainingInterrupted(step, stop.signum)
     bar.close()
     if dist.is_main:
         _plot_history(run_dir, result)
     return result
+
+
+class _Run:
+    """Saves a run's state: finite checks, then last (and best), then the history view, in that order."""
+
+    def __init__(self, model_config, config, vocab, text, run_dir, opt, dist, result) -> None:
+        self.model_config, self.config, self.vocab, self.text = model_config, config, vocab, text
+        self.run_dir, self.opt, self.dist, self.result = run_dir, opt, dist, result
+
+    def save(self, step: int, epoch: int, carry, record: dict | None, best: bool, write) -> None:
+        """``record``: this step's evaluation (None when saving on a signal between evaluations)."""
+        model, result = self.result.model, self.result
+        _check_finite_state(model, record, step, result.evals[-1]["step"] if result.evals else None)
+        if record is not None:
+            result.evals.append(record)
+            if best and record.get("val_loss") is not None:
+                result.best_val_loss = record["val_loss"]
+        full_carry = self.dist.gather_carry(carry)
+        if not self.dist.is_main:
+            return
+        if record is not None:
+            write(_describe(record))
+        snapshot = Checkpoint(self.model_config, self.vocab, model.state_dict(), step, epoch, result.best_val_loss,
+                              asdict(self.config), self.opt.state_dict(), self.config.optimizer, rng_states(),
+                              full_carry, result.evals, result.step_losses, self.text)
+        save_checkpoint(self.run_dir / "last.safetensors", snapshot)
+        if best and record is not None:
+            save_checkpoint(self.run_dir / "best.safetensors", snapshot)
+        write_history(self.run_dir, result.evals, result.step_losses)
+
+
+def _check_finite_state(model: CharModel, record: dict | None, step: int, last_saved: int | None) -> None:
+    """Nothing non-finite is ever saved: the weights and this evaluation's metrics are checked first."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    metrics = [k for k, v in (record or {}).items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad or metrics:
+        what = f"weights {bad[:3]}" if bad else f"{', '.join(metrics)}"
+        kept = f"last.safetensors keeps step {last_saved}" if last_saved else "nothing was saved"
+        raise NonFiniteLossError(f"train: {what} became NaN or infinite at step {step}; {kept}; try a lower "
+                                 "learning rate or gradient clipping (--clip)")
 
 
 def _window_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -174,13 +237,14 @@ def _validate(model, val_streams, config, device, dist) -> dict:
         return {"val_loss": None, "val_perplexity": None, "val_accuracy": None}
     val_loss, val_acc = evaluate(model, val_streams, config.seq_len, device)
     val_loss, val_acc = dist.mean(torch.tensor(val_loss)), dist.mean(torch.tensor(val_acc))
-    return {"val_loss": val_loss, "val_perplexity": perplexity(val_loss), "val_accuracy": val_acc}
+    ppl = perplexity(val_loss)
+    return {"val_loss": val_loss, "val_perplexity": ppl if math.isfinite(ppl) else None, "val_accuracy": val_acc}
 
 
 def _describe(record: dict) -> str:
     text = f"step {record['step']:6d} | epoch {record['epoch']:.2f} | train loss {record['train_loss']:.4f}"
     if record["val_loss"] is not None:
-        text += (f" | val loss {record['val_loss']:.4f} | val ppl {record['val_perplexity']:.3f}"
+        text += (f" | val loss {record['val_loss']:.4f} | val ppl {record['val_perplexity'] or math.inf:.3f}"
                  f" | val acc {record['val_accuracy']:.3f}")
     return text + f" | {record['chars_per_sec']:,.0f} chars/s"
 
@@ -189,22 +253,6 @@ def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
-
-
-def _write_history(run_dir: Path, result: TrainResult) -> None:
-    (run_dir / "history.json").write_text(json.dumps({"evals": result.evals, "step_losses": result.step_losses}))
-    with open(run_dir / "history.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(result.evals[0]))
-        writer.writeheader()
-        writer.writerows(result.evals)
-
-
-def _read_history(run_dir: Path, step: int) -> tuple[list[dict], list[float]]:
-    path = run_dir / "history.json"
-    if not path.is_file():
-        return [], []
-    data = json.loads(path.read_text())
-    return [e for e in data["evals"] if e["step"] <= step], data["step_losses"][:step]
 
 
 def _plot_history(run_dir: Path, result: TrainResult) -> None:
@@ -216,4 +264,7 @@ def _plot_history(run_dir: Path, result: TrainResult) -> None:
     if result.evals[0]["val_loss"] is not None:
         curves["validation"] = ([e["step"] for e in result.evals], [e["val_loss"] for e in result.evals])
     save(loss_curves(curves, title="loss (nats/char)"), run_dir / "loss.png")
+
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "evaluate", "train"]
 

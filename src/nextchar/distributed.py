@@ -56,6 +56,11 @@ class Distributed:
         device_ids = [self.local_rank] if next(model.parameters()).is_cuda else None
         return DistributedDataParallel(model, device_ids=device_ids)
 
+    def barrier(self) -> None:
+        """Wait for every rank (rank 0 writes the files at the end): ranks then leave the group together."""
+        if self.enabled:
+            torch_dist.barrier()
+
     def mean(self, value: Tensor) -> float:
         """The mean of a scalar over all processes."""
         if not self.enabled:

@@ -5,10 +5,15 @@ nothing leaks between calls; in a notebook, a returned Figure displays inline.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from torch import Tensor
+
+# A stale font cache makes matplotlib log "findfont: Font family ['cmss10'] not found" for every mathtext
+# tick label (log axes) while it falls back to a font it has: noise, not an error the user can act on.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
 def probability_heatmap(probs: Tensor, labels: Sequence[str], title: str = "", rows: int = 10,

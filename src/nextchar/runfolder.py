@@ -5,6 +5,7 @@
 - An OS-level lock (``fcntl.flock`` on ``.lock``) is held for the whole run; a second process gets a clear
   error naming the folder and the holder's PID. The lock dies with its process, even after SIGKILL, so
   there is no stale lock to clean up.
+- Temp files left by a write that SIGKILL cut short are removed when the next run claims the folder.
 - ``history.json`` is a view of the history kept inside each checkpoint: it is written atomically after
   the checkpoint, and on resume it is rebuilt from the checkpoint, so the two never disagree.
 """
@@ -77,6 +78,8 @@ def claim(run_dir: str | Path, resume: bool, overwrite: bool) -> RunLock:
     run_dir = prepare_dir(run_dir, "train --out")
     lock = RunLock(run_dir).acquire()
     try:
+        for stale in run_dir.glob(".*.tmp"):  # a write cut by SIGKILL; no one else writes here while we hold the lock
+            stale.unlink(missing_ok=True)
         present = run_files(run_dir)
         if resume and not (run_dir / "last.safetensors").is_file():
             raise RunFolderError(f"train: nothing to resume in {str(run_dir)!r}: it has no last.safetensors")

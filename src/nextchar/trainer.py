@@ -98,6 +98,8 @@ def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfi
     holds another run is refused unless ``overwrite``. Raises :class:`TrainingInterrupted` after saving
     ``last`` when SIGINT or SIGTERM arrives.
     """
+    if str(run_dir) == "":
+        raise ValueError("train: --out is empty; give the run folder's name")
     dist = Distributed.from_env()
     run_dir = Path(run_dir)
     lock = claim(run_dir, resume, overwrite) if dist.is_main else None
@@ -184,6 +186,7 @@ def _train(text, model_config, config, run_dir, resume, progress, dist, stop) ->
     bar.close()
     if dist.is_main:
         _plot_history(run_dir, result)
+    dist.barrier()
     return result
 
 

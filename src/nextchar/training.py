@@ -13,6 +13,10 @@ from torch import Tensor
 from .device import resolve_device
 from .step import NonFiniteLossError, check_finite, train_step
 
+# NonFiniteLossError and check_finite live in step.py, with the step; they stay importable from here.
+__all__ = ["FitResult", "LOSSES", "NonFiniteLossError", "OPTIMIZERS", "accuracy", "check_finite", "fit", "loss_fn",
+           "make_optimizer", "param_count", "perplexity"]
+
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
 }

@@ -1,0 +1,24 @@
+"""The ``nextchar`` command: each subcommand parses its flags and calls one library function.
+
+``common.py`` holds what they share; ``exam.py`` the exam's commands (exam, verify, claims, bench);
+``text.py`` training on any text (train, generate, predict).
+"""
+from __future__ import annotations
+
+import click
+
+from .exam import bench, claims, exam, verify
+from .text import generate, predict, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nextchar")
+def main() -> None:
+    """nextchar: next-character prediction with RNN, LSTM and GRU, from the exam to any text."""
+
+
+for command in (exam, verify, claims, train, generate, predict, bench):
+    main.add_command(command)
+
+if __name__ == "__main__":
+    main()

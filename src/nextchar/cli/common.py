@@ -1,0 +1,100 @@
+"""What the nextchar commands share: output checks, clear errors, threads, and flags built from the configs."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import click
+
+from ..config import field_default, field_help
+from ..device import DEVICES
+
+
+def set_threads(n: int | None) -> None:
+    """torch's threads, and those of the BLAS that numba's np.dot loads later (the fused engine's);
+    None keeps torch's default (all cores)."""
+    import torch
+
+    if n is None:
+        return
+    torch.set_num_threads(n)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(n))  # read when scipy's OpenBLAS first loads
+
+
+def field_option(cls: type, name: str, *decls: str, **kwargs):
+    """A flag whose default and help come from the dataclass field ``cls.name``: declared once."""
+    kwargs.setdefault("help", field_help(cls)[name])
+    return click.option(*decls, default=field_default(cls, name), show_default=True, **kwargs)
+
+
+def write_json_output(path: str | None, payload: dict) -> None:
+    from ..outputs import write_json
+
+    if path:
+        with clear_errors():
+            write_json(path, payload)
+        click.echo(f"wrote {path}")
+
+
+def prepare_outputs(files: dict[str, str | None] = {}, folders: dict[str, str | None] = {}) -> None:
+    """Check every output path (and create its folder) before any work: {flag: path}."""
+    from ..outputs import prepare_dir, prepare_file
+
+    with clear_errors():
+        for flag, path in files.items():
+            prepare_file(path, flag)
+        for flag, path in folders.items():
+            if path is not None:
+                prepare_dir(path, flag)
+
+
+SEED = click.IntRange(0, 2**64 - 1)
+"""torch.manual_seed's range."""
+
+
+def check_device(ctx, param, value: str) -> str:
+    """Refuse an unknown device, or cuda without CUDA, as a flag error (the word itself is kept: auto stays auto)."""
+    from ..device import resolve_device
+
+    try:
+        resolve_device(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+device_option = click.option("--device", default="auto", show_default=True, callback=check_device,
+                             help=f"Where to compute: one of {DEVICES} (or cuda:N); auto picks cuda when present.")
+
+
+def threads_option(default: int | None):
+    """--threads: 1 where measured fastest (exam-size models), torch's default (all cores) otherwise."""
+    words = "torch's default (all cores)" if default is None else str(default)
+    return click.option("--threads", default=default, type=click.IntRange(min=1),
+                        help=f"torch CPU threads [default: {words}]; exam-size models run fastest on one, "
+                             "hidden sizes in the hundreds on all cores.")
+
+
+def leave_process_group() -> None:
+    """Under torchrun, leave the process group train() joined, so every rank exits cleanly."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def clear_errors():
+    """Library errors (bad input, checkpoints, non-finite loss) end the command with their message."""
+    from ..outputs import OutputError
+    from ..training import NonFiniteLossError
+
+    try:
+        yield
+    except (ValueError, NonFiniteLossError, OutputError) as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:  # anything else the OS refuses: name the file
+        where = f" {error.filename!r}" if error.filename else ""
+        raise click.ClickException(f"cannot use{where}: {error.strerror or error}") from None
+
+

@@ -1,0 +1,184 @@
+"""Training on any text and using what it made: ``train``, ``generate``, ``predict``."""
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+
+import click
+
+from ..cells import NONLINEARITIES
+from ..config import FORMULATIONS, ModelConfig, TrainConfig, field_default
+from ..engines import ENGINES
+from ..training import OPTIMIZERS
+from .common import (SEED, check_device, clear_errors, device_option, field_option, leave_process_group,
+                     prepare_outputs, set_threads, threads_option)
+
+
+@click.command()
+@click.argument("text_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--corpus", type=click.Choice(["python-stdlib"]), default=None,
+              help="Train on a built-in corpus instead of TEXT_FILE: python-stdlib is the standard library's source.")
+@click.option("--corpus-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
+              help="Characters of the built-in corpus to use.")
+@click.option("--model", "formulation", default=field_default(ModelConfig, "family"), show_default=True,
+              type=click.Choice(FORMULATIONS),
+              help="Family and formulation: module (rnn/lstm/gru), loop over the built-in cell (-cell), "
+                   "or the hand-written cell (-scratch).")
+@field_option(ModelConfig, "engine", "--engine", type=click.Choice(ENGINES[:-1]),
+              help="For -scratch models: autograd (step by step) or fused (compiled forward and backward).")
+@field_option(ModelConfig, "hidden_size", "--hidden-size", type=click.IntRange(min=1))
+@field_option(ModelConfig, "num_layers", "--num-layers", type=click.IntRange(min=1))
+@field_option(ModelConfig, "dropout", "--dropout", type=click.FloatRange(0.0, 1.0, max_open=True))
+@field_option(ModelConfig, "nonlinearity", "--nonlinearity", type=click.Choice(NONLINEARITIES))
+@field_option(ModelConfig, "embedding_dim", "--embedding-dim", type=click.IntRange(min=0))
+@field_option(TrainConfig, "seq_len", "--seq-len", type=click.IntRange(min=1))
+@field_option(TrainConfig, "batch_size", "--batch-size", type=click.IntRange(min=1))
+@field_option(TrainConfig, "epochs", "--epochs", type=click.IntRange(min=1))
+@field_option(TrainConfig, "max_steps", "--max-steps", type=click.IntRange(min=1))
+@field_option(TrainConfig, "lr", "--lr", type=click.FloatRange(min=0, min_open=True))
+@field_option(TrainConfig, "optimizer", "--optimizer", type=click.Choice(list(OPTIMIZERS)))
+@field_option(TrainConfig, "clip", "--clip", type=click.FloatRange(min=0))
+@field_option(TrainConfig, "val_fraction", "--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True))
+@field_option(TrainConfig, "eval_every", "--eval-every", type=click.IntRange(min=1))
+@field_option(TrainConfig, "seed", "--seed", type=click.IntRange(0, 2**64 - 1))
+@click.option("--out", default="runs/nextchar", show_default=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoints, history, loss curve.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint; flags left out take the checkpoint's.")
+@click.option("--overwrite", is_flag=True, help="Replace the run that --out holds (its checkpoints and history).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
+@field_option(TrainConfig, "device", "--device", callback=check_device)
+@threads_option(None)
+def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,
+          embedding_dim, seq_len, batch_size, epochs, max_steps, lr, optimizer, clip, val_fraction, eval_every,
+          seed, out, resume, overwrite, no_progress, device, threads) -> None:
+    """Train a character model on TEXT_FILE (any UTF-8 text) or a built-in --corpus, into the run folder --out.
+
+    A run folder holds one run: training into one that holds a run needs --resume (continue it exactly) or
+    --overwrite (replace it). On --resume, flags that define the model or the data must match the checkpoint
+    (--model, --engine, --hidden-size, --num-layers, --dropout, --nonlinearity, --embedding-dim, --seq-len,
+    --batch-size, --val-fraction, --optimizer, --seed, and the text itself); --lr, --clip, --epochs,
+    --max-steps, --eval-every and --device may change. Ctrl-C (or SIGTERM) saves last.safetensors at the
+    current step and exits 130 (143) with the command that resumes.
+    """
+    from ..config import parse_formulation
+    from ..data import load_corpus, read_text_file
+    from ..interrupt import TrainingInterrupted
+    from ..trainer import train as run_train
+
+    set_threads(threads)
+    if (text_file is None) == (corpus is None):
+        raise click.UsageError("give either TEXT_FILE or --corpus, not both or neither")
+    family, kind = parse_formulation(formulation)
+    model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
+             "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None, "engine": engine}
+    if engine == "fused" and device == "auto":
+        device = "cpu"  # the fused engine's kernels run on the CPU
+    config = {"seq_len": seq_len, "batch_size": batch_size, "epochs": epochs, "max_steps": max_steps, "lr": lr,
+              "optimizer": optimizer, "clip": clip or None, "val_fraction": val_fraction, "eval_every": eval_every,
+              "seed": seed, "device": device}
+    if resume:  # only what was given: the rest is the checkpoint's
+        given = _given_flags()
+        model = {k: v for k, v in model.items() if {"family": "formulation", "kind": "formulation"}.get(k, k) in given}
+        config = {k: v for k, v in config.items() if k in given or (k == "device" and "engine" in given)}
+    with clear_errors():
+        text = read_text_file(text_file) if text_file else load_corpus(corpus, corpus_bytes)
+        try:
+            result = run_train(text, model, config, out, resume=resume, progress=not no_progress, overwrite=overwrite)
+        except TrainingInterrupted as stopped:
+            click.echo(f"\n{stopped}. Resume with:\n  {_resume_command()}", err=True)
+            sys.exit(stopped.exit_code)
+        finally:
+            leave_process_group()
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
+        click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
+                   f"run folder {out}")
+
+
+def _given_flags() -> set[str]:
+    """The parameters of this command set on the command line or from the environment, not by default."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
+def _resume_command() -> str:
+    """This command line with --resume (and without --overwrite)."""
+    args = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
+    return shlex.join(["nextchar", *args, "--resume"])
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--prompt", default="\\n", show_default=True, help="Text to warm up on; \\n stands for a newline.")
+@click.option("--length", default=500, show_default=True, type=click.IntRange(min=0), help="Characters to generate.")
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Softmax temperature: lower is more conservative.")
+@click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample only among the k most likely.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely character.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Sampling seed.")
+@device_option
+@threads_option(1)
+def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, device, threads) -> None:
+    """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time."""
+    from ..checkpoint import load_checkpoint
+    from ..device import resolve_device
+    from ..generate import generate as run_generate
+
+    set_threads(threads)
+    with clear_errors():
+        ckpt = load_checkpoint(checkpoint)
+        model = ckpt.build_model(resolve_device(device))
+        text = run_generate(model, ckpt.vocab, prompt.replace("\\n", "\n"), length, temperature, top_k, greedy, seed)
+    click.echo(text)
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--text", default=None, help="Text whose next-character probabilities to show.")
+@click.option("--text-file", default=None, help="Read the text from this UTF-8 file (- for stdin), any length.")
+@click.option("--rows", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Positions shown in the table and the heatmap.")
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
+              help="First position shown in the table and the heatmap.")
+@click.option("--top", default=3, show_default=True, type=click.IntRange(min=1), help="Guesses shown per position.")
+@click.option("--png", default="predict.png", show_default=True, type=click.Path(dir_okay=False),
+              help="Heatmap of the shown positions' probabilities (the exam's picture).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Every position's probabilities as JSON, streamed.")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
+              help="Every position's probabilities as CSV, streamed.")
+@device_option
+def predict(checkpoint, text, text_file, rows, offset, top, png, json_path, csv_path, device) -> None:
+    """Next-character probabilities at each position of --text or --text-file: a table and a heatmap of
+    --rows positions from --offset; --json/--csv hold every position. Memory stays bounded for any length."""
+    from ..checkpoint import load_checkpoint
+    from ..device import resolve_device
+    from ..generate import format_predictions
+    from ..plots import probability_heatmap, save
+    from ..predict_output import predict_to_files, read_pieces
+
+    if (text is None) == (text_file is None):
+        raise click.UsageError("give either --text or --text-file, not both or neither")
+    prepare_outputs({"--png": png, "--json": json_path, "--csv": csv_path})
+    with clear_errors():
+        ckpt = load_checkpoint(checkpoint)
+        model = ckpt.build_model(resolve_device(device))
+        pieces = [text] if text is not None else read_pieces(text_file)
+        shown, probs, total = predict_to_files(model, ckpt.vocab, pieces, rows, offset, json_path, csv_path)
+    click.echo(format_predictions(ckpt.vocab, shown, probs, top, start=offset))
+    last = offset + len(shown) - 1
+    fig = probability_heatmap(probs, ckpt.vocab.chars, f"next-character probabilities, positions {offset}-{last} "
+                              f"of {total}", rows=len(shown), row_labels=list(shown))
+    with clear_errors():
+        click.echo(f"heatmap: {save(fig, png)}")
+    for path in (json_path, csv_path):
+        if path:
+            click.echo(f"wrote {path} ({total} positions)")
+
+

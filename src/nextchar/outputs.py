@@ -63,25 +63,9 @@ def _creation_mode() -> int:
 
 def write_bytes_atomic(path: str | Path, payload: bytes) -> Path:
     """Write ``payload`` to ``path`` atomically; the old file (if any) stays whole until the rename."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise OutputError(f"cannot write {str(path)!r}: {_describe(error)}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _creation_mode())
-        os.replace(tmp, path)
-    except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise OutputError(f"cannot write {str(path)!r}: {_describe(error)}") from error
-        raise
-    return path
+    with atomic_file(path, "wb") as handle:
+        handle.write(payload)
+    return Path(path)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -94,17 +78,18 @@ def write_json(path: str | Path, payload: Any, indent: int | None = 2) -> Path:
 
 
 @contextmanager
-def atomic_text_writer(path: str | Path) -> Iterator[IO[str]]:
-    """A text handle for streaming a large file: written to a temp file, renamed onto ``path`` at the end
-    (and removed if anything fails), so readers never see half a file."""
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A handle (``mode`` "w" for UTF-8 text, "wb" for bytes) on a temp file beside ``path``, fsynced and
+    renamed onto ``path`` at the end, removed if anything fails: readers never see half a file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise OutputError(f"cannot write {str(path)!r}: {_describe(error)}") from None
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, mode, **text) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -17,7 +17,7 @@ import torch
 
 from .generate import predict_chunks
 from .model import CharModel
-from .outputs import atomic_text_writer
+from .outputs import atomic_file
 from .vocab import Vocab
 
 READ_SIZE = 1 << 16
@@ -44,8 +44,8 @@ def predict_to_files(model: CharModel, vocab: Vocab, pieces, rows: int, offset: 
     text's length."""
     window_text, window_probs, total = [], [], 0
     with ExitStack() as files:
-        json_out = files.enter_context(atomic_text_writer(json_path)) if json_path else None
-        csv_out = files.enter_context(atomic_text_writer(csv_path)) if csv_path else None
+        json_out = files.enter_context(atomic_file(json_path)) if json_path else None
+        csv_out = files.enter_context(atomic_file(csv_path)) if csv_path else None
         if json_out:
             json_out.write('{"vocab": ' + json.dumps(list(vocab.chars)) + ', "positions": [')
         writer = csv.writer(csv_out) if csv_out else None

@@ -183,3 +183,18 @@ def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason)
         fit(model, x, y, epochs=1)
     with pytest.raises(ValueError, match="optimizer 'sgd'"):
         fit(CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="compiled")), x, y, epochs=1, optimizer="sgd")
+
+
+def test_compiled_epochs_stop_on_a_non_finite_loss_naming_the_epoch():
+    """The whole run is one compiled call; a non-finite loss still stops it, before that epoch's step."""
+    from nextchar.training import NonFiniteLossError, fit
+    from nextchar.vocab import exam_data
+
+    _, x, y = exam_data()
+    model = CharModel(ModelConfig(7, "gru", "scratch", 4, engine="compiled"))
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    before = model.core.cells[0].weight_hh.detach().clone()
+    with pytest.raises(NonFiniteLossError, match="at epoch 1;"):
+        fit(model, x, y, epochs=5)
+    assert torch.equal(model.core.cells[0].weight_hh, before)

@@ -64,6 +64,11 @@ def time_exam(family: str, engine: str, epochs: int, warmup: int = 2) -> float:
     _, x, y = exam_data()
     torch.manual_seed(0)
     model = CharModel(_config(family, engine, 7, EXAM_HIDDEN[family]))
+    if engine == "compiled":  # one compiled call runs every epoch: time the call, per epoch
+        fit(model, x, y, epochs=warmup, lr=0.1)
+        start = time.perf_counter()
+        fit(model, x, y, epochs=epochs, lr=0.1)
+        return 1000 * (time.perf_counter() - start) / epochs
     stamps = [time.perf_counter()]
     fit(model, x, y, epochs=warmup + epochs, lr=0.1, callback=lambda *_: stamps.append(time.perf_counter()))
     durations = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]

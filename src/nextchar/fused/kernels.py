@@ -27,6 +27,14 @@ def matmul_into(a, b, out):
     if n * k * m > SMALL_MATMUL:
         np.dot(a, b, out)
         return
+    matmul_small(a, b, out)
+
+
+@njit(cache=True, inline="always")  # inlined into the per-step loops, where a call would cost more than it
+def matmul_small(a, b, out):
+    """out = a @ b with plain loops (the order matmul_into's small case has always used)."""
+    n, k = a.shape
+    m = b.shape[1]
     for i in range(n):
         for j in range(m):
             out[i, j] = 0
@@ -81,8 +89,12 @@ def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs):
     gh = np.empty((B, H), gi.dtype)
     e, bits = np.empty(B * H, gi.dtype), np.empty(B * H, np.int32)
     h = h0.copy()
+    small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
     for t in range(T):
-        matmul_into(h, w_hh_t, gh)  # (B, H) = h_{t-1} W_hh^T
+        if small:
+            matmul_small(h, w_hh_t, gh)
+        else:
+            matmul_into(h, w_hh_t, gh)  # (B, H) = h_{t-1} W_hh^T
         for b in range(B):
             for j in range(H):
                 a = gi[t, b, j] + (gh[b, j] + b_hh[j])
@@ -95,7 +107,9 @@ def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs):
             for b in range(B):
                 for j in range(H):
                     h[b, j] = two / (one + e[b * H + j]) - one
-        hs[t] = h
+        for b in range(B):  # element by element: a slice assignment costs more than the copy here
+            for j in range(H):
+                hs[t, b, j] = h[b, j]
 
 
 @njit(cache=True)
@@ -131,8 +145,12 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, fast_exp, hs, cs, tanh_cs, gates
     bits_gates, bits_cell = np.empty(B * G, np.int32), np.empty(B * H, np.int32)
     two = one + one
     h, c = h0.copy(), c0.copy()
+    small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
     for t in range(T):
-        matmul_into(h, w_hh_t, gh)  # (B, 4H) = h_{t-1} W_hh^T
+        if small:
+            matmul_small(h, w_hh_t, gh)
+        else:
+            matmul_into(h, w_hh_t, gh)  # (B, 4H) = h_{t-1} W_hh^T
         for b in range(B):
             for g in range(G):
                 a = gi[t, b, g] + (gh[b, g] + b_hh[g])
@@ -189,8 +207,12 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates):
     e_rz, e_n = np.empty(B * 2 * H, gi.dtype), np.empty(B * H, gi.dtype)
     bits_rz, bits_n = np.empty(B * 2 * H, np.int32), np.empty(B * H, np.int32)
     h = h0.copy()
+    small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
     for t in range(T):
-        matmul_into(h, w_hh_t, gh)  # (B, 3H)
+        if small:
+            matmul_small(h, w_hh_t, gh)
+        else:
+            matmul_into(h, w_hh_t, gh)  # (B, 3H)
         for b in range(B):
             for g in range(2 * H):
                 e_rz[b * 2 * H + g] = -(gi[t, b, g] + (gh[b, g] + b_hh[g]))
@@ -209,7 +231,7 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates):
                 n = two / (one + e_n[b * H + j]) - one
                 h[b, j] = (h[b, j] - n) * z + n
                 gates[t, b, H + j], gates[t, b, 2 * H + j] = z, n
-        hs[t] = h
+                hs[t, b, j] = h[b, j]
 
 
 @njit(cache=True)

@@ -194,6 +194,10 @@ def test_predict_reads_long_texts_in_bounded_windows(tmp_path):
     from PIL import Image
 
     assert Image.open(png).size[1] < 1000  # a 5-row heatmap, not a 3000-row one
+    piped = CliRunner().invoke(main, ["predict", str(tmp_path / "last.safetensors"), "--text-file", "-", "--rows", "5",
+                                      "--offset", "100", "--png", str(png), "--csv", str(tmp_path / "piped.csv")],
+                               input=text)
+    assert piped.exit_code == 0 and (tmp_path / "piped.csv").read_text() == csv_path.read_text()
 
 
 def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
@@ -217,8 +221,10 @@ def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
     assert large - small < 60, f"peak RSS {small:.0f} MB for 2,000 characters, {large:.0f} MB for 200,000"
 
 
-def test_ctrl_c_saves_the_current_step_and_prints_the_resume_command(tmp_path):
-    """Defect 8: Ctrl-C lost every step since the last eval; now it saves, exits 130 and says how to resume."""
+@pytest.mark.parametrize("signum,code,name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_ctrl_c_saves_the_current_step_and_prints_the_resume_command(tmp_path, signum, code, name):
+    """Defect 8: Ctrl-C lost every step since the last eval; now it (or SIGTERM) saves, exits 130 (143) and
+    says how to resume."""
     command = [sys.executable, "-m", "nextchar", "train", str(FIXTURE), *FLAGS, "--max-steps", "100000",
                "--eval-every", "100000", "--out", str(tmp_path / "run")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -226,10 +232,10 @@ def test_ctrl_c_saves_the_current_step_and_prints_the_resume_command(tmp_path):
     while not (tmp_path / "run" / ".lock").exists() and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(3)  # some steps, no eval
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
-    assert "--resume" in err and "stopped by SIGINT at step" in err
+    assert process.returncode == code, err
+    assert "--resume" in err and f"stopped by {name} at step" in err
     ckpt = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert ckpt.step > 0 and len(ckpt.step_losses) == ckpt.step
     assert f"step {ckpt.step};" in err

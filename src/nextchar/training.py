@@ -79,7 +79,8 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = 0.1,
     ``x``: model input (T, I) or indices (T,); ``y``: targets, one-hot (T, V) or indices (T,).
     The exam's fitted values are :attr:`FitResult.probs`. Each epoch is one :func:`train_step` with
     torch's optimizer, whatever the model's engine, except for a model built with ``engine="compiled"``:
-    its epochs run compiled (``fused/compiled.py``), or it stops with what that engine supports.
+    all its epochs run in one compiled call (``fused/compiled.py``; ``callback`` is then called for each
+    epoch after that call), or it stops with what that engine supports.
     """
     if epochs < 1:
         raise ValueError(f"train: epochs must be >= 1, got {epochs}")

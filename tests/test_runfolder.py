@@ -308,3 +308,16 @@ def test_minor_defects(tmp_path):
 def test_unseeded_problem_with_a_given_seed_says_so(tmp_path):
     out = CliRunner().invoke(main, ["exam", "--problem", "4", "--epochs", "1", "--seed", "7", "--out", str(tmp_path)])
     assert out.exit_code == 0 and "seed 7 (given with --seed)" in out.output and "nextchar uses" not in out.output
+
+
+def test_a_checkpoint_written_before_histories_were_kept_resumes_from_history_json(tmp_path):
+    """Old run folders stay resumable: the history comes from history.json, cut to the checkpoint's step."""
+    whole = _train(tmp_path / "whole", max_steps=8)
+    _train(tmp_path / "old", max_steps=4)
+    for name in ("last.safetensors", "best.safetensors"):
+        ckpt = load_checkpoint(tmp_path / "old" / name)
+        ckpt.step_losses, ckpt.evals = None, []  # as an older nextchar wrote it
+        save_checkpoint(tmp_path / "old" / name, ckpt)
+    assert load_checkpoint(tmp_path / "old" / "last.safetensors").step_losses is None
+    resumed = _train(tmp_path / "old", max_steps=8, resume=True)
+    assert resumed.step_losses == whole.step_losses

@@ -53,8 +53,8 @@ class Checkpoint:
     carry: State | None = None
     evals: list[dict] = field(default_factory=list)
     """Every evaluation up to ``step`` (what history.json shows)."""
-    step_losses: list[float] = field(default_factory=list)
-    """Every step's training loss: ``step`` of them."""
+    step_losses: list[float] | None = field(default_factory=list)
+    """Every step's training loss: ``step`` of them (None: a checkpoint from before histories were kept)."""
     text: dict[str, Any] = field(default_factory=dict)
     """The training text's fingerprint: ``{'chars': N, 'sha256': ...}`` (empty if unknown)."""
 
@@ -108,7 +108,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     carry_kind = "none" if carry is None else "pair" if isinstance(carry, tuple) else "tensor"
     if carry is not None:
         tensors.update({f"carry.{i}": t for i, t in enumerate(carry if isinstance(carry, tuple) else (carry,))})
-    tensors["history.step_losses"] = torch.tensor(checkpoint.step_losses, dtype=torch.float64)
+    if checkpoint.step_losses is not None:
+        tensors["history.step_losses"] = torch.tensor(checkpoint.step_losses, dtype=torch.float64)
     meta = {
         "format": FORMAT, "version": VERSION, "model_config": asdict(checkpoint.model_config),
         "vocab": list(checkpoint.vocab.chars), "step": checkpoint.step, "epoch": checkpoint.epoch,
@@ -174,7 +175,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         optimizer=_optimizer_from_flat(tensors, meta["optimizer"]) if meta["optimizer"] else None,
         rng={k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")},
         carry=None if carry is None else tuple(carry) if len(carry) == 2 else carry[0],
-        evals=meta.get("evals") or [], step_losses=[] if losses is None else losses.tolist(),
+        evals=meta.get("evals") or [], step_losses=None if losses is None else losses.tolist(),
         text=meta.get("text") or {},
     )
 

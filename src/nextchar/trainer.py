@@ -28,7 +28,7 @@ from .distributed import Distributed
 from .model import CharModel
 from .interrupt import StopRequests, TrainingInterrupted
 from .resume import check_resume, resumed_configs, text_fingerprint
-from .runfolder import claim, write_history
+from .runfolder import claim, read_history, write_history
 from .step import NonFiniteLossError, train_step
 from .training import make_optimizer, perplexity
 from .vocab import Vocab
@@ -72,10 +72,21 @@ def _prepare_vocab(text: str, run_dir: Path, resume: bool) -> tuple[Vocab, Check
     if missing:
         raise CheckpointError(f"checkpoint: its vocabulary lacks characters of this text: {missing[:20]!r}; "
                               "resume with the text it was trained on")
+    if checkpoint.step_losses is None:  # written before checkpoints held the history: take history.json's
+        checkpoint.evals, checkpoint.step_losses = _legacy_history(run_dir, checkpoint.step)
     if len(checkpoint.step_losses) != checkpoint.step:
         raise CheckpointError(f"checkpoint: {str(run_dir / 'last.safetensors')!r} holds {len(checkpoint.step_losses)} "
                               f"step losses for step {checkpoint.step}")
     return checkpoint.vocab, checkpoint
+
+
+def _legacy_history(run_dir: Path, step: int) -> tuple[list[dict], list[float]]:
+    """history.json cut to the checkpoint's step; refused when it holds fewer losses than that."""
+    history = read_history(run_dir)
+    if len(history["step_losses"]) < step:
+        raise CheckpointError(f"checkpoint: {str(run_dir / 'history.json')!r} holds {len(history['step_losses'])} "
+                              f"step losses for the checkpoint's step {step}; this run cannot be resumed exactly")
+    return [e for e in history["evals"] if e["step"] <= step], history["step_losses"][:step]
 
 
 def _val_streams(val_encoded: Tensor, config: TrainConfig) -> Tensor | None:

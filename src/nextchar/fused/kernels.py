@@ -119,6 +119,7 @@ def rnn_backward(dhs, dh_last, hs, w_hh, relu, one, dgh):
     T, B, H = hs.shape
     zero = one - one
     dh_next = dh_last.copy()
+    small = B * w_hh.shape[0] * w_hh.shape[1] <= SMALL_MATMUL
     for t in range(T - 1, -1, -1):
         for b in range(B):
             for j in range(H):
@@ -126,7 +127,10 @@ def rnn_backward(dhs, dh_last, hs, w_hh, relu, one, dgh):
                 h = hs[t, b, j]
                 # relu' = [a > 0] = [h > 0];  tanh' = 1 - h^2
                 dgh[t, b, j] = (dh if h > zero else zero) if relu else dh * (one - h * h)
-        matmul_into(dgh[t], w_hh, dh_next)  # (B, H) = da_t W_hh
+        if small:
+            matmul_small(dgh[t], w_hh, dh_next)
+        else:
+            matmul_into(dgh[t], w_hh, dh_next)  # (B, H) = da_t W_hh
     return dh_next
 
 
@@ -178,6 +182,7 @@ def lstm_backward(dhs, dh_last, dc_last, cs, tanh_cs, c0, gates, w_hh, one, dgh)
     """Writes dgh (T, B, 4H) = ∂L/∂(gate pre-activations) (= ∂L/∂gi_t); returns ∂L/∂h_0, ∂L/∂c_0."""
     T, B, H = cs.shape
     dh_next, dc_next = dh_last.copy(), dc_last.copy()
+    small = B * w_hh.shape[0] * w_hh.shape[1] <= SMALL_MATMUL
     for t in range(T - 1, -1, -1):
         c_prev = cs[t - 1] if t > 0 else c0
         for b in range(B):
@@ -191,7 +196,10 @@ def lstm_backward(dhs, dh_last, dc_last, cs, tanh_cs, c0, gates, w_hh, one, dgh)
                 dgh[t, b, 2 * H + j] = dc * i * (one - g * g)
                 dgh[t, b, 3 * H + j] = dh * tanh_c * o * (one - o)
                 dc_next[b, j] = dc * f  # c = f c_prev + i g
-        matmul_into(dgh[t], w_hh, dh_next)  # (B, H) = dgates_t W_hh
+        if small:
+            matmul_small(dgh[t], w_hh, dh_next)
+        else:
+            matmul_into(dgh[t], w_hh, dh_next)  # (B, H) = dgates_t W_hh
     return dh_next, dc_next
 
 
@@ -241,6 +249,7 @@ def gru_backward(dhs, dh_last, hs, h0, gates, w_hh, one, dgi, dgh):
     T, B, H = hs.shape
     dh_next = dh_last.copy()
     through_matmul = np.empty((B, H), hs.dtype)
+    small = B * w_hh.shape[0] * w_hh.shape[1] <= SMALL_MATMUL
     for t in range(T - 1, -1, -1):
         h_prev = hs[t - 1] if t > 0 else h0
         for b in range(B):
@@ -253,7 +262,10 @@ def gru_backward(dhs, dh_last, hs, h0, gates, w_hh, one, dgi, dgh):
                 dgi[t, b, j], dgi[t, b, H + j], dgi[t, b, 2 * H + j] = dr, dz, dn
                 dgh[t, b, j], dgh[t, b, H + j], dgh[t, b, 2 * H + j] = dr, dz, dn * r
                 dh_next[b, j] = dh * z  # the direct path h' = ... + z h
-        matmul_into(dgh[t], w_hh, through_matmul)  # (B, H)
+        if small:
+            matmul_small(dgh[t], w_hh, through_matmul)
+        else:
+            matmul_into(dgh[t], w_hh, through_matmul)  # (B, H)
         for b in range(B):
             for j in range(H):
                 dh_next[b, j] += through_matmul[b, j]

@@ -44,5 +44,6 @@ def first_calls() -> None:
         compiled.linear_forward(x, w, b, out)
         compiled.linear_backward(x, out, np.empty_like(w), np.empty_like(b))
         kernels.matmul_into(out, w, np.empty_like(x))
-        compiled.softmax_cross_entropy(out, out, dtype(1 / 3), np.empty_like(out), np.empty_like(out))
+        compiled.softmax_cross_entropy(out, out, dtype(1 / 3), dtype is np.float32, np.empty_like(out),
+                                       np.empty_like(out))
         compiled.adam_update(w, w.copy(), w.copy(), w.copy(), *compiled.adam_scalars(1, 0.1, dtype))

@@ -48,13 +48,14 @@ def linear_backward(x, dout, dw, db):
 
 
 @njit(cache=True)
-def softmax_cross_entropy(logits, targets, scale, probs, dlogits):
+def softmax_cross_entropy(logits, targets, scale, fast_exp, probs, dlogits):
     """Mean over N of -Σ_v y_v log softmax(logits)_v, with probability targets y (N, V); scale = 1/N.
 
-    Writes probs and dlogits = (p Σy - y) / N. Returns (loss in float64, correct predictions)."""
+    Writes probs and dlogits = (p Σy - y) / N. Returns (loss in float64, correct predictions). The
+    exponentials are taken in one batched pass (``fast_exp``: the vectorizable float32 expf)."""
     N, V = logits.shape
     zero = scale - scale
-    total = 0.0  # float64 on purpose: the loss is summed over ~1000 rows
+    tops = np.empty(N, logits.dtype)
     correct = 0
     for n in range(N):
         top = logits[n, 0]
@@ -65,19 +66,24 @@ def softmax_cross_entropy(logits, targets, scale, probs, dlogits):
                 top, best = logits[n, v], v
             if targets[n, v] > targets[n, best_target]:
                 best_target = v
+        for v in range(V):
+            probs[n, v] = logits[n, v] - top
+        tops[n] = top
+        correct += best == best_target
+    kernels.exp_inplace(probs.reshape(-1), np.empty(N * V, np.int32), fast_exp)
+    total = 0.0  # float64 on purpose: the loss is summed over ~1000 rows
+    for n in range(N):
         denom = zero
         for v in range(V):
-            probs[n, v] = np.exp(logits[n, v] - top)
             denom += probs[n, v]
         log_denom = np.log(denom)
         mass = zero
         for v in range(V):
             probs[n, v] /= denom
             mass += targets[n, v]
-            total -= float(targets[n, v]) * (float(logits[n, v] - top) - float(log_denom))
+            total -= float(targets[n, v]) * (float(logits[n, v] - tops[n]) - float(log_denom))
         for v in range(V):
             dlogits[n, v] = (probs[n, v] * mass - targets[n, v]) * scale
-        correct += best == best_target
     return total / N, correct
 
 
@@ -124,55 +130,87 @@ def check_supported(model, x: Tensor, optimizer: str, loss: str, device: torch.d
                          "Use --engine fused (compiled kernels under autograd) for anything else")
 
 
-def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list, callback=None) -> Tensor:
-    """Train in place for ``epochs``; appends per-epoch loss/accuracy to ``history``; returns the last probs."""
-    cell, head = model.core.cells[0], model.head
-    family, relu = model.config.family, model.config.nonlinearity == "relu"
-    params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias]
-    arrays = [p.detach().numpy() for p in params]  # share memory: updates land in the model
-    w_ih, w_hh, b_ih, b_hh, w_out, b_out = arrays
-    grads = [np.zeros_like(a) for a in arrays]
-    moments = [(np.zeros_like(a), np.zeros_like(a)) for a in arrays]
-    dtype = w_ih.dtype.type
-    one = dtype(1)
-    xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy())
-    T, H, G = xs.shape[0], cell.hidden_size, w_hh.shape[0]
-    gi, hs = np.empty((T, 1, G), dtype), np.empty((T, 1, H), dtype)
-    logits, probs, dlogits = (np.empty((T, targets.shape[1]), dtype) for _ in range(3))
-    dhs, dgh, dgi = np.empty((T, 1, H), dtype), np.empty((T, 1, G), dtype), np.empty((T, 1, G), dtype)
-    h0 = np.zeros((1, H), dtype)  # also the zero gradient of the final state, which nothing uses
-    cs, tanh_cs = np.empty((T, 1, H), dtype), np.empty((T, 1, H), dtype)
-    gates = np.empty((T, 1, 4 * H if family != "rnn" else H), dtype)
-    fast_exp = dtype is np.float32
-    for epoch in range(1, epochs + 1):
+FAMILY_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
+
+
+@njit(cache=True)
+def train_epochs(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out,
+                 g_ih, g_hh, gb_ih, gb_hh, g_out, gb_out, m_ih, m_hh, mb_ih, mb_hh, m_out, mb_out,
+                 v_ih, v_hh, vb_ih, vb_hh, v_out, vb_out, adam, losses, correct, probs):
+    """Every epoch of the exam's protocol in one compiled call; the parameters and Adam's moments are
+    updated in place. ``family``: 0 rnn, 1 lstm, 2 gru. ``adam`` (E, 6): each epoch's Adam scalars
+    (:func:`adam_scalars`). Writes losses (E,), correct (E,) and the last forward pass's probs (T, V).
+    Returns the number of epochs completed: fewer than E when a loss is not finite (no step taken then)."""
+    T = xs.shape[0]
+    G, H = w_hh.shape
+    gi, hs = np.empty((T, 1, G), xs.dtype), np.empty((T, 1, H), xs.dtype)
+    logits, dlogits = np.empty_like(probs), np.empty_like(probs)
+    dhs, dgh, dgi = np.empty((T, 1, H), xs.dtype), np.empty((T, 1, G), xs.dtype), np.empty((T, 1, G), xs.dtype)
+    h0 = np.zeros((1, H), xs.dtype)  # also the zero gradient of the final state, which nothing uses
+    cs, tanh_cs = np.empty((T, 1, H), xs.dtype), np.empty((T, 1, H), xs.dtype)
+    gates = np.empty((T, 1, 4 * H if family != 0 else H), xs.dtype)
+    w_hh_t, h_prev = np.empty((H, G), xs.dtype), np.zeros((T, H), xs.dtype)
+    hs_flat, dhs_flat = hs.reshape(T, H), dhs.reshape(T, H)
+    for epoch in range(losses.shape[0]):
         linear_forward(xs, w_ih, b_ih, gi.reshape(T, G))
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        if family == "lstm":
+        for g in range(G):
+            for j in range(H):
+                w_hh_t[j, g] = w_hh[g, j]
+        if family == 1:
             kernels.lstm_forward(gi, w_hh_t, b_hh, h0, h0, one, fast_exp, hs, cs, tanh_cs, gates)
-        elif family == "gru":
+        elif family == 2:
             kernels.gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates)
         else:
             kernels.rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs)
-        linear_forward(hs.reshape(T, H), w_out, b_out, logits)
-        loss, correct = softmax_cross_entropy(logits, targets, dtype(1 / T), probs, dlogits)
-        check_finite(loss, f"epoch {epoch}")
-        linear_backward(hs.reshape(T, H), dlogits, grads[4], grads[5])
-        kernels.matmul_into(dlogits, w_out, dhs.reshape(T, H))  # dhs = dlogits W_out
+        linear_forward(hs_flat, w_out, b_out, logits)
+        loss, right = softmax_cross_entropy(logits, targets, scale, fast_exp, probs, dlogits)
+        losses[epoch], correct[epoch] = loss, right
+        if not np.isfinite(loss):
+            return epoch
+        linear_backward(hs_flat, dlogits, g_out, gb_out)
+        kernels.matmul_into(dlogits, w_out, dhs_flat)  # dhs = dlogits W_out
         d_input = dgh  # rnn and lstm: ∂L/∂gi = ∂L/∂gh; the gru's n block differs
-        if family == "lstm":
+        if family == 1:
             kernels.lstm_backward(dhs, h0, h0, cs, tanh_cs, h0, gates, w_hh, one, dgh)
-        elif family == "gru":
+        elif family == 2:
             kernels.gru_backward(dhs, h0, hs, h0, gates, w_hh, one, dgi, dgh)
             d_input = dgi
         else:
             kernels.rnn_backward(dhs, h0, hs, w_hh, relu, one, dgh)
-        h_prev = np.concatenate((h0, hs.reshape(T, H)[:-1]))
-        linear_backward(h_prev, dgh.reshape(T, G), grads[1], grads[3])
-        linear_backward(xs, d_input.reshape(T, G), grads[0], grads[2])
-        scalars = adam_scalars(epoch, lr, dtype)
-        for param, grad, (m, v) in zip(arrays, grads, moments):
-            adam_update(param, grad, m, v, *scalars)
-        history.append({"epoch": epoch, "loss": loss, "accuracy": correct / T})
+        h_prev[1:] = hs_flat[:-1]  # h_{t-1}, with h_{-1} = 0
+        linear_backward(h_prev, dgh.reshape(T, G), g_hh, gb_hh)
+        linear_backward(xs, d_input.reshape(T, G), g_ih, gb_ih)
+        a = adam[epoch]
+        adam_update(w_ih, g_ih, m_ih, v_ih, a[0], a[1], a[2], a[3], a[4], a[5])
+        adam_update(w_hh, g_hh, m_hh, v_hh, a[0], a[1], a[2], a[3], a[4], a[5])
+        adam_update(b_ih, gb_ih, mb_ih, vb_ih, a[0], a[1], a[2], a[3], a[4], a[5])
+        adam_update(b_hh, gb_hh, mb_hh, vb_hh, a[0], a[1], a[2], a[3], a[4], a[5])
+        adam_update(w_out, g_out, m_out, v_out, a[0], a[1], a[2], a[3], a[4], a[5])
+        adam_update(b_out, gb_out, mb_out, vb_out, a[0], a[1], a[2], a[3], a[4], a[5])
+    return losses.shape[0]
+
+
+def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list, callback=None) -> Tensor:
+    """Train in place for ``epochs`` in one compiled call; appends per-epoch loss/accuracy to ``history``
+    (and calls ``callback(epoch, loss)`` for each, after the call); returns the last epoch's probs."""
+    cell, head = model.core.cells[0], model.head
+    params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias]
+    arrays = [p.detach().numpy() for p in params]  # share memory: updates land in the model
+    dtype = arrays[0].dtype.type
+    grads = [np.zeros_like(a) for a in arrays]
+    moments = [np.zeros_like(a) for a in arrays] + [np.zeros_like(a) for a in arrays]  # exp_avg, exp_avg_sq
+    xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy())
+    T = xs.shape[0]
+    adam = np.array([adam_scalars(epoch, lr, dtype) for epoch in range(1, epochs + 1)], dtype).reshape(epochs, 6)
+    losses, correct = np.zeros(epochs, np.float64), np.zeros(epochs, np.int64)
+    probs = np.empty((T, targets.shape[1]), dtype)
+    done = train_epochs(FAMILY_CODES[model.config.family], model.config.nonlinearity == "relu",
+                        dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *arrays, *grads, *moments, adam,
+                        losses, correct, probs)
+    for epoch in range(1, done + 1):
+        history.append({"epoch": epoch, "loss": float(losses[epoch - 1]), "accuracy": int(correct[epoch - 1]) / T})
         if callback is not None:
-            callback(epoch, loss)
+            callback(epoch, float(losses[epoch - 1]))
+    if done < epochs:
+        check_finite(losses[done], f"epoch {done + 1}")
     return torch.from_numpy(probs.copy())

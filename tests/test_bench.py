@@ -14,13 +14,18 @@ ROOT = Path(__file__).parent.parent
 def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
     path = tmp_path / "new_folder" / "bench.json"
     out = CliRunner().invoke(main, ["bench", "--quick", "--family", "rnn", "--workload", "exam", "--workload",
-                                    "streams-tiny", "--no-compile-timing", "--json", str(path)])
+                                    "streams-tiny", "--workload", "exam-many", "--no-compile-timing", "--json", str(path)])
     assert out.exit_code == 0, out.output
     records = json.loads(path.read_text())["records"]
     exam = {r["engine"]: r for r in records if r["workload"] == "exam"}
     assert sorted(exam) == ["cell", "compiled", "fused", "module", "scratch"]
     tiny = {r["engine"] for r in records if r["workload"] == "streams-tiny"}
     assert tiny == {"module", "cell", "scratch", "fused"}  # the compiled epoch runs the exam's protocol only
+    (many,) = [r for r in records if r["workload"] == "exam-many"]
+    assert many["engine"] == "many" and many["models"] == 32
+    assert abs(many["us_per_model_epoch"] - 1000 * many["ms_per_epoch"] / 32) < 1e-9
+    assert abs(many["speedup_vs_module"] - 1000 * exam["module"]["ms_per_epoch"] / many["us_per_model_epoch"]) < 1e-6
+    records = [r for r in records if r["engine"] != "many"]
     for r in records:
         assert r["ms_per_epoch"] > 0 and r["family"] == "rnn"
         module = next(m for m in records if m["workload"] == r["workload"] and m["engine"] == "module")

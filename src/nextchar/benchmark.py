@@ -48,7 +48,9 @@ class Workload:
 WINDOWS = (Workload("streams-32x128-h64", 32, 128, 64, 100), Workload("streams-64x128-h256", 64, 128, 256, 100))
 TINY = Workload("streams-tiny", 4, 8, 8, 10)
 """For the smoke test: ``nextchar bench --workload streams-tiny``."""
-WORKLOADS = ("exam", *(w.name for w in WINDOWS), TINY.name)
+MANY_MODELS = 256
+"""K of the exam-many workload: models trained together by the many engine (32 with --quick)."""
+WORKLOADS = ("exam", "exam-many", *(w.name for w in WINDOWS), TINY.name)
 
 
 def _config(family: str, contender: str, vocab_size: int, hidden_size: int) -> ModelConfig:
@@ -126,6 +128,9 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
     if "exam" in workloads:
         torch.set_num_threads(threads or 1)
         _bench_exam(quick, families, add)
+    if "exam-many" in workloads:
+        torch.set_num_threads(threads or 1)
+        records.extend(_bench_many(quick, families, records, log))
     torch.set_num_threads(threads or default_threads)
     for work in (w for w in (*WINDOWS, TINY) if w.name in workloads):
         big = work.hidden_size > 64
@@ -137,10 +142,12 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
                 add(work.name, family, engine, work.hidden_size, time_windows(family, engine, work, steps))
     module_ms = {(r["workload"], r["family"]): r["ms_per_epoch"] for r in records if r["engine"] == "module"}
     for r in records:
-        r["speedup_vs_module"] = module_ms[(r["workload"], r["family"])] / r["ms_per_epoch"]
+        if r["engine"] != "many":  # many's ratio is per model-epoch, set by _bench_many
+            r["speedup_vs_module"] = module_ms[(r["workload"], r["family"])] / r["ms_per_epoch"]
     compile_info = ({"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
                     if compile_timing else None)
     workload_info = {"exam": "999 steps, batch 1, one-hot V=7, Adam lr 0.1",
+                     "exam-many": f"the exam's protocol for {32 if quick else MANY_MODELS} models at once (seeds 0..K-1)",
                      **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
     return {"records": records, "compile": compile_info, "threads": threads, "quick": quick,
             "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
@@ -158,11 +165,41 @@ def _bench_exam(quick: bool, families: tuple[str, ...], add) -> None:
             add("exam", family, engine, EXAM_HIDDEN[family], time_exam(family, engine, epochs))
 
 
+def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log) -> list[dict]:
+    """K exam models (seeds 0..K-1) trained together by the many engine; the ratio compares one module
+    epoch (the exam record of this run, or timed here) with one model-epoch."""
+    import numba
+
+    from .many import fit_many
+
+    K, epochs = (32, 3) if quick else (MANY_MODELS, 10)
+    _, x, y = exam_data()
+    out = []
+    for family in families:
+        module = next((r["ms_per_epoch"] for r in records if r["workload"] == "exam" and r["family"] == family
+                       and r["engine"] == "module"), None) or time_exam(family, "module", epochs=3, warmup=1)
+        models = []
+        for seed in range(K):
+            torch.manual_seed(seed)
+            models.append(CharModel(_config(family, "cell", 7, EXAM_HIDDEN[family])))
+        fit_many(models[:2], x, y, epochs=2)  # compile / load the kernels first
+        start = time.perf_counter()
+        fit_many(models, x, y, epochs=epochs)
+        ms = 1000 * (time.perf_counter() - start) / epochs
+        per_model_us = 1000 * ms / K
+        out.append({"workload": "exam-many", "family": family, "engine": "many", "hidden_size": EXAM_HIDDEN[family],
+                    "models": K, "ms_per_epoch": ms, "us_per_model_epoch": per_model_us,
+                    "speedup_vs_module": 1000 * module / per_model_us, "threads": numba.get_num_threads()})
+        log(f"{'exam-many':22s} {family:5s} {'many':8s} {ms:10.3f} ms for {K} models: {per_model_us:.1f} us/model-epoch")
+    return out
+
+
 def format_table(result: dict) -> str:
     lines = [f"{'workload':22s} {'family':6s} {'engine':8s} {'hidden':>6s} {'ms/epoch':>10s} {'vs module':>10s}"]
     for r in result["records"]:
+        many = f"  ({r['models']} models, {r['us_per_model_epoch']:.1f} us per model-epoch)" if "models" in r else ""
         lines.append(f"{r['workload']:22s} {r['family']:6s} {r['engine']:8s} {r['hidden_size']:6d} "
-                     f"{r['ms_per_epoch']:10.3f} {r['speedup_vs_module']:9.1f}x")
+                     f"{r['ms_per_epoch']:10.3f} {r['speedup_vs_module']:9.1f}x{many}")
     c = result["compile"]
     if c is not None:
         lines.append(f"fused/compiled kernels' first calls: cold compile {c['cold_s']:.2f} s, "

@@ -1,0 +1,88 @@
+"""Many models as one computation: train K models of one family and size at once (the ``many`` engine).
+
+:func:`fit_many` is :func:`training.fit` for K models: the exam's protocol (full-sequence epochs, Adam,
+cross-entropy), each model with its own initial weights and learning rate, all in one compiled call
+spread over the CPU cores (``fused/many.py``). Each model's result equals ``fit`` of that model alone
+with ``engine="compiled"``, bit for bit: the same compiled code runs each model.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .device import resolve_device
+from .model import CharModel
+from .step import check_finite
+from .training import FitResult
+
+
+def _stacked(models: Sequence[CharModel]) -> list[np.ndarray]:
+    """w_ih, w_hh, b_ih, b_hh, w_out, b_out, each stacked on a leading model axis (K, ...), C-contiguous."""
+    per_model = []
+    for model in models:
+        layer = model.layer_weights()[0]
+        per_model.append([layer["weight_ih"], layer["weight_hh"], layer["bias_ih"], layer["bias_hh"],
+                          model.head.weight, model.head.bias])
+    return [np.ascontiguousarray(np.stack([p[i].detach().cpu().numpy() for p in per_model])) for i in range(6)]
+
+
+def _check_alike(models: Sequence[CharModel], x: Tensor) -> None:
+    from .fused.compiled import check_supported
+
+    if not models:
+        raise ValueError("many: needs at least one model")
+    first = models[0].config
+    for model in models:
+        c = model.config
+        if (c.family, c.hidden_size, c.nonlinearity, c.vocab_size) != (first.family, first.hidden_size,
+                                                                       first.nonlinearity, first.vocab_size):
+            raise ValueError(f"many: models must share family, hidden size, nonlinearity and vocabulary; got "
+                             f"{first.family}/{first.hidden_size} and {c.family}/{c.hidden_size}")
+        check_supported(model, x, "adam", "cross_entropy", resolve_device("cpu"))
+
+
+@torch.no_grad()
+def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
+             lrs: float | Sequence[float] = 0.1) -> list[FitResult]:
+    """Train each model in place on (x, y) for ``epochs``, model k with learning rate ``lrs[k]``.
+
+    Any formulation works as a source of weights (its layer and head weights are what is trained); one
+    layer, one-hot input, no dropout, as the compiled engine. Returns one :class:`FitResult` per model.
+    """
+    from .fused.compiled import FAMILY_CODES, adam_scalars
+    from .fused.many import train_many
+
+    if epochs < 1:
+        raise ValueError(f"many: epochs must be >= 1, got {epochs}")
+    lrs = [float(lrs)] * len(models) if isinstance(lrs, (int, float)) else [float(lr) for lr in lrs]
+    if len(lrs) != len(models):
+        raise ValueError(f"many: got {len(lrs)} learning rates for {len(models)} models")
+    bad = [lr for lr in lrs if not lr > 0]
+    if bad:
+        raise ValueError(f"many: learning rates must be > 0, got {bad[:5]}")
+    x, y = x.cpu(), y.cpu()
+    _check_alike(models, x)
+    arrays = _stacked(models)
+    dtype = arrays[0].dtype.type
+    xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy().astype(arrays[0].dtype))
+    K, T, V = len(models), xs.shape[0], targets.shape[1]
+    adam = np.stack([np.array([adam_scalars(e, lr, dtype) for e in range(1, epochs + 1)], dtype) for lr in lrs])
+    losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
+    probs = np.empty((K, T, V), dtype)
+    config = models[0].config
+    done = train_many(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype is np.float32, dtype(1),
+                      xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
+    for k, model in enumerate(models):
+        if done[k] < epochs:
+            check_finite(losses[k, done[k]], f"epoch {done[k] + 1} of model {k} (lr {lrs[k]})")
+        layer = model.layer_weights()[0]
+        targets_k = [layer["weight_ih"], layer["weight_hh"], layer["bias_ih"], layer["bias_hh"],
+                     model.head.weight, model.head.bias]
+        for param, trained in zip(targets_k, arrays):
+            param.copy_(torch.from_numpy(trained[k]))
+    return [FitResult(history=[{"epoch": e + 1, "loss": float(losses[k, e]), "accuracy": int(correct[k, e]) / T}
+                               for e in range(epochs)], probs=torch.from_numpy(probs[k].copy()))
+            for k in range(K)]

@@ -66,3 +66,41 @@ def save(fig, path: str | Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format="png")
     return write_bytes_atomic(path, buffer.getvalue())
+
+
+def distributions(groups: dict[str, Sequence[float]], title: str = "", xlabel: str = "", bins: int = 30):
+    """Overlaid histograms, one per label (e.g. one per sweep configuration)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for label, values in groups.items():
+        ax.hist(list(values), bins=bins, alpha=0.6, label=f"{label} (n={len(values)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("runs")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def grid_heatmap(values, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+                 ylabel: str = "", xlabel: str = ""):
+    """A value per (row, column) cell, annotated: e.g. mean accuracy per hidden size x learning rate."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    values = np.asarray(values, dtype=float)
+    fig = Figure(figsize=(max(4.0, 0.9 * len(col_labels) + 2), max(3.0, 0.6 * len(row_labels) + 1.5)))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+    ax.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:.3g}", ha="center", va="center", color="w", fontsize=8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig

@@ -1,13 +1,14 @@
 """The ``nextchar`` command: each subcommand parses its flags and calls one library function.
 
 ``common.py`` holds what they share; ``exam.py`` the exam's commands (exam, verify, claims, bench);
-``text.py`` training on any text (train, generate, predict).
+``text.py`` training on any text (train, generate, predict); ``sweep.py`` many models over a grid.
 """
 from __future__ import annotations
 
 import click
 
 from .exam import bench, claims, exam, verify
+from .sweep import sweep
 from .text import generate, predict, train
 
 
@@ -17,7 +18,7 @@ def main() -> None:
     """nextchar: next-character prediction with RNN, LSTM and GRU, from the exam to any text."""
 
 
-for command in (exam, verify, claims, train, generate, predict, bench):
+for command in (exam, verify, claims, train, generate, predict, bench, sweep):
     main.add_command(command)
 
 if __name__ == "__main__":

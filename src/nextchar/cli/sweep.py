@@ -1,0 +1,126 @@
+"""``nextchar sweep``: many models over seeds, learning rates, hidden sizes and families, in one command."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import click
+
+from ..training import LOSSES
+from .common import clear_errors, prepare_outputs, set_threads, write_json_output
+
+
+def _list(kind, what: str):
+    """A comma list (or repeated flag) of ``kind`` values, parsed with a message naming the flag."""
+    def parse(ctx, param, values):
+        items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+        try:
+            return [kind(v) for v in items] or None
+        except ValueError:
+            raise click.BadParameter(f"expected a comma list of {what}, got {','.join(values)!r}") from None
+    return parse
+
+
+@click.command()
+@click.option("--seeds", default="32", show_default=True,
+              help="A count N (seeds 0..N-1), a range A..B, or a comma list of these (e.g. 12345,0..63).")
+@click.option("--lr", "lrs", multiple=True, callback=_list(float, "learning rates"),
+              help="Learning rates, comma list [default: 0.1, the exam's].")
+@click.option("--hidden-size", "hidden_sizes", multiple=True, callback=_list(int, "hidden sizes"),
+              help="Hidden sizes, comma list [default: 8].")
+@click.option("--model", "models", multiple=True, callback=_list(str, "families"),
+              help="Families, comma list of rnn, lstm, gru [default: rnn].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Full-sequence epochs [default: the problem's, else 100].")
+@click.option("--loss", default="cross_entropy", show_default=True, type=click.Choice(LOSSES),
+              help="cross_entropy runs the many engine; mse (softmax vs one-hot) trains each model under autograd.")
+@click.option("--problem", type=click.IntRange(1, 6), default=None,
+              help="Take exam problem N's protocol: its model, sizes, epochs, lr and weight drawing.")
+@click.option("--text-file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="A small UTF-8 text to sweep on instead of the exam's 'hi?hello!!'*100.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write every run as JSON.")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Write one CSV row per run.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Folder for the plots: accuracy and loss distributions, lr x hidden heatmap.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
+          no_progress) -> None:
+    """Train a grid of models at once (seeds x --lr x --hidden-size x --model) and summarize the spread."""
+    from tqdm.auto import tqdm
+
+    from ..data import read_text_file
+    from ..sweep import parse_seeds, sweep as run_sweep
+
+    set_threads(1)
+    prepare_outputs({"--json": json_path, "--csv": csv_path}, {"--out": out})
+    with clear_errors():
+        seed_list = parse_seeds(seeds)
+        text = read_text_file(text_file) if text_file else None
+        configs = 1 if problem else len(models or [1]) * len(hidden_sizes or [1])
+        total = len(seed_list) * configs * len(lrs or [1]) * (epochs or 0)
+        bar = tqdm(total=total or None, disable=no_progress, unit=" model-epochs", unit_scale=True)
+        result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
+                           problem=problem, loss=loss, text=text, progress=bar.update)
+        bar.close()
+    for line in describe(result):
+        click.echo(line)
+    write_json_output(json_path, result.to_json())
+    if csv_path:
+        with clear_errors():
+            from ..outputs import write_text_atomic
+
+            write_text_atomic(csv_path, runs_csv(result))
+        click.echo(f"wrote {csv_path}")
+    if out:
+        with clear_errors():
+            for path in save_plots(result, Path(out)):
+                click.echo(f"figure: {path}")
+
+
+def describe(result) -> list[str]:
+    lines = []
+    for s in result.summary:
+        q = s["loss_quantiles"]
+        lines.append(f"{s['model']} hidden {s['hidden_size']} lr {s['lr']:g}: {s['seeds']} seeds, final loss median "
+                     f"{s['loss_median']:.4g} [5% {q['0.05']:.4g}, 95% {q['0.95']:.4g}], mean accuracy "
+                     f"{s['accuracy_mean']:.3f}, 100% accuracy in {s['solved_fraction']:.0%} of seeds")
+        spread = s.get("table_spread")
+        if spread and spread["reference_in_sweep"]:
+            lines.append(f"  seed {spread['reference_seed']} (the problem's): {spread['reference_outside_5_95']} of "
+                         f"the table's {len(spread['median']) * len(spread['median'][0])} entries lie outside the "
+                         "seeds' 5%-95% range")
+    lines.append(f"{len(result.runs)} runs, {result.engine} engine, {result.seconds:.1f} s")
+    return lines
+
+
+def runs_csv(result) -> str:
+    buffer = io.StringIO()
+    fields = ["problem", "model", "family", "hidden_size", "seed", "lr", "epochs", "loss", "final_loss", "accuracy"]
+    writer = csv.writer(buffer)
+    writer.writerow(fields)
+    for run in result.runs:
+        writer.writerow(["" if getattr(run, f) is None else getattr(run, f) for f in fields])
+    return buffer.getvalue()
+
+
+def save_plots(result, out: Path) -> list[Path]:
+    from ..plots import distributions, grid_heatmap, save
+
+    label = lambda s: f"{s['model']} h{s['hidden_size']} lr {s['lr']:g}"  # noqa: E731
+    groups = {}
+    for s in result.summary:
+        groups[label(s)] = [r for r in result.runs if (r.model, r.hidden_size, r.lr) == (s["model"], s["hidden_size"], s["lr"])]
+    paths = [save(distributions({k: [r.accuracy for r in v] for k, v in groups.items()}, "final accuracy over seeds",
+                                "accuracy"), out / "sweep_accuracy.png"),
+             save(distributions({k: [r.final_loss for r in v] for k, v in groups.items()}, "final loss over seeds",
+                                "loss (nats/char)"), out / "sweep_loss.png")]
+    lrs = sorted({s["lr"] for s in result.summary})
+    hiddens = sorted({s["hidden_size"] for s in result.summary})
+    if len(lrs) > 1 and len(hiddens) > 1:
+        for model in dict.fromkeys(s["model"] for s in result.summary):
+            mean = {(s["hidden_size"], s["lr"]): s["accuracy_mean"] for s in result.summary if s["model"] == model}
+            grid = [[mean.get((h, lr), float("nan")) for lr in lrs] for h in hiddens]
+            paths.append(save(grid_heatmap(grid, hiddens, [f"{lr:g}" for lr in lrs], f"{model}: mean accuracy",
+                                           "hidden size", "learning rate"), out / f"sweep_{model}_lr_hidden.png"))
+    return paths

@@ -1,0 +1,69 @@
+"""nextchar sweep: seeds, grids, the exam problems' spread, outputs."""
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from nextchar.cli import main
+from nextchar.exam import run_problem
+from nextchar.sweep import parse_seeds, sweep
+
+
+@pytest.mark.parametrize("spec,seeds", [("3", [0, 1, 2]), ("2..4", [2, 3, 4]), ("12345,0..2", [12345, 0, 1, 2]),
+                                        ("5,5,1", [5, 1])])
+def test_seed_specs(spec, seeds):
+    assert parse_seeds(spec) == seeds
+
+
+@pytest.mark.parametrize("spec", ["a", "4..2", "", "1,,x"])
+def test_bad_seed_specs_are_named(spec):
+    with pytest.raises(ValueError, match="--seeds must"):
+        parse_seeds(spec)
+
+
+@pytest.mark.parametrize("number", [2, 6])
+def test_a_problems_seed_reproduces_the_exam_and_other_seeds_differ(number):
+    """Seed s of --problem N is `exam --problem N --seed s`: the same table (the compiled engine equals the
+    exam's autograd run to round-off); every other seed gives its own table."""
+    seed = run_problem(number, epochs=25)
+    result = sweep([seed.seed, 0, 1, 2], problem=number, epochs=25)
+    assert result.runs[0].probs_head == seed.probs_head
+    assert abs(result.runs[0].final_loss - seed.fit.final_loss) < 1e-5
+    assert len({json.dumps(r.probs_head) for r in result.runs}) == 4
+    spread = result.summary[0]["table_spread"]
+    assert spread["reference_seed"] == seed.seed and spread["reference_table"] == seed.probs_head
+    assert all(lo <= mid <= hi for lo_row, mid_row, hi_row in zip(spread["q05"], spread["median"], spread["q95"])
+               for lo, mid, hi in zip(lo_row, mid_row, hi_row))
+
+
+def test_grid_summary_and_mse():
+    result = sweep(parse_seeds("3"), lrs=[0.1, 0.05], hidden_sizes=[4, 8], models=["rnn", "gru"], epochs=5)
+    assert len(result.runs) == 2 * 2 * 2 * 3 and len(result.summary) == 8
+    first = result.summary[0]
+    assert first["seeds"] == 3 and set(first["loss_quantiles"]) == {"0.05", "0.25", "0.5", "0.75", "0.95"}
+    assert 0 <= first["solved_fraction"] <= 1 and result.engine == "many"
+    mse = sweep([0, 1], loss="mse", epochs=3)
+    assert mse.engine == "autograd" and mse.runs[0].loss == "mse"
+
+
+def test_problem_fixes_the_model():
+    with pytest.raises(ValueError, match="--problem fixes the model"):
+        sweep([0], problem=1, hidden_sizes=[16])
+
+
+def test_cli_sweep_writes_json_csv_and_plots(tmp_path):
+    out = CliRunner().invoke(main, ["sweep", "--seeds", "0..3", "--lr", "0.1,0.05", "--hidden-size", "4,8",
+                                    "--epochs", "4", "--json", str(tmp_path / "s.json"), "--csv",
+                                    str(tmp_path / "s.csv"), "--out", str(tmp_path / "plots"), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert set(data) == {"runs", "summary", "engine", "seconds"} and len(data["runs"]) == 16
+    assert set(data["runs"][0]) == {"problem", "model", "family", "hidden_size", "seed", "lr", "epochs", "loss",
+                                    "final_loss", "accuracy", "probs_head"}
+    assert len(data["runs"][0]["probs_head"]) == 10 and len(data["runs"][0]["probs_head"][0]) == 7
+    assert len(list(csv.reader((tmp_path / "s.csv").open()))) == 17
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["sweep_accuracy.png", "sweep_loss.png", "sweep_rnn_lr_hidden.png"]
+    bad = CliRunner().invoke(main, ["sweep", "--lr", "fast"])
+    assert bad.exit_code == 2 and "comma list of learning rates" in bad.output

@@ -67,3 +67,21 @@ def test_cli_sweep_writes_json_csv_and_plots(tmp_path):
     assert names == ["sweep_accuracy.png", "sweep_loss.png", "sweep_rnn_lr_hidden.png"]
     bad = CliRunner().invoke(main, ["sweep", "--lr", "fast"])
     assert bad.exit_code == 2 and "comma list of learning rates" in bad.output
+
+
+def test_torchrun_splits_the_grid_and_rank_zero_writes_the_one_process_json(tmp_path):
+    """2 gloo processes each train part of the grid; the JSON equals a one-process run's (seconds aside)."""
+    import subprocess
+    import sys
+
+    args = ["sweep", "--seeds", "0..5", "--lr", "0.1,0.05", "--model", "rnn,gru", "--epochs", "3", "--no-progress"]
+    single = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "one.json")])
+    assert single.exit_code == 0, single.output
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           "-m", "nextchar", *args, "--json", str(tmp_path / "two.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("runs, many engine") == 1  # only rank 0 reports
+    one, two = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two

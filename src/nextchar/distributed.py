@@ -61,6 +61,14 @@ class Distributed:
         if self.enabled:
             torch_dist.barrier()
 
+    def gather_objects(self, mine: dict) -> dict:
+        """Merge every rank's ``{key: value}`` (picklable) into one dict, on every rank."""
+        if not self.enabled:
+            return dict(mine)
+        parts: list[dict | None] = [None] * self.world_size
+        torch_dist.all_gather_object(parts, mine)
+        return {k: v for part in parts for k, v in part.items()}
+
     def mean(self, value: Tensor) -> float:
         """The mean of a scalar over all processes."""
         if not self.enabled:

@@ -2,7 +2,8 @@
 
 Every configuration's seeds are trained together by the many engine (:func:`many.fit_many`), so seed s
 of ``--problem N`` is exactly ``nextchar exam --problem N --seed s``'s initial weights, trained by the
-compiled engine (equal to the exam's autograd run to float32 round-off). Per run: final loss, accuracy,
+compiled engine (equal to the exam's autograd run to float32 round-off). Under ``torchrun`` the grid's
+chunks are split across the ranks and gathered, so every rank returns the one-process result. Per run: final loss, accuracy,
 the fitted table; per configuration: loss quantiles, mean accuracy, the share of seeds reaching 100%
 accuracy and, for an exam problem, the spread of each entry of the 10x7 table with the exam's seed (or
 nextchar's default for the unseeded problems 1 and 4) marked: "is my table typical?".
@@ -19,6 +20,7 @@ import torch
 
 from .cells import FAMILIES
 from .config import ModelConfig
+from .distributed import Distributed
 from .exam import LR, PROBLEMS, build_problem_model
 from .model import CharModel
 from .training import LOSSES, fit
@@ -141,17 +143,21 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
     vocab, x, y = _data(text)
     result = SweepResult(engine="many" if loss == "cross_entropy" else "autograd")
     start = time.perf_counter()
+    items = [(c, seeds[i:i + CHUNK]) for c in configs for i in range(0, len(seeds), CHUNK)]
+    dist = Distributed.from_env()
+    mine = {}
+    for index in range(dist.rank, len(items), dist.world_size):  # under torchrun each rank takes every W-th chunk
+        config, chunk = items[index]
+        fits = _train([_draw(problem, config, seed, len(vocab)) for seed in chunk], x, y, epochs, config.lr, loss)
+        mine[index] = [SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs,
+                                loss, f.final_loss, f.history[-1]["accuracy"],
+                                [[round(v, 3) for v in row] for row in f.probs[:10].tolist()])
+                       for seed, f in zip(chunk, fits)]
+        if progress is not None:
+            progress(len(chunk) * epochs * dist.world_size)  # the other ranks move at the same pace
+    done = dist.gather_objects(mine)
     for config in configs:
-        runs = []
-        for chunk in (seeds[i:i + CHUNK] for i in range(0, len(seeds), CHUNK)):
-            drawn = [_draw(problem, config, seed, len(vocab)) for seed in chunk]
-            fits = _train(drawn, x, y, epochs, config.lr, loss)
-            runs += [SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs,
-                              loss, f.final_loss, f.history[-1]["accuracy"],
-                              [[round(v, 3) for v in row] for row in f.probs[:10].tolist()])
-                     for seed, f in zip(chunk, fits)]
-            if progress is not None:
-                progress(len(chunk) * epochs)
+        runs = [run for index in sorted(done) if items[index][0] == config for run in done[index]]
         result.runs += runs
         result.summary.append(_summarize(config, runs, problem))
     result.seconds = time.perf_counter() - start

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import click
 
 from ..training import LOSSES
-from .common import clear_errors, prepare_outputs, set_threads, write_json_output
+from .common import clear_errors, leave_process_group, prepare_outputs, set_threads, write_json_output
 
 
 def _list(kind, what: str):
@@ -53,16 +54,23 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
     from ..sweep import parse_seeds, sweep as run_sweep
 
     set_threads(1)
-    prepare_outputs({"--json": json_path, "--csv": csv_path}, {"--out": out})
+    if int(os.environ.get("RANK", "0")) == 0:
+        prepare_outputs({"--json": json_path, "--csv": csv_path}, {"--out": out})
     with clear_errors():
         seed_list = parse_seeds(seeds)
         text = read_text_file(text_file) if text_file else None
         configs = 1 if problem else len(models or [1]) * len(hidden_sizes or [1])
         total = len(seed_list) * configs * len(lrs or [1]) * (epochs or 0)
-        bar = tqdm(total=total or None, disable=no_progress, unit=" model-epochs", unit_scale=True)
-        result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
-                           problem=problem, loss=loss, text=text, progress=bar.update)
-        bar.close()
+        is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports and writes
+        bar = tqdm(total=total or None, disable=no_progress or not is_main, unit=" model-epochs", unit_scale=True)
+        try:
+            result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
+                               problem=problem, loss=loss, text=text, progress=bar.update)
+        finally:
+            bar.close()
+            leave_process_group()
+    if not is_main:
+        return
     for line in describe(result):
         click.echo(line)
     write_json_output(json_path, result.to_json())

@@ -19,6 +19,30 @@ def test_claim_1_lstm_keeps_gradient_and_memory_the_rnn_loses():
     assert acc["lstm"][10] >= 0.95 and acc["gru"][10] >= 0.95 and acc["rnn"][10] < 0.8
     assert len(result.evidence["task_runs"]) == 3 * len(QUICK.task_ks) * len(QUICK.seeds)
     assert "memory" in result.figures
+    for entry in result.evidence["task"]:  # every (family, k): its seeds' mean with a 95% interval
+        runs = [r["accuracy"] for r in result.evidence["task_runs"] if (r["family"], r["k"]) == (entry["family"], entry["k"])]
+        assert entry["seeds"] == len(runs) == len(QUICK.seeds)
+        assert entry["accuracy_mean"] == pytest.approx(sum(runs) / len(runs))
+        assert entry["ci95"][0] <= entry["accuracy_mean"] <= entry["ci95"][1]
+
+
+def test_stacked_models_equal_each_model_alone():
+    """The claims' many-models trainer: K stacked models compute what each model computes alone."""
+    import torch
+
+    from nextchar.stacked import StackedRecurrent
+
+    for family in ("rnn", "lstm", "gru"):
+        models = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            models.append(new_model(family, 5))
+        stacked = StackedRecurrent.from_models(models)
+        x = torch.randint(0, 8, (6, 3, 4))  # (T, K, B)
+        logits, _ = stacked(x)
+        for k, model in enumerate(models):
+            alone, _ = model(x[:, k])
+            torch.testing.assert_close(logits[:, k], alone)
 
 
 def test_gradient_ratio_is_one_at_k_zero_and_shrinks_for_rnn():
@@ -70,6 +94,7 @@ def test_claim_5_mse_learns_as_well_as_cross_entropy():
     assert result.verdict is EXPECTED[5] is False
     acc = result.evidence["accuracy"]
     assert acc["mse"] > 0.9 and acc["mse"] >= acc["cross_entropy"] - 0.01
+    assert result.evidence["seeds"] == 8 and len(result.evidence["accuracy_runs"]["mse"]) == 8
 
 
 def test_cli_claims_json_and_figures(tmp_path):

@@ -3,6 +3,7 @@ import csv
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from nextchar.cli import main
@@ -44,7 +45,25 @@ def test_grid_summary_and_mse():
     assert first["seeds"] == 3 and set(first["loss_quantiles"]) == {"0.05", "0.25", "0.5", "0.75", "0.95"}
     assert 0 <= first["solved_fraction"] <= 1 and result.engine == "many"
     mse = sweep([0, 1], loss="mse", epochs=3)
-    assert mse.engine == "autograd" and mse.runs[0].loss == "mse"
+    assert mse.engine == "stacked" and mse.runs[0].loss == "mse"
+
+
+def test_stacked_engine_equals_the_many_engine_to_round_off():
+    """The torch formulation (any device) and the compiled one train the same models to the same tables."""
+    many = sweep([0, 1, 2], problem=5, epochs=20)
+    stacked = sweep([0, 1, 2], problem=5, epochs=20, loss="cross_entropy", device="cpu")
+    assert stacked.engine == "many"  # cross-entropy on the CPU: the compiled engine
+    from nextchar.exam import PROBLEMS, build_problem_model
+    from nextchar.many import fit_many, fit_stacked
+    from nextchar.vocab import exam_data
+
+    _, x, y = exam_data()
+    a = fit_many([build_problem_model(PROBLEMS[5], s) for s in range(3)], x, y, epochs=20)
+    b = fit_stacked([build_problem_model(PROBLEMS[5], s) for s in range(3)], x, y, epochs=20)
+    for p, q, run in zip(a, b, many.runs):
+        torch.testing.assert_close(q.probs, p.probs, atol=2e-4, rtol=0)
+        assert abs(p.history[-1]["loss"] - q.history[-1]["loss"]) < 1e-4 and run.probs_head == [
+            [round(v, 3) for v in row] for row in p.probs[:10].tolist()]
 
 
 def test_problem_fixes_the_model():

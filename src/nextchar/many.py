@@ -1,9 +1,14 @@
-"""Many models as one computation: train K models of one family and size at once (the ``many`` engine).
+"""Many models as one computation: train K models of one family and size at once.
 
-:func:`fit_many` is :func:`training.fit` for K models: the exam's protocol (full-sequence epochs, Adam,
-cross-entropy), each model with its own initial weights and learning rate, all in one compiled call
-spread over the CPU cores (``fused/many.py``). Each model's result equals ``fit`` of that model alone
-with ``engine="compiled"``, bit for bit: the same compiled code runs each model.
+Two engines run :func:`training.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
+own initial weights and learning rate:
+
+- :func:`fit_many` (``many``): one compiled call spread over the CPU cores (``fused/many.py``); each
+  model's result equals ``fit`` of that model alone with ``engine="compiled"``, bit for bit (the same
+  compiled code runs each model). Cross-entropy, CPU.
+- :func:`fit_stacked` (``stacked``): the K models as one torch module with stacked weights
+  (``stacked.py``), on any device (``cuda`` too) and with either loss; equal to training each model
+  alone to float round-off.
 """
 from __future__ import annotations
 
@@ -86,3 +91,32 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     return [FitResult(history=[{"epoch": e + 1, "loss": float(losses[k, e]), "accuracy": int(correct[k, e]) / T}
                                for e in range(epochs)], probs=torch.from_numpy(probs[k].copy()))
             for k in range(K)]
+
+
+def fit_stacked(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
+                lrs: float | Sequence[float] = 0.1, loss: str = "cross_entropy",
+                device: str | torch.device = "cpu") -> list[FitResult]:
+    """:func:`fit_many` in torch: the models' weights stacked (``StackedRecurrent``), trained together on
+    ``device`` by the canonical step with a learning rate per model (``StackedAdam``). The models given
+    are left as they were; returns one :class:`FitResult` per model (history and last probs, on the CPU)."""
+    from .stacked import StackedAdam, StackedRecurrent, per_model_loss
+    from .step import train_step
+
+    if epochs < 1:
+        raise ValueError(f"many: epochs must be >= 1, got {epochs}")
+    device = resolve_device(device)
+    stacked = StackedRecurrent.from_models(models).to(device)
+    opt = StackedAdam(stacked.parameters(), lrs)
+    x, y = x[:, None].to(device), y.to(device)  # (T, 1, I): one sequence shared by the K models
+    labels = y.argmax(-1)[:, None]  # (T, 1)
+    histories: list[list[dict]] = [[] for _ in models]
+    for epoch in range(1, epochs + 1):
+        logits, _, _ = train_step(stacked, x, y, lambda out, t: per_model_loss(loss, out, t).sum(), opt,
+                                  where=f"epoch {epoch}")
+        with torch.no_grad():
+            losses = per_model_loss(loss, logits, y).tolist()
+            accuracy = (logits[:, :, 0].argmax(-1) == labels).float().mean(0).tolist()
+        for history, value, acc in zip(histories, losses, accuracy):
+            history.append({"epoch": epoch, "loss": value, "accuracy": acc})
+    probs = logits.detach()[:, :, 0].softmax(-1).cpu()  # (T, K, V)
+    return [FitResult(history=h, probs=probs[:, k].contiguous()) for k, h in enumerate(histories)]

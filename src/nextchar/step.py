@@ -45,11 +45,12 @@ def optimizer_params(optimizer: torch.optim.Optimizer) -> list[Tensor]:
 
 def train_step(model: torch.nn.Module, x: Tensor, target: Tensor, criterion: Callable[[Tensor, Tensor], Tensor],
                optimizer: torch.optim.Optimizer, *, state: State | None = None, clip: float | None = None,
-               where: str = "this step") -> StepOutput:
+               where: str = "this step", clip_grads: Callable = torch.nn.utils.clip_grad_norm_) -> StepOutput:
     """zero_grad, ``model(x, state)``, ``criterion(logits, target)``, finite check, backward, clip, step.
 
     ``model`` answers ``forward(x, state) -> (logits, state)`` (a DDP wrapper too); ``where`` names the
-    step in the error a non-finite loss raises.
+    step in the error a non-finite loss raises; ``clip_grads(params, clip)`` clips (stacked models clip
+    each model apart: ``stacked.clip_per_model``).
     """
     optimizer.zero_grad(set_to_none=True)
     logits, state = model(x, state)
@@ -57,6 +58,6 @@ def train_step(model: torch.nn.Module, x: Tensor, target: Tensor, criterion: Cal
     check_finite(loss, where)
     loss.backward()
     if clip:
-        torch.nn.utils.clip_grad_norm_(optimizer_params(optimizer), clip)
+        clip_grads(optimizer_params(optimizer), clip)
     optimizer.step()
     return StepOutput(logits, loss.detach(), state)

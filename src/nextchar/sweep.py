@@ -20,10 +20,11 @@ import torch
 
 from .cells import FAMILIES
 from .config import ModelConfig
+from .device import resolve_device
 from .distributed import Distributed
 from .exam import LR, PROBLEMS, build_problem_model
 from .model import CharModel
-from .training import LOSSES, fit
+from .training import LOSSES
 from .vocab import Vocab, exam_data, next_char_pairs
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -124,12 +125,12 @@ def _configs(problem, lrs, hidden_sizes, models) -> list[_Config]:
 
 def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_sizes: Sequence[int] | None = None,
           models: Sequence[str] | None = None, epochs: int | None = None, problem: int | None = None,
-          loss: str = "cross_entropy", text: str | None = None,
+          loss: str = "cross_entropy", text: str | None = None, device: str = "cpu",
           progress: Callable[[int], None] | None = None) -> SweepResult:
     """Train every (configuration, seed) of the grid; ``progress(model_epochs)`` is called as work completes.
 
-    ``loss="cross_entropy"`` runs the many engine; ``"mse"`` (softmax outputs vs one-hot) trains each model
-    alone under autograd (the compiled code computes cross-entropy only) and says so in ``engine``.
+    Cross-entropy on the CPU runs the ``many`` engine (compiled, bit-equal to each model alone); ``mse``
+    (softmax outputs vs one-hot) or another device runs the ``stacked`` engine (torch, stacked weights).
     """
     if loss not in LOSSES:
         raise ValueError(f"sweep: --loss must be one of {LOSSES}, got {loss!r}")
@@ -141,14 +142,17 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
     if epochs < 1:
         raise ValueError(f"sweep: --epochs must be >= 1, got {epochs}")
     vocab, x, y = _data(text)
-    result = SweepResult(engine="many" if loss == "cross_entropy" else "autograd")
+    device = str(resolve_device(device))
+    engine = "many" if loss == "cross_entropy" and device == "cpu" else "stacked"
+    result = SweepResult(engine=engine)
     start = time.perf_counter()
     items = [(c, seeds[i:i + CHUNK]) for c in configs for i in range(0, len(seeds), CHUNK)]
     dist = Distributed.from_env()
     mine = {}
     for index in range(dist.rank, len(items), dist.world_size):  # under torchrun each rank takes every W-th chunk
         config, chunk = items[index]
-        fits = _train([_draw(problem, config, seed, len(vocab)) for seed in chunk], x, y, epochs, config.lr, loss)
+        fits = _train([_draw(problem, config, seed, len(vocab)) for seed in chunk], x, y, epochs, config.lr, loss,
+                      engine, device)
         mine[index] = [SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs,
                                 loss, f.final_loss, f.history[-1]["accuracy"],
                                 [[round(v, 3) for v in row] for row in f.probs[:10].tolist()])
@@ -164,12 +168,12 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
     return result
 
 
-def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str):
-    if loss == "cross_entropy":
-        from .many import fit_many
+def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, engine: str, device: str):
+    from .many import fit_many, fit_stacked
 
+    if engine == "many":
         return fit_many(models, x, y, epochs=epochs, lrs=lr)
-    return [fit(m, x, y, epochs=epochs, lr=lr, loss=loss) for m in models]
+    return fit_stacked(models, x, y, epochs=epochs, lrs=lr, loss=loss, device=device)
 
 
 def _summarize(config: _Config, runs: list[SweepRun], problem: int | None) -> dict:

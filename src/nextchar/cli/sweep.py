@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..training import LOSSES
-from .common import clear_errors, leave_process_group, prepare_outputs, set_threads, write_json_output
+from .common import check_device, clear_errors, leave_process_group, prepare_outputs, set_threads, write_json_output
 
 
 def _list(kind, what: str):
@@ -35,7 +35,7 @@ def _list(kind, what: str):
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Full-sequence epochs [default: the problem's, else 100].")
 @click.option("--loss", default="cross_entropy", show_default=True, type=click.Choice(LOSSES),
-              help="cross_entropy runs the many engine; mse (softmax vs one-hot) trains each model under autograd.")
+              help="cross_entropy, or mse between softmax outputs and one-hot targets (the stacked engine).")
 @click.option("--problem", type=click.IntRange(1, 6), default=None,
               help="Take exam problem N's protocol: its model, sizes, epochs, lr and weight drawing.")
 @click.option("--text-file", default=None, type=click.Path(dir_okay=False, exists=True),
@@ -45,8 +45,10 @@ def _list(kind, what: str):
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Folder for the plots: accuracy and loss distributions, lr x hidden heatmap.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="cpu runs the compiled many engine (cross-entropy); cuda (or --loss mse) the stacked torch engine.")
 def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
-          no_progress) -> None:
+          no_progress, device) -> None:
     """Train a grid of models at once (seeds x --lr x --hidden-size x --model) and summarize the spread."""
     from tqdm.auto import tqdm
 
@@ -65,7 +67,7 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
         bar = tqdm(total=total or None, disable=no_progress or not is_main, unit=" model-epochs", unit_scale=True)
         try:
             result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
-                               problem=problem, loss=loss, text=text, progress=bar.update)
+                               problem=problem, loss=loss, text=text, device=device, progress=bar.update)
         finally:
             bar.close()
             leave_process_group()

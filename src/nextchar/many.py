@@ -49,6 +49,36 @@ def _check_alike(models: Sequence[CharModel], x: Tensor) -> None:
         check_supported(model, x, "adam", "cross_entropy", resolve_device("cpu"))
 
 
+def _to_lanes(a: np.ndarray, lanes: int) -> np.ndarray:
+    """(K, ...) -> (blocks, ..., lanes): the model axis split into blocks, innermost in each; K is padded
+    with copies of the last model (their results are dropped)."""
+    K = a.shape[0]
+    blocks = -(-K // lanes)
+    padded = np.concatenate([a, np.repeat(a[-1:], blocks * lanes - K, axis=0)]) if blocks * lanes > K else a
+    split = padded.reshape(blocks, lanes, *a.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(split, 1, -1))
+
+
+def _from_lanes(a: np.ndarray, K: int) -> np.ndarray:
+    """(blocks, ..., lanes) -> (K, ...)."""
+    merged = np.moveaxis(a, -1, 1)
+    return merged.reshape(-1, *merged.shape[2:])[:K]
+
+
+def _train_rnn_lanes(relu, dtype, xs, targets, arrays, adam, losses, correct, probs) -> np.ndarray:
+    """fused/lanes.py's kernel on (K, ...) arrays, in place; returns each model's completed epochs (K,)."""
+    from .fused.lanes import LANES, train_rnn_lanes
+
+    K, T = arrays[0].shape[0], xs.shape[0]
+    laned = [_to_lanes(a, LANES) for a in arrays]
+    out_losses, out_correct, out_probs = (_to_lanes(a, LANES) for a in (losses, correct, probs))
+    done = train_rnn_lanes(relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *laned,
+                           _to_lanes(adam, LANES), out_losses, out_correct, out_probs)
+    for array, lanes in zip((*arrays, losses, correct, probs), (*laned, out_losses, out_correct, out_probs)):
+        array[...] = _from_lanes(lanes, K)
+    return np.repeat(done, LANES)[:K]
+
+
 @torch.no_grad()
 def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
              lrs: float | Sequence[float] = 0.1) -> list[FitResult]:
@@ -78,8 +108,11 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
-    done = train_many(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype is np.float32, dtype(1),
-                      xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
+    if config.family == "rnn":  # SIMD lanes over models: the model as the innermost axis
+        done = _train_rnn_lanes(config.nonlinearity == "relu", dtype, xs, targets, arrays, adam, losses, correct, probs)
+    else:
+        done = train_many(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype is np.float32, dtype(1),
+                          xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
     for k, model in enumerate(models):
         if done[k] < epochs:
             check_finite(losses[k, done[k]], f"epoch {done[k] + 1} of model {k} (lr {lrs[k]})")

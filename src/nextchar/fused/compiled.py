@@ -168,7 +168,7 @@ def train_epochs(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_
         if not np.isfinite(loss):
             return epoch
         linear_backward(hs_flat, dlogits, g_out, gb_out)
-        kernels.matmul_into(dlogits, w_out, dhs_flat)  # dhs = dlogits W_out
+        kernels.matmul_small(dlogits, w_out, dhs_flat)  # dhs = dlogits W_out (loops: the order the many engine's lanes repeat)
         d_input = dgh  # rnn and lstm: ∂L/∂gi = ∂L/∂gh; the gru's n block differs
         if family == 1:
             kernels.lstm_backward(dhs, h0, h0, cs, tanh_cs, h0, gates, w_hh, one, dgh)

@@ -3,9 +3,11 @@
 Two engines run :func:`training.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
 own initial weights and learning rate:
 
-- :func:`fit_many` (``many``): one compiled call spread over the CPU cores (``fused/many.py``); each
-  model's result equals ``fit`` of that model alone with ``engine="compiled"``, bit for bit (the same
-  compiled code runs each model). Cross-entropy, CPU.
+- :func:`fit_many` (``many``): one compiled call spread over the CPU cores; each model's result equals
+  ``fit`` of that model alone with ``engine="compiled"``, bit for bit (the same operations per model).
+  RNN and LSTM run ``fused/lanes.py`` (the model as the innermost axis: SIMD lanes over models, blocks of
+  them over the cores); the GRU runs ``fused/many.py`` (the compiled code per model, models over the
+  cores). Cross-entropy, CPU.
 - :func:`fit_stacked` (``stacked``): the K models as one torch module with stacked weights
   (``stacked.py``), on any device (``cuda`` too) and with either loss; equal to training each model
   alone to float round-off.
@@ -65,14 +67,14 @@ def _from_lanes(a: np.ndarray, K: int) -> np.ndarray:
     return merged.reshape(-1, *merged.shape[2:])[:K]
 
 
-def _train_rnn_lanes(relu, dtype, xs, targets, arrays, adam, losses, correct, probs) -> np.ndarray:
+def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs) -> np.ndarray:
     """fused/lanes.py's kernel on (K, ...) arrays, in place; returns each model's completed epochs (K,)."""
-    from .fused.lanes import LANES, train_rnn_lanes
+    from .fused.lanes import LANES, train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
     laned = [_to_lanes(a, LANES) for a in arrays]
     out_losses, out_correct, out_probs = (_to_lanes(a, LANES) for a in (losses, correct, probs))
-    done = train_rnn_lanes(relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *laned,
+    done = train_lanes(family, relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *laned,
                            _to_lanes(adam, LANES), out_losses, out_correct, out_probs)
     for array, lanes in zip((*arrays, losses, correct, probs), (*laned, out_losses, out_correct, out_probs)):
         array[...] = _from_lanes(lanes, K)
@@ -108,8 +110,9 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
-    if config.family == "rnn":  # SIMD lanes over models: the model as the innermost axis
-        done = _train_rnn_lanes(config.nonlinearity == "relu", dtype, xs, targets, arrays, adam, losses, correct, probs)
+    if config.family in ("rnn", "lstm"):  # SIMD lanes over models: the model as the innermost axis
+        done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays,
+                            adam, losses, correct, probs)
     else:
         done = train_many(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype is np.float32, dtype(1),
                           xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)

@@ -1,4 +1,4 @@
-"""The many engine's RNN kernel with the model as the innermost axis: SIMD lanes over models.
+"""The many engine's RNN and LSTM kernel with the model as the innermost axis: SIMD lanes over models.
 
 One compiled call trains L models side by side: every array has the model last (``w_hh`` (G, H, L),
 ``hs`` (T, H, L), ...), so each loop's innermost step over the L models is contiguous and LLVM turns it
@@ -7,8 +7,8 @@ over the cores (``prange``). Each model's operations are exactly those of ``comp
 the same order (the input projection, the recurrence, the head, softmax cross-entropy, BPTT, Adam), so
 each model's result is bit-equal to training it alone with the compiled engine.
 
-Shapes per block: I inputs (one-hot, shared by all models), V outputs, H hidden, G = H (rnn), T steps,
-E epochs, L lanes (models).
+Shapes per block: I inputs (one-hot, shared by all models), V outputs, H hidden, G = H (rnn) or 4H (lstm),
+T steps, E epochs, L lanes (models).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from numba import njit, prange
 
 from .kernels import exp_inplace
 
-LANES = 64
-"""Models per block: a few vector registers wide."""
+LANES = 32
+"""Models per block: a few vector registers wide; measured fastest of 16, 32, 64 and 128 here (K = 256)."""
 
 
 @njit(cache=True, inline="always")
@@ -95,23 +95,87 @@ def _adam(param, grad, m, v, a):
             p[r, k] -= a[3, k] * (mm[r, k] / (np.sqrt(vv[r, k]) / a[4, k] + a[5, k]))
 
 
+@njit(cache=True, inline="always")
+def _lstm_forward(t, gi, w_hh, b_hh, h, c, gh, e_gates, e_cell, bits_gates, bits_cell, one, fast_exp, hs, cs,
+                  tanh_cs, gates):
+    """One step of kernels.lstm_forward for L lanes: i, f, g, o = σ, σ, tanh, σ; c' = f c + i g; h' = o tanh(c')."""
+    G, H, L = w_hh.shape
+    two = one + one
+    for g in range(G):
+        for k in range(L):
+            gh[g, k] = one - one
+        for p in range(H):
+            for k in range(L):
+                gh[g, k] += h[p, k] * w_hh[g, p, k]
+    for g in range(G):
+        tanh_gate = 2 * H <= g < 3 * H
+        for k in range(L):
+            a = gi[t, g, k] + (gh[g, k] + b_hh[g, k])
+            e_gates[g, k] = -(a + a) if tanh_gate else -a
+    exp_inplace(e_gates.reshape(-1), bits_gates, fast_exp)
+    for j in range(H):
+        for k in range(L):
+            i = one / (one + e_gates[j, k])
+            f = one / (one + e_gates[H + j, k])
+            g = two / (one + e_gates[2 * H + j, k]) - one
+            o = one / (one + e_gates[3 * H + j, k])
+            c[j, k] = f * c[j, k] + i * g
+            e_cell[j, k] = -(c[j, k] + c[j, k])
+            gates[t, j, k], gates[t, H + j, k], gates[t, 2 * H + j, k], gates[t, 3 * H + j, k] = i, f, g, o
+    exp_inplace(e_cell.reshape(-1), bits_cell, fast_exp)
+    for j in range(H):
+        for k in range(L):
+            tanh_c = two / (one + e_cell[j, k]) - one
+            h[j, k] = gates[t, 3 * H + j, k] * tanh_c
+            hs[t, j, k], cs[t, j, k], tanh_cs[t, j, k] = h[j, k], c[j, k], tanh_c
+
+
+@njit(cache=True, inline="always")
+def _lstm_backward(t, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh):
+    """One step of kernels.lstm_backward for L lanes (c_0 = 0)."""
+    G, H, L = w_hh.shape
+    for j in range(H):
+        for k in range(L):
+            i, f = gates[t, j, k], gates[t, H + j, k]
+            g, o = gates[t, 2 * H + j, k], gates[t, 3 * H + j, k]
+            dh = dhs[t, j, k] + dh_next[j, k]
+            tanh_c = tanh_cs[t, j, k]
+            c_prev = cs[t - 1, j, k] if t > 0 else one - one
+            dc = dc_next[j, k] + dh * o * (one - tanh_c * tanh_c)
+            dgh[t, j, k] = dc * g * i * (one - i)
+            dgh[t, H + j, k] = dc * c_prev * f * (one - f)
+            dgh[t, 2 * H + j, k] = dc * i * (one - g * g)
+            dgh[t, 3 * H + j, k] = dh * tanh_c * o * (one - o)
+            dc_next[j, k] = dc * f
+    for j in range(H):
+        for k in range(L):
+            dh_next[j, k] = one - one
+    for p in range(G):
+        for j in range(H):
+            for k in range(L):
+                dh_next[j, k] += dgh[t, p, k] * w_hh[p, j, k]
+
+
 @njit(cache=True)
-def train_rnn_block(relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out, adam,
-                    losses, correct, probs):
-    """One block of L RNN models, every epoch: the lanes version of compiled.train_epochs (family rnn).
-    w_ih (H, I, L), w_hh (H, H, L), b_ih/b_hh (H, L), w_out (V, H, L), b_out (V, L), adam (E, 6, L),
+def train_block(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out, adam,
+                losses, correct, probs):
+    """One block of L models, every epoch: the lanes version of compiled.train_epochs (family 0 rnn, 1 lstm).
+    w_ih (G, I, L), w_hh (G, H, L), b_ih/b_hh (G, L), w_out (V, H, L), b_out (V, L), adam (E, 6, L),
     losses/correct (E, L), probs (T, V, L). Returns the epochs every lane completed."""
     T, I = xs.shape
-    H, _, L = w_hh.shape
+    G, H, L = w_hh.shape
     V = w_out.shape[0]
     dtype = xs.dtype
     zero, two = one - one, one + one
-    gi, hs = np.empty((T, H, L), dtype), np.empty((T, H, L), dtype)
+    gi, hs = np.empty((T, G, L), dtype), np.empty((T, H, L), dtype)
     logits, dlogits = np.empty((T, V, L), dtype), np.empty((T, V, L), dtype)
-    dhs, dgh, h_prev = np.empty((T, H, L), dtype), np.empty((T, H, L), dtype), np.zeros((T, H, L), dtype)
-    h, gh, e = np.empty((H, L), dtype), np.empty((H, L), dtype), np.empty((H, L), dtype)
-    bits, bits_out = np.empty(H * L, np.int32), np.empty(T * V * L, np.int32)
-    tops, dh_next = np.empty((T, L), dtype), np.empty((H, L), dtype)
+    dhs, dgh, h_prev = np.empty((T, H, L), dtype), np.empty((T, G, L), dtype), np.zeros((T, H, L), dtype)
+    h, gh, e = np.empty((H, L), dtype), np.empty((G, L), dtype), np.empty((G, L), dtype)
+    bits, bits_out = np.empty(G * L, np.int32), np.empty(T * V * L, np.int32)
+    tops, dh_next, dc_next = np.empty((T, L), dtype), np.empty((H, L), dtype), np.empty((H, L), dtype)
+    c, e_cell, bits_cell = np.empty((H, L), dtype), np.empty((H, L), dtype), np.empty(H * L, np.int32)
+    cs, tanh_cs = np.empty((T, H, L), dtype), np.empty((T, H, L), dtype)
+    gates = np.empty((T, G, L), dtype)
     grads = (np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(b_ih), np.empty_like(b_hh),
              np.empty_like(w_out), np.empty_like(b_out))
     means = (np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh),
@@ -134,9 +198,14 @@ def train_rnn_block(relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b
     right = np.empty(L, np.int64)
     for epoch in range(losses.shape[0]):
         _linear_shared_x(xs, w_ih, b_ih, gi)
-        # ---- recurrence: h_t = act(gi_t + W_hh h_{t-1} + b_hh), as kernels.rnn_forward ----
+        # ---- recurrence: as kernels.rnn_forward / lstm_forward ----
         h[:] = 0
+        c[:] = 0
         for t in range(T):
+            if family == 1:
+                _lstm_forward(t, gi, w_hh, b_hh, h, c, gh, e, e_cell, bits, bits_cell, one, fast_exp, hs, cs, tanh_cs,
+                              gates)
+                continue
             for j in range(H):
                 for k in range(L):
                     gh[j, k] = zero
@@ -211,9 +280,13 @@ def train_rnn_block(relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b
                 for j in range(H):
                     for k in range(L):
                         dhs[n, j, k] += dlogits[n, p, k] * w_out[p, j, k]
-        # ---- backward through time, as kernels.rnn_backward ----
+        # ---- backward through time, as kernels.rnn_backward / lstm_backward ----
         dh_next[:] = 0
+        dc_next[:] = 0
         for t in range(T - 1, -1, -1):
+            if family == 1:
+                _lstm_backward(t, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh)
+                continue
             for j in range(H):
                 for k in range(L):
                     dh = dhs[t, j, k] + dh_next[j, k]
@@ -246,12 +319,12 @@ def train_rnn_block(relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b
 
 
 @njit(cache=True, parallel=True)
-def train_rnn_lanes(relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out, adam,
-                    losses, correct, probs):
+def train_lanes(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out, adam,
+                losses, correct, probs):
     """Every block (the leading axis of each array) in parallel; returns each block's completed epochs."""
     blocks = w_ih.shape[0]
     done = np.zeros(blocks, np.int64)
     for b in prange(blocks):
-        done[b] = train_rnn_block(relu, fast_exp, one, xs, targets, scale, w_ih[b], w_hh[b], b_ih[b], b_hh[b],
-                                  w_out[b], b_out[b], adam[b], losses[b], correct[b], probs[b])
+        done[b] = train_block(family, relu, fast_exp, one, xs, targets, scale, w_ih[b], w_hh[b], b_ih[b], b_hh[b],
+                              w_out[b], b_out[b], adam[b], losses[b], correct[b], probs[b])
     return done

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 
 import click
@@ -76,11 +77,24 @@ def threads_option(default: int | None):
 
 
 def leave_process_group() -> None:
-    """Under torchrun, leave the process group train() joined, so every rank exits cleanly."""
+    """Under torchrun, leave the process group (after an error: the other ranks stop too)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_distributed_run() -> None:
+    """Under torchrun, after the work is written: wait for every rank, then end this one without the
+    interpreter's teardown. Tearing down with gloo's threads alive aborted rank 1 now and then ("terminate
+    called without an active exception") after every file had been written; os._exit skips that teardown."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @contextmanager

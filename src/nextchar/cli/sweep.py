@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..training import LOSSES
-from .common import check_device, clear_errors, leave_process_group, prepare_outputs, set_threads, write_json_output
+from .common import (check_device, clear_errors, end_distributed_run, leave_process_group, prepare_outputs, set_threads,
+                     write_json_output)
 
 
 def _list(kind, what: str):
@@ -68,10 +69,13 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
         try:
             result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
                                problem=problem, loss=loss, text=text, device=device, progress=bar.update)
+        except BaseException:
+            leave_process_group()
+            raise
         finally:
             bar.close()
-            leave_process_group()
     if not is_main:
+        end_distributed_run()
         return
     for line in describe(result):
         click.echo(line)
@@ -86,6 +90,7 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
         with clear_errors():
             for path in save_plots(result, Path(out)):
                 click.echo(f"figure: {path}")
+    end_distributed_run()
 
 
 def describe(result) -> list[str]:

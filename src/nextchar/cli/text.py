@@ -12,7 +12,8 @@ from ..cells import NONLINEARITIES
 from ..config import FORMULATIONS, ModelConfig, TrainConfig, field_default
 from ..engines import ENGINES
 from ..training import OPTIMIZERS
-from .common import (SEED, check_device, clear_errors, device_option, field_option, leave_process_group,
+from .common import (SEED, check_device, clear_errors, device_option, end_distributed_run, field_option,
+                     leave_process_group,
                      prepare_outputs, set_threads, threads_option)
 
 
@@ -88,14 +89,17 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
         try:
             result = run_train(text, model, config, out, resume=resume, progress=not no_progress, overwrite=overwrite)
         except TrainingInterrupted as stopped:
+            leave_process_group()
             click.echo(f"\n{stopped}. Resume with:\n  {_resume_command()}", err=True)
             sys.exit(stopped.exit_code)
-        finally:
+        except BaseException:
             leave_process_group()
+            raise
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
                    f"run folder {out}")
+    end_distributed_run()
 
 
 def _given_flags() -> set[str]:

@@ -77,7 +77,7 @@ def test_cli_sweep_writes_json_csv_and_plots(tmp_path):
                                     str(tmp_path / "s.csv"), "--out", str(tmp_path / "plots"), "--no-progress"])
     assert out.exit_code == 0, out.output
     data = json.loads((tmp_path / "s.json").read_text())
-    assert set(data) == {"runs", "summary", "engine", "seconds"} and len(data["runs"]) == 16
+    assert set(data) == {"runs", "summary", "engine", "seconds", "command"} and len(data["runs"]) == 16
     assert set(data["runs"][0]) == {"problem", "model", "family", "hidden_size", "seed", "lr", "epochs", "loss",
                                     "final_loss", "accuracy", "probs_head"}
     assert len(data["runs"][0]["probs_head"]) == 10 and len(data["runs"][0]["probs_head"][0]) == 7
@@ -102,5 +102,6 @@ def test_torchrun_splits_the_grid_and_rank_zero_writes_the_one_process_json(tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("runs, many engine") == 1  # only rank 0 reports
     one, two = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
-    one.pop("seconds"), two.pop("seconds")
+    for data in (one, two):
+        data.pop("seconds"), data.pop("command")  # the command names its own --json
     assert one == two

@@ -47,7 +47,7 @@ def describe_checks(exam: ExamResult) -> list[str]:
     return lines
 
 
-def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine="autograd") -> bool:
+def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine="autograd", command=None) -> bool:
     """Run, print, plot and write; True when every check with the exam's seeds passed."""
     numbers = problems or sorted(PROBLEMS)
     seeds = {n: seed for n in numbers} if seed is not None else None
@@ -66,7 +66,7 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine=
         click.echo(line)
     click.echo(f"total {time.perf_counter() - start:.1f} s")
     if json_path:
-        write_json(json_path, {**exam.to_json(), "engine": engine})
+        write_json(json_path, {**exam.to_json(), "engine": engine, "command": command or "nextchar exam"})
         click.echo(f"wrote {json_path}")
     exam_seeds = [c for c in exam.checks().values() if c["seeds"][0] == c["seeds"][1]]
     if engine != "autograd":  # compiled math rounds differently: equal to training noise, not bit for bit

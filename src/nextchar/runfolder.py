@@ -16,11 +16,12 @@ import fcntl
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .outputs import prepare_dir, write_json, write_text_atomic
 
-RUN_FILES = ("last.safetensors", "best.safetensors", "history.json", "history.csv", "loss.png")
+RUN_FILES = ("last.safetensors", "best.safetensors", "history.json", "history.csv", "loss.png", "tensorboard")
 LOCK_NAME = ".lock"
 
 
@@ -89,7 +90,8 @@ def claim(run_dir: str | Path, resume: bool, overwrite: bool) -> RunLock:
                     f"train: {str(run_dir)!r} already holds a run ({', '.join(present)}); use --resume to continue "
                     "it, --overwrite to replace it, or another --out")
             for name in present:
-                (run_dir / name).unlink()
+                path = run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
     except BaseException:
         lock.release()
         raise

@@ -101,13 +101,15 @@ def _val_streams(val_encoded: Tensor, config: TrainConfig) -> Tensor | None:
 
 
 def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None,
-          run_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
+          run_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False,
+          tensorboard: bool = False) -> TrainResult:
     """Train a character model on ``text`` into the run folder ``run_dir``; see the module docstring.
 
     ``model_config`` may omit vocab_size (a dict). On resume, None or a dict of only what changes takes the
     checkpoint's settings; what defines the model or the data must match it (``resume.py``). A folder that
     holds another run is refused unless ``overwrite``. Raises :class:`TrainingInterrupted` after saving
-    ``last`` when SIGINT or SIGTERM arrives.
+    ``last`` when SIGINT or SIGTERM arrives. ``tensorboard`` also writes the scalars as TensorBoard event
+    files in ``run_dir/tensorboard`` (needs the ``tensorboard`` package).
     """
     if str(run_dir) == "":
         raise ValueError("train: --out is empty; give the run folder's name")
@@ -116,13 +118,13 @@ def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfi
     lock = claim(run_dir, resume, overwrite) if dist.is_main else None
     try:
         with StopRequests() if not dist.enabled else nullcontext() as stop:
-            return _train(text, model_config, config, run_dir, resume, progress, dist, stop)
+            return _train(text, model_config, config, run_dir, resume, progress, dist, stop, tensorboard)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(text, model_config, config, run_dir, resume, progress, dist, stop) -> TrainResult:
+def _train(text, model_config, config, run_dir, resume, progress, dist, stop, tensorboard) -> TrainResult:
     vocab, checkpoint = _prepare_vocab(text, run_dir, resume)
     if checkpoint is not None:
         model_config, config = resumed_configs(checkpoint, model_config, config)
@@ -159,7 +161,8 @@ def _train(text, model_config, config, run_dir, resume, progress, dist, stop) ->
         restore_rng(checkpoint.rng)
         result.evals, result.step_losses = list(checkpoint.evals), list(checkpoint.step_losses)
 
-    run = _Run(model_config, config, vocab, text_fingerprint(text), run_dir, opt, dist, result)
+    board = _scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
+    run = _Run(model_config, config, vocab, text_fingerprint(text), run_dir, opt, dist, result, board)
     per_epoch = num_windows(streams, config.seq_len)
     total_steps = config.max_steps or config.epochs * per_epoch
     chars_per_step = config.batch_size * config.seq_len
@@ -176,6 +179,8 @@ def _train(text, model_config, config, run_dir, resume, progress, dist, stop) ->
         step += 1
         loss_value = dist.mean(loss)
         result.step_losses.append(loss_value)
+        if board is not None:
+            board.add_scalar("train/loss_step", loss_value, step)
         interval_steps += 1
         chars_per_sec = chars_per_step * interval_steps / max(time.perf_counter() - interval_start, 1e-9)
         bar.update(1)
@@ -204,9 +209,9 @@ def _train(text, model_config, config, run_dir, resume, progress, dist, stop) ->
 class _Run:
     """Saves a run's state: finite checks, then last (and best), then the history view, in that order."""
 
-    def __init__(self, model_config, config, vocab, text, run_dir, opt, dist, result) -> None:
+    def __init__(self, model_config, config, vocab, text, run_dir, opt, dist, result, board=None) -> None:
         self.model_config, self.config, self.vocab, self.text = model_config, config, vocab, text
-        self.run_dir, self.opt, self.dist, self.result = run_dir, opt, dist, result
+        self.run_dir, self.opt, self.dist, self.result, self.board = run_dir, opt, dist, result, board
 
     def save(self, step: int, epoch: int, carry, record: dict | None, best: bool, write) -> None:
         """``record``: this step's evaluation (None when saving on a signal between evaluations)."""
@@ -228,6 +233,22 @@ class _Run:
         if best and record is not None:
             save_checkpoint(self.run_dir / "best.safetensors", snapshot)
         write_history(self.run_dir, result.evals, result.step_losses)
+        if self.board is not None and record is not None:
+            for key in ("train_loss", "val_loss", "val_perplexity", "val_accuracy", "chars_per_sec"):
+                if record.get(key) is not None:
+                    self.board.add_scalar(f"eval/{key}", record[key], step)
+            self.board.add_scalar("eval/lr", self.opt.param_groups[0]["lr"], step)
+            self.board.flush()
+
+
+def _scalar_writer(run_dir: Path, step: int):
+    """TensorBoard's SummaryWriter in run_dir/tensorboard; on resume, events after ``step`` are purged."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("train: --tensorboard needs the tensorboard package: "
+                         "pip install 'nextchar[tensorboard]'") from None
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=step or None)
 
 
 def _check_finite_state(model: CharModel, record: dict | None, step: int, last_saved: int | None) -> None:

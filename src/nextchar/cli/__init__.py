@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from .exam import bench, claims, exam, verify
+from .report import report
 from .sweep import sweep
 from .text import generate, predict, train
 
@@ -18,7 +19,7 @@ def main() -> None:
     """nextchar: next-character prediction with RNN, LSTM and GRU, from the exam to any text."""
 
 
-for command in (exam, verify, claims, train, generate, predict, bench, sweep):
+for command in (exam, verify, claims, train, generate, predict, bench, sweep, report):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -28,8 +29,36 @@ def field_option(cls: type, name: str, *decls: str, **kwargs):
     return click.option(*decls, default=field_default(cls, name), show_default=True, **kwargs)
 
 
+def command_line() -> str:
+    """This command with the flags given to it (recorded in the JSON, shown by nextchar report), rebuilt
+    from click's context so it is right however the command was invoked."""
+    import shlex
+
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return shlex.join(["nextchar", *sys.argv[1:]])
+    parts, arguments = ["nextchar", ctx.info_name], []
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        value = ctx.params[param.name]
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(param, click.Argument):
+            arguments += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            parts.append(param.opts[0])
+        else:
+            for v in values:
+                parts += [max(param.opts, key=len), str(v)]
+    return shlex.join(parts + arguments)
+
+
 def write_json_output(path: str | None, payload: dict) -> None:
     from ..outputs import write_json
+
+    payload = {**payload, "command": command_line()}
 
     if path:
         with clear_errors():
@@ -112,3 +141,16 @@ def clear_errors():
         raise click.ClickException(f"cannot use{where}: {error.strerror or error}") from None
 
 
+
+
+report_option = click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+                             help="Also write the page of these results (as nextchar report would).")
+
+
+def json_for(json_path: str | None, report_path: str | None) -> str | None:
+    """The JSON path to write: the one asked for, or a temp file when only --report wants it."""
+    if json_path or not report_path:
+        return json_path
+    import tempfile
+
+    return str(Path(tempfile.mkdtemp(prefix="nextchar-")) / "results.json")

@@ -10,8 +10,9 @@ from ..benchmark import WORKLOADS
 from ..cells import FAMILIES
 from ..config import ModelConfig
 from ..engines import ENGINES
-from .common import (SEED, clear_errors, device_option, field_option, prepare_outputs, set_threads, threads_option,
-                     write_json_output)
+from .common import (SEED, clear_errors, command_line, device_option, field_option, json_for, prepare_outputs,
+                     report_option, set_threads, threads_option, write_json_output)
+from .report import write_report_option
 
 
 @click.command()
@@ -31,14 +32,17 @@ from .common import (SEED, clear_errors, device_option, field_option, prepare_ou
                    "or compiled (whole compiled epochs); fused and compiled equal autograd to round-off.")
 @device_option
 @threads_option(1)
-def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads) -> None:
+@report_option
+def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, report_path) -> None:
     """Reproduce the exam's problems 1-6 by its exact protocol, with exactness checks."""
     from ..exam_report import run_and_report
 
     set_threads(threads)
-    prepare_outputs({"--json": json_path}, {"--out": out})
+    prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
+    json_path = json_for(json_path, report_path)
     with clear_errors():
-        ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine)
+        ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine, command_line())
+    write_report_option(json_path, report_path)
     sys.exit(0 if ok else 1)
 
 
@@ -77,13 +81,15 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
 @device_option
 @threads_option(1)
-def claims(claims, quick, out, json_path, device, threads) -> None:
+@report_option
+def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
     """Run the exam's five true/false claims as experiments and print each verdict with its evidence."""
     from ..claims import run_claim
     from ..plots import save
 
     set_threads(threads)
-    prepare_outputs({"--json": json_path}, {"--out": out})
+    prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
+    json_path = json_for(json_path, report_path)
     results = {}
     for number in sorted(claims) or range(1, 6):
         with clear_errors():
@@ -92,11 +98,15 @@ def claims(claims, quick, out, json_path, device, threads) -> None:
         click.echo(f"== Claim {number}: {result.statement}")
         click.echo(f"verdict: {'TRUE' if result.verdict else 'FALSE'}")
         click.echo(f"evidence: {result.explanation}")
+        results[str(number)]["figures"] = {}
         for name, fig in result.figures.items():
             with clear_errors():
-                click.echo(f"figure: {save(fig, Path(out) / f'claim{number}_{name}.png')}")
+                path = save(fig, Path(out) / f"claim{number}_{name}.png")
+            results[str(number)]["figures"][name] = str(path.resolve())
+            click.echo(f"figure: {path}")
         click.echo()
     write_json_output(json_path, {"claims": results})
+    write_report_option(json_path, report_path)
 
 
 @click.command()
@@ -121,7 +131,7 @@ def bench(quick, families, json_path, workloads, no_compile_timing, threads) -> 
     click.echo(format_table(result))
     if json_path:
         with clear_errors():
-            write_json(result, json_path)
+            write_json({**result, "command": command_line()}, json_path)
         click.echo(f"wrote {json_path}")
 
 

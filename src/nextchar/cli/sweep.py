@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from ..training import LOSSES
-from .common import (check_device, clear_errors, end_distributed_run, leave_process_group, prepare_outputs, set_threads,
-                     write_json_output)
+from .common import (check_device, clear_errors, end_distributed_run, json_for, leave_process_group, prepare_outputs,
+                     report_option, set_threads, write_json_output)
+from .report import write_report_option
 
 
 def _list(kind, what: str):
@@ -46,10 +47,11 @@ def _list(kind, what: str):
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Folder for the plots: accuracy and loss distributions, lr x hidden heatmap.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@report_option
 @click.option("--device", default="cpu", show_default=True, callback=check_device,
               help="cpu runs the compiled many engine (cross-entropy); cuda (or --loss mse) the stacked torch engine.")
 def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
-          no_progress, device) -> None:
+          no_progress, report_path, device) -> None:
     """Train a grid of models at once (seeds x --lr x --hidden-size x --model) and summarize the spread."""
     from tqdm.auto import tqdm
 
@@ -58,7 +60,8 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
 
     set_threads(1)
     if int(os.environ.get("RANK", "0")) == 0:
-        prepare_outputs({"--json": json_path, "--csv": csv_path}, {"--out": out})
+        prepare_outputs({"--json": json_path, "--csv": csv_path, "--report": report_path}, {"--out": out})
+    json_path = json_for(json_path, report_path)
     with clear_errors():
         seed_list = parse_seeds(seeds)
         text = read_text_file(text_file) if text_file else None
@@ -80,6 +83,7 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
     for line in describe(result):
         click.echo(line)
     write_json_output(json_path, result.to_json())
+    write_report_option(json_path, report_path)
     if csv_path:
         with clear_errors():
             from ..outputs import write_text_atomic

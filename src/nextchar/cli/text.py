@@ -50,11 +50,13 @@ from .common import (SEED, check_device, clear_errors, device_option, end_distri
               help="Continue the run in --out from its last checkpoint; flags left out take the checkpoint's.")
 @click.option("--overwrite", is_flag=True, help="Replace the run that --out holds (its checkpoints and history).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
+@click.option("--tensorboard", is_flag=True,
+              help="Also write the scalars as TensorBoard event files in --out/tensorboard (pip install 'nextchar[tensorboard]').")
 @field_option(TrainConfig, "device", "--device", callback=check_device)
 @threads_option(None)
 def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,
           embedding_dim, seq_len, batch_size, epochs, max_steps, lr, optimizer, clip, val_fraction, eval_every,
-          seed, out, resume, overwrite, no_progress, device, threads) -> None:
+          seed, out, resume, overwrite, no_progress, tensorboard, device, threads) -> None:
     """Train a character model on TEXT_FILE (any UTF-8 text) or a built-in --corpus, into the run folder --out.
 
     A run folder holds one run: training into one that holds a run needs --resume (continue it exactly) or
@@ -87,7 +89,8 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
     with clear_errors():
         text = read_text_file(text_file) if text_file else load_corpus(corpus, corpus_bytes)
         try:
-            result = run_train(text, model, config, out, resume=resume, progress=not no_progress, overwrite=overwrite)
+            result = run_train(text, model, config, out, resume=resume, progress=not no_progress, overwrite=overwrite,
+                               tensorboard=tensorboard)
         except TrainingInterrupted as stopped:
             leave_process_group()
             click.echo(f"\n{stopped}. Resume with:\n  {_resume_command()}", err=True)

@@ -1,0 +1,49 @@
+"""``nextchar report``: one self-contained HTML page of what nextchar measured."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from .common import clear_errors, prepare_outputs, set_threads
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True))
+@click.option("--out", default="nextchar-report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="The page to write (one file; opens offline).")
+def report(inputs, out) -> None:
+    """Build one page from INPUTS: the JSON of exam, verify, claims, sweep or bench (--json) and train run
+    folders, each recognised from its content. With no INPUTS, runs the exam and verify first."""
+    from ..report import build_report
+
+    set_threads(1)
+    prepare_outputs({"--out": out})
+    with clear_errors():
+        if not inputs:
+            inputs = _run_exam_and_verify(Path(tempfile.mkdtemp(prefix="nextchar-report-")))
+        click.echo(f"report: {build_report(inputs, out)}")
+
+
+def _run_exam_and_verify(folder: Path) -> list[str]:
+    """The default page: a fresh exam and verify, their JSON in ``folder``."""
+    from ..exam_report import run_and_report
+    from ..outputs import write_json
+    from ..verify import verify
+
+    exam_json, verify_json = folder / "exam.json", folder / "verify.json"
+    run_and_report(None, None, None, folder / "exam", str(exam_json), 2, "cpu")
+    reports = verify()
+    write_json(verify_json, {"families": [r.to_json() for r in reports], "epochs": 10, "seed": 0,
+                             "command": "nextchar verify"})
+    return [str(exam_json), str(verify_json)]
+
+
+def write_report_option(json_payload_path: str, report_path: str | None) -> None:
+    """``--report FILE`` of exam, claims and sweep: the page from the JSON the command just wrote."""
+    if report_path:
+        from ..report import build_report
+
+        with clear_errors():
+            click.echo(f"report: {build_report([json_payload_path], report_path)}")

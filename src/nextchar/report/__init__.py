@@ -1,0 +1,55 @@
+"""``nextchar report``: one self-contained HTML page of everything nextchar measured.
+
+Inputs are what nextchar writes (``inputs.py`` recognises each from its content); each kind has a
+section (``sections.py``) rendered by one Jinja2 template (``page.html.j2``). Figures are inline PNGs
+from the same plotting code the commands use, the CSS is inline: the page loads nothing.
+"""
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+
+from .inputs import KINDS, ReportInput, ReportInputError, recognize
+
+HEADINGS = {"exam": "The exam", "verify": "Formulations agree (verify)", "claims": "The true/false claims",
+            "sweep": "Sweep", "bench": "Performance (bench)", "run": "Training run"}
+
+
+def _meta() -> dict:
+    import torch
+
+    from .. import __version__
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return {"version": __version__, "torch": torch.__version__, "device": device,
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
+
+
+def render(items: Sequence[ReportInput]) -> str:
+    """The page for ``items``, in order; sections appear only for the inputs given."""
+    import jinja2
+
+    from .sections import SECTIONS
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("nextchar", "report"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    sections = []
+    for index, item in enumerate(items):
+        command = item.data.get("command") if isinstance(item.data, dict) else None
+        sections.append({"id": f"{item.kind}-{index}", "kind": item.kind, "heading": HEADINGS[item.kind],
+                         "source": item.source, "command": command, "data": SECTIONS[item.kind](item)})
+    return env.get_template("page.html.j2").render(meta=_meta(), sections=sections)
+
+
+def build_report(inputs: Sequence[str | Path], out: str | Path) -> Path:
+    """Recognise each input, render the page and write it atomically to ``out``."""
+    from ..outputs import write_text_atomic
+
+    items = [recognize(path) for path in inputs]
+    if not items:
+        raise ReportInputError("report: no inputs")
+    return write_text_atomic(out, render(items))
+
+
+__all__ = ["KINDS", "ReportInput", "ReportInputError", "build_report", "recognize", "render"]

@@ -1,0 +1,64 @@
+"""What ``nextchar report`` reads: each input is recognised from its content, not its name.
+
+JSON files written by ``exam --json``, ``verify --json``, ``claims --json``, ``sweep --json`` and
+``bench --json``, and ``train`` run folders. Anything else is a clear error naming the input.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+KINDS = ("exam", "verify", "claims", "sweep", "bench", "run")
+
+
+class ReportInputError(ValueError):
+    """An input that nextchar did not write."""
+
+
+@dataclass
+class ReportInput:
+    kind: str
+    """One of KINDS."""
+    source: str
+    """The path it came from."""
+    data: Any
+    """The parsed JSON, or for a run folder the folder's Path."""
+
+
+def kind_of(data: Any) -> str | None:
+    """The kind of a parsed JSON document, or None."""
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("problems"), dict) and "checks" in data:
+        return "exam"
+    if isinstance(data.get("families"), list) and all(isinstance(f, dict) and "diffs" in f for f in data["families"]):
+        return "verify"
+    if isinstance(data.get("claims"), dict):
+        return "claims"
+    if isinstance(data.get("runs"), list) and isinstance(data.get("summary"), list):
+        return "sweep"
+    if isinstance(data.get("records"), list) and all(isinstance(r, dict) and "engine" in r for r in data["records"]):
+        return "bench"
+    return None
+
+
+def recognize(path: str | Path) -> ReportInput:
+    path = Path(path)
+    expected = ("expected the JSON of exam, verify, claims, sweep or bench (--json), or a train run folder "
+                "(with last.safetensors or history.json)")
+    if path.is_dir():
+        if (path / "last.safetensors").is_file() or (path / "history.json").is_file():
+            return ReportInput("run", str(path), path)
+        raise ReportInputError(f"report: {str(path)!r} is a folder but not a run folder; {expected}")
+    if not path.is_file():
+        raise ReportInputError(f"report: {str(path)!r} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ReportInputError(f"report: {str(path)!r} is not JSON; {expected}") from None
+    kind = kind_of(data)
+    if kind is None:
+        raise ReportInputError(f"report: {str(path)!r} is JSON but not something nextchar wrote; {expected}")
+    return ReportInput(kind, str(path), data)

@@ -1,0 +1,120 @@
+"""Each input kind -> the data its section of the page shows; figures come from ``plots.py`` as inline PNGs."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..plots import distributions, loss_curves, probability_heatmap
+from ..vocab import EXAM_MAPPING
+from .inputs import ReportInput
+
+
+def data_uri(fig) -> str:
+    """A matplotlib Figure as an inline ``data:image/png;base64,...`` URI (the page loads nothing)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def png_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def table_rows(probs_head: list[list[float]]) -> list[list[dict]]:
+    """Rows of cells ``{'value': '0.982', 'top': bool}``, the argmax of each row marked."""
+    rows = []
+    for row in probs_head:
+        top = max(range(len(row)), key=row.__getitem__)
+        rows.append([{"value": f"{v:.3f}", "top": i == top} for i, v in enumerate(row)])
+    return rows
+
+
+def exam_section(item: ReportInput) -> dict:
+    labels = list(EXAM_MAPPING)
+    problems = []
+    for number, p in sorted(item.data["problems"].items(), key=lambda kv: int(kv[0])):
+        title = f"Problem {number}: {p['formulation']}, seed {p['seed']}"
+        fig = probability_heatmap(torch.tensor(p["probs_head"]), labels, title)
+        problems.append({"number": number, "title": title, "p": p, "rows": table_rows(p["probs_head"]),
+                         "figure": data_uri(fig), "alt": f"Heatmap of problem {number}'s fitted probabilities"})
+    return {"labels": labels, "problems": problems, "checks": item.data.get("checks", {})}
+
+
+def verify_section(item: ReportInput) -> dict:
+    return {"families": item.data["families"], "epochs": item.data.get("epochs"), "seed": item.data.get("seed")}
+
+
+def claims_section(item: ReportInput) -> dict:
+    claims = []
+    for number, claim in sorted(item.data["claims"].items(), key=lambda kv: int(kv[0])):
+        figures = []
+        for name, path in (claim.get("figures") or {}).items():
+            path = Path(path)
+            if not path.is_absolute():
+                path = Path(item.source).parent / path
+            if path.is_file():
+                figures.append({"uri": png_uri(path), "alt": f"Claim {number}: {name} figure"})
+        evidence = {k: v for k, v in claim.get("evidence", {}).items() if k in ("task", "accuracy", "counts", "abcd",
+                                                                                   "hi?hello!!", "accuracy_ci95")}
+        claims.append({"number": number, "claim": claim, "figures": figures,
+                       "evidence": json.dumps(evidence, indent=1)[:4000]})
+    return {"claims": claims}
+
+
+def sweep_section(item: ReportInput) -> dict:
+    runs, summary = item.data["runs"], item.data["summary"]
+    label = lambda s: f"{s['model']} h{s['hidden_size']} lr {s['lr']:g}"  # noqa: E731
+    groups = {label(s): [r for r in runs if (r["model"], r["hidden_size"], r["lr"]) == (s["model"], s["hidden_size"],
+                                                                                         s["lr"])] for s in summary}
+    figures = [{"uri": data_uri(distributions({k: [r["accuracy"] for r in v] for k, v in groups.items()},
+                                              "final accuracy over seeds", "accuracy")),
+                "alt": "Histogram of the final accuracy over seeds, per configuration"},
+               {"uri": data_uri(distributions({k: [r["final_loss"] for r in v] for k, v in groups.items()},
+                                              "final loss over seeds", "loss (nats/char)")),
+                "alt": "Histogram of the final loss over seeds, per configuration"}]
+    spreads = [{"label": label(s), "spread": s["table_spread"],
+                "median_rows": table_rows(s["table_spread"]["median"])} for s in summary if s.get("table_spread")]
+    return {"summary": summary, "runs": len(runs), "engine": item.data.get("engine"), "figures": figures,
+            "spreads": spreads, "labels": list(EXAM_MAPPING)}
+
+
+def bench_section(item: ReportInput) -> dict:
+    return {"records": item.data["records"], "compile": item.data.get("compile"), "threads": item.data.get("threads")}
+
+
+def run_section(item: ReportInput) -> dict:
+    from ..checkpoint import load_checkpoint
+    from ..generate import generate, predict
+    from ..runfolder import read_history
+
+    folder = item.data
+    out: dict[str, Any] = {"folder": str(folder)}
+    history = read_history(folder) if (folder / "history.json").is_file() else None
+    if history and history["evals"]:
+        evals = history["evals"]
+        out["last"] = evals[-1]
+        curves = {"train": ([e["step"] for e in evals], [e["train_loss"] for e in evals])}
+        if evals[0].get("val_loss") is not None:
+            curves["validation"] = ([e["step"] for e in evals], [e["val_loss"] for e in evals])
+        out["curves"] = data_uri(loss_curves(curves, title="loss (nats/char)"))
+        out["steps"] = len(history["step_losses"])
+    checkpoint = folder / ("best.safetensors" if (folder / "best.safetensors").is_file() else "last.safetensors")
+    if checkpoint.is_file():
+        ckpt = load_checkpoint(checkpoint)
+        model = ckpt.build_model("cpu")
+        sample = generate(model, ckpt.vocab, ckpt.vocab.chars[0], 300, temperature=0.8, seed=0)
+        shown = sample[:40]
+        fig = probability_heatmap(predict(model, ckpt.vocab, shown), ckpt.vocab.chars,
+                                  "next-character probabilities", rows=len(shown), row_labels=list(shown))
+        out.update({"sample": sample, "heatmap": data_uri(fig), "model_config": ckpt.model_config.__dict__,
+                    "train_config": ckpt.train_config, "step": ckpt.step, "checkpoint": checkpoint.name})
+    return out
+
+
+SECTIONS = {"exam": exam_section, "verify": verify_section, "claims": claims_section, "sweep": sweep_section,
+            "bench": bench_section, "run": run_section}

@@ -22,23 +22,8 @@ LANES = 32
 
 
 @njit(cache=True, inline="always")
-def _linear_shared_x(x, w, b, out):
-    """out (N, G, L) = b + Σ_i x[n, i] w[g, i]; x (N, I) shared by the lanes, w (G, I, L), b (G, L)."""
-    N, I = x.shape
-    G, _, L = w.shape
-    for n in range(N):
-        for g in range(G):
-            for k in range(L):
-                out[n, g, k] = b[g, k]
-            for i in range(I):
-                x_ni = x[n, i]
-                for k in range(L):
-                    out[n, g, k] += x_ni * w[g, i, k]
-
-
-@njit(cache=True, inline="always")
 def _linear_lanes(x, w, b, out):
-    """out (N, G, L) = b + Σ_i x[n, i] w[g, i]; x (N, I, L) per lane."""
+    """out (N, G, L) = b + Σ_i x[n, i] w[g, i], in compiled.linear_forward's order; x (N, I, L)."""
     N, I, L = x.shape
     G = w.shape[0]
     for n in range(N):
@@ -51,24 +36,8 @@ def _linear_lanes(x, w, b, out):
 
 
 @njit(cache=True, inline="always")
-def _linear_backward_shared_x(x, dout, dw, db):
-    """dw (G, I, L) = Σ_n dout[n, g] x[n, i]; db (G, L) = Σ_n dout[n, g]; x (N, I) shared."""
-    N, I = x.shape
-    G, _, L = dw.shape
-    dw[:] = 0
-    db[:] = 0
-    for n in range(N):
-        for g in range(G):
-            for k in range(L):
-                db[g, k] += dout[n, g, k]
-            for i in range(I):
-                x_ni = x[n, i]
-                for k in range(L):
-                    dw[g, i, k] += dout[n, g, k] * x_ni
-
-
-@njit(cache=True, inline="always")
 def _linear_backward_lanes(x, dout, dw, db):
+    """dw (G, I, L) = Σ_n dout[n, g] x[n, i]; db (G, L) = Σ_n dout[n, g], in compiled.linear_backward's order."""
     N, I, L = x.shape
     G = dw.shape[0]
     dw[:] = 0
@@ -182,6 +151,11 @@ def train_block(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_i
              np.zeros_like(w_out), np.zeros_like(b_out))
     squares = (np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh),
                np.zeros_like(w_out), np.zeros_like(b_out))
+    x_lanes = np.empty((T, I, L), dtype)  # the shared one-hot input, once per lane
+    for n in range(T):
+        for i in range(I):
+            for k in range(L):
+                x_lanes[n, i, k] = xs[n, i]
     best_target = np.zeros(T, np.int64)
     mass = np.empty(T, dtype)
     for n in range(T):  # the targets are shared: their argmax and mass once
@@ -197,7 +171,7 @@ def train_block(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_i
     denom, log_denom = np.empty(L, dtype), np.empty(L, dtype)
     right = np.empty(L, np.int64)
     for epoch in range(losses.shape[0]):
-        _linear_shared_x(xs, w_ih, b_ih, gi)
+        _linear_lanes(x_lanes, w_ih, b_ih, gi)
         # ---- recurrence: as kernels.rnn_forward / lstm_forward ----
         h[:] = 0
         c[:] = 0
@@ -307,7 +281,7 @@ def train_block(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_i
                 for k in range(L):
                     h_prev[t, j, k] = hs[t - 1, j, k]
         _linear_backward_lanes(h_prev, dgh, grads[1], grads[3])
-        _linear_backward_shared_x(xs, dgh, grads[0], grads[2])
+        _linear_backward_lanes(x_lanes, dgh, grads[0], grads[2])
         a = adam[epoch]
         _adam(w_ih, grads[0], means[0], squares[0], a)
         _adam(w_hh, grads[1], means[1], squares[1], a)

@@ -48,8 +48,8 @@ class Workload:
 WINDOWS = (Workload("streams-32x128-h64", 32, 128, 64, 100), Workload("streams-64x128-h256", 64, 128, 256, 100))
 TINY = Workload("streams-tiny", 4, 8, 8, 10)
 """For the smoke test: ``nextchar bench --workload streams-tiny``."""
-MANY_MODELS = 256
-"""K of the exam-many workload: models trained together by the many engine (32 with --quick)."""
+MANY_MODELS, MANY_MODELS_QUICK = 256, 32
+"""K of the exam-many workload: models trained together by the many engine (the second with --quick)."""
 WORKLOADS = ("exam", "exam-many", *(w.name for w in WINDOWS), TINY.name)
 
 
@@ -146,8 +146,9 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
             r["speedup_vs_module"] = module_ms[(r["workload"], r["family"])] / r["ms_per_epoch"]
     compile_info = ({"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
                     if compile_timing else None)
+    many = MANY_MODELS_QUICK if quick else MANY_MODELS
     workload_info = {"exam": "999 steps, batch 1, one-hot V=7, Adam lr 0.1",
-                     "exam-many": f"the exam's protocol for {32 if quick else MANY_MODELS} models at once (seeds 0..K-1)",
+                     "exam-many": f"the exam's protocol for {many} models at once (seeds 0..K-1)",
                      **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
     return {"records": records, "compile": compile_info, "threads": threads, "quick": quick,
             "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
@@ -172,7 +173,7 @@ def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log
 
     from .many import fit_many
 
-    K, epochs = (32, 3) if quick else (MANY_MODELS, 10)
+    K, epochs = (MANY_MODELS_QUICK, 3) if quick else (MANY_MODELS, 10)
     _, x, y = exam_data()
     out = []
     for family in families:
@@ -207,9 +208,3 @@ def format_table(result: dict) -> str:
     threads = result["threads"]
     lines.append(f"torch threads: {threads if threads else '1 for the exam, torch default for the streams'}")
     return "\n".join(lines)
-
-
-def write_json(result: dict, path: str) -> None:
-    from .outputs import write_json as write
-
-    write(path, result)

@@ -161,7 +161,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint: {str(path)!r} has a model for {config.vocab_size} characters but a "
                               f"vocabulary of {len(vocab)}")
     try:
-        carry = None if meta["carry"] == "none" else [tensors[f"carry.{i}"] for i in range(2 if meta["carry"] == "pair" else 1)]
+        parts = 0 if meta["carry"] == "none" else 2 if meta["carry"] == "pair" else 1
+        carry = [tensors[f"carry.{i}"] for i in range(parts)] or None
     except KeyError as error:
         raise CheckpointError(f"checkpoint: {str(path)!r} lacks the carried state tensor {error}") from None
     if not isinstance(meta["step"], int) or meta["step"] < 0:

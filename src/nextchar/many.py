@@ -26,13 +26,16 @@ from .step import check_finite
 from .training import FitResult
 
 
+def _trained_tensors(model: CharModel) -> list[Tensor]:
+    """What the many engine trains, in its kernels' order: w_ih, w_hh, b_ih, b_hh, w_out, b_out."""
+    layer = model.layer_weights()[0]
+    return [layer["weight_ih"], layer["weight_hh"], layer["bias_ih"], layer["bias_hh"], model.head.weight,
+            model.head.bias]
+
+
 def _stacked(models: Sequence[CharModel]) -> list[np.ndarray]:
-    """w_ih, w_hh, b_ih, b_hh, w_out, b_out, each stacked on a leading model axis (K, ...), C-contiguous."""
-    per_model = []
-    for model in models:
-        layer = model.layer_weights()[0]
-        per_model.append([layer["weight_ih"], layer["weight_hh"], layer["bias_ih"], layer["bias_hh"],
-                          model.head.weight, model.head.bias])
+    """Each of :func:`_trained_tensors` stacked on a leading model axis (K, ...), C-contiguous."""
+    per_model = [_trained_tensors(model) for model in models]
     return [np.ascontiguousarray(np.stack([p[i].detach().cpu().numpy() for p in per_model])) for i in range(6)]
 
 
@@ -75,7 +78,7 @@ def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct
     laned = [_to_lanes(a, LANES) for a in arrays]
     out_losses, out_correct, out_probs = (_to_lanes(a, LANES) for a in (losses, correct, probs))
     done = train_lanes(family, relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *laned,
-                           _to_lanes(adam, LANES), out_losses, out_correct, out_probs)
+                       _to_lanes(adam, LANES), out_losses, out_correct, out_probs)
     for array, lanes in zip((*arrays, losses, correct, probs), (*laned, out_losses, out_correct, out_probs)):
         array[...] = _from_lanes(lanes, K)
     return np.repeat(done, LANES)[:K]
@@ -119,10 +122,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     for k, model in enumerate(models):
         if done[k] < epochs:
             check_finite(losses[k, done[k]], f"epoch {done[k] + 1} of model {k} (lr {lrs[k]})")
-        layer = model.layer_weights()[0]
-        targets_k = [layer["weight_ih"], layer["weight_hh"], layer["bias_ih"], layer["bias_hh"],
-                     model.head.weight, model.head.bias]
-        for param, trained in zip(targets_k, arrays):
+        for param, trained in zip(_trained_tensors(model), arrays):
             param.copy_(torch.from_numpy(trained[k]))
     return [FitResult(history=[{"epoch": e + 1, "loss": float(losses[k, e]), "accuracy": int(correct[k, e]) / T}
                                for e in range(epochs)], probs=torch.from_numpy(probs[k].copy()))

@@ -41,7 +41,7 @@ def resumed_configs(checkpoint, model: ModelConfig | dict | None, train: TrainCo
     return model or checkpoint.model_config, train or TrainConfig(**saved_train)
 
 
-def mismatches(checkpoint, model: ModelConfig, train: TrainConfig, text: str) -> list[str]:
+def mismatches(checkpoint, model: ModelConfig, train: TrainConfig, fingerprint: dict[str, Any]) -> list[str]:
     """One line per setting that differs from the checkpoint: ``--hidden-size: checkpoint 16, given 32``."""
     lines = []
     saved_model = checkpoint.model_config
@@ -54,10 +54,10 @@ def mismatches(checkpoint, model: ModelConfig, train: TrainConfig, text: str) ->
         if name in checkpoint.train_config:
             _compare(lines, name, checkpoint.train_config[name], getattr(train, name))
     saved_text = checkpoint.text
-    if saved_text and saved_text != text_fingerprint(text):
+    if saved_text and saved_text != fingerprint:
         lines.append(f"the text: checkpoint trained on {saved_text['chars']} characters (sha256 "
-                     f"{saved_text['sha256'][:12]}...), given {len(text)} characters (sha256 "
-                     f"{text_fingerprint(text)['sha256'][:12]}...)")
+                     f"{saved_text['sha256'][:12]}...), given {fingerprint['chars']} characters (sha256 "
+                     f"{fingerprint['sha256'][:12]}...)")
     return lines
 
 
@@ -68,8 +68,9 @@ def _compare(lines: list[str], name: str, saved, given) -> None:
         lines.append(f"{flag}: checkpoint {shown.get(saved, saved)}, given {shown.get(given, given)}")
 
 
-def check_resume(checkpoint, model: ModelConfig, train: TrainConfig, text: str) -> None:
-    found = mismatches(checkpoint, model, train, text)
+def check_resume(checkpoint, model: ModelConfig, train: TrainConfig, fingerprint: dict[str, Any]) -> None:
+    """``fingerprint``: :func:`text_fingerprint` of the text given."""
+    found = mismatches(checkpoint, model, train, fingerprint)
     if found:
         raise ResumeMismatchError(
             "train: --resume must keep what defines the model and the data stream; these differ from the "

@@ -48,6 +48,16 @@ class StackedRecurrent(nn.Module):
             stacked.head_weight[k], stacked.head_bias[k] = model.head.weight, model.head.bias
         return stacked
 
+    @torch.no_grad()
+    def copy_to(self, index: int, model: nn.Module) -> nn.Module:
+        """Give the one-layer ``CharModel`` ``model`` the weights of stacked model ``index``."""
+        layer = model.layer_weights()[0]
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            layer[name].copy_(getattr(self, name)[index])
+        model.head.weight.copy_(self.head_weight[index])
+        model.head.bias.copy_(self.head_bias[index])
+        return model
+
     @property
     def models(self) -> int:
         return self.weight_ih.shape[0]

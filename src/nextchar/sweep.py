@@ -106,6 +106,17 @@ def _data(text: str | None) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
     return (vocab, *next_char_pairs(text, vocab))
 
 
+def _epochs(problem: int | None, epochs: int | None) -> int:
+    return epochs or (PROBLEMS[problem].epochs if problem is not None else DEFAULT_EPOCHS)
+
+
+def model_epochs(seeds: Sequence[int], *, lrs: Sequence[float] | None = None,
+                 hidden_sizes: Sequence[int] | None = None, models: Sequence[str] | None = None,
+                 epochs: int | None = None, problem: int | None = None) -> int:
+    """The work of :func:`sweep` with these arguments, in model-epochs (for a progress bar's total)."""
+    return len(seeds) * len(_configs(problem, lrs, hidden_sizes, models)) * _epochs(problem, epochs)
+
+
 def _configs(problem, lrs, hidden_sizes, models) -> list[_Config]:
     if problem is not None:
         if problem not in PROBLEMS:
@@ -138,7 +149,7 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
         raise ValueError("sweep: --problem runs on the exam's data; leave out the text")
     seeds = list(seeds)
     configs = _configs(problem, lrs, hidden_sizes, models)
-    epochs = epochs or (PROBLEMS[problem].epochs if problem is not None else DEFAULT_EPOCHS)
+    epochs = _epochs(problem, epochs)
     if epochs < 1:
         raise ValueError(f"sweep: --epochs must be >= 1, got {epochs}")
     vocab, x, y = _data(text)

@@ -12,7 +12,6 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-
 from pathlib import Path
 
 import torch
@@ -126,9 +125,10 @@ def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfi
 
 def _train(text, model_config, config, run_dir, resume, progress, dist, stop, tensorboard) -> TrainResult:
     vocab, checkpoint = _prepare_vocab(text, run_dir, resume)
+    fingerprint = text_fingerprint(text)  # hashed once: checked on resume, saved in every checkpoint
     if checkpoint is not None:
         model_config, config = resumed_configs(checkpoint, model_config, config)
-        check_resume(checkpoint, model_config, config, text)
+        check_resume(checkpoint, model_config, config, fingerprint)
     elif isinstance(model_config, dict) or model_config is None:
         model_config = ModelConfig(vocab_size=len(vocab), **(model_config or {}))
     if isinstance(config, dict) or config is None:
@@ -162,7 +162,7 @@ def _train(text, model_config, config, run_dir, resume, progress, dist, stop, te
         result.evals, result.step_losses = list(checkpoint.evals), list(checkpoint.step_losses)
 
     board = _scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
-    run = _Run(model_config, config, vocab, text_fingerprint(text), run_dir, opt, dist, result, board)
+    run = _Run(model_config, config, vocab, fingerprint, run_dir, opt, dist, result, board, saved_step=step or None)
     per_epoch = num_windows(streams, config.seq_len)
     total_steps = config.max_steps or config.epochs * per_epoch
     chars_per_step = config.batch_size * config.seq_len
@@ -209,20 +209,23 @@ def _train(text, model_config, config, run_dir, resume, progress, dist, stop, te
 class _Run:
     """Saves a run's state: finite checks, then last (and best), then the history view, in that order."""
 
-    def __init__(self, model_config, config, vocab, text, run_dir, opt, dist, result, board=None) -> None:
+    def __init__(self, model_config, config, vocab, text, run_dir, opt, dist, result, board=None,
+                 saved_step: int | None = None) -> None:
         self.model_config, self.config, self.vocab, self.text = model_config, config, vocab, text
         self.run_dir, self.opt, self.dist, self.result, self.board = run_dir, opt, dist, result, board
+        self.saved_step = saved_step  # the step last.safetensors holds (None before the first save)
 
     def save(self, step: int, epoch: int, carry, record: dict | None, best: bool, write) -> None:
         """``record``: this step's evaluation (None when saving on a signal between evaluations)."""
         model, result = self.result.model, self.result
-        _check_finite_state(model, record, step, result.evals[-1]["step"] if result.evals else None)
+        _check_finite_state(model, record, step, self.saved_step)
         if record is not None:
             result.evals.append(record)
             if best and record.get("val_loss") is not None:
                 result.best_val_loss = record["val_loss"]
         full_carry = self.dist.gather_carry(carry)
         if not self.dist.is_main:
+            self.saved_step = step  # rank 0 saves it
             return
         if record is not None:
             write(_describe(record))
@@ -233,6 +236,7 @@ class _Run:
         if best and record is not None:
             save_checkpoint(self.run_dir / "best.safetensors", snapshot)
         write_history(self.run_dir, result.evals, result.step_losses)
+        self.saved_step = step
         if self.board is not None and record is not None:
             for key in ("train_loss", "val_loss", "val_perplexity", "val_accuracy", "chars_per_sec"):
                 if record.get(key) is not None:

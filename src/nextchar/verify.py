@@ -17,6 +17,8 @@ from .model import CharModel, copy_weights
 from .training import fit, loss_fn
 from .vocab import exam_data
 
+EPOCHS, SEED = 10, 0
+"""verify's defaults: training epochs before the probabilities are compared, and the shared seed."""
 # Relative to the largest magnitude of the reference tensor; probabilities are absolute.
 TOLERANCES = {"logits": 1e-5, "grads": 1e-5, "probs": 1e-4}
 
@@ -40,7 +42,7 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
 
 
-def verify_family(family: str, epochs: int = 10, seed: int = 0, hidden_size: int = 8,
+def verify_family(family: str, epochs: int = EPOCHS, seed: int = SEED, hidden_size: int = 8,
                   device: str = "cpu") -> FamilyReport:
     """Compare ``family``'s cell loop and hand-written cell with its sequence module."""
     _, x, y = exam_data()
@@ -69,3 +71,8 @@ def verify_family(family: str, epochs: int = 10, seed: int = 0, hidden_size: int
 
 def verify(families: tuple[str, ...] = FAMILIES, **kwargs) -> list[FamilyReport]:
     return [verify_family(family, **kwargs) for family in families]
+
+
+def verify_json(reports: list[FamilyReport], epochs: int, seed: int) -> dict:
+    """What ``verify --json`` writes (and ``nextchar report`` reads)."""
+    return {"families": [r.to_json() for r in reports], "epochs": epochs, "seed": seed}

@@ -127,14 +127,7 @@ def _last_step_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _model_of(stacked: StackedRecurrent, index: int, family: str, hidden_size: int) -> CharModel:
     """Model ``index`` of a stack, as a CharModel (for the gradient study)."""
-    model = new_model(family, hidden_size)
-    with torch.no_grad():
-        layer = model.layer_weights()[0]
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            layer[name].copy_(getattr(stacked, name)[index])
-        model.head.weight.copy_(stacked.head_weight[index])
-        model.head.bias.copy_(stacked.head_bias[index])
-    return model.to(stacked.weight_ih.device)
+    return stacked.copy_to(index, new_model(family, hidden_size).to(stacked.weight_ih.device))
 
 
 def interval95(values: list[float]) -> tuple[float, float, float]:

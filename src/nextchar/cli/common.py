@@ -59,7 +59,6 @@ def write_json_output(path: str | None, payload: dict) -> None:
     from ..outputs import write_json
 
     payload = {**payload, "command": command_line()}
-
     if path:
         with clear_errors():
             write_json(path, payload)
@@ -139,8 +138,6 @@ def clear_errors():
     except OSError as error:  # anything else the OS refuses: name the file
         where = f" {error.filename!r}" if error.filename else ""
         raise click.ClickException(f"cannot use{where}: {error.strerror or error}") from None
-
-
 
 
 report_option = click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),

@@ -10,6 +10,7 @@ from ..benchmark import WORKLOADS
 from ..cells import FAMILIES
 from ..config import ModelConfig
 from ..engines import ENGINES
+from ..verify import EPOCHS as VERIFY_EPOCHS, SEED as VERIFY_SEED
 from .common import (SEED, clear_errors, command_line, device_option, field_option, json_for, prepare_outputs,
                      report_option, set_threads, threads_option, write_json_output)
 from .report import write_report_option
@@ -49,15 +50,15 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, 
 @click.command()
 @click.option("--family", "families", multiple=True, type=click.Choice(FAMILIES),
               help="Family to verify; repeatable. Default: rnn, lstm and gru.")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1),
+@click.option("--epochs", default=VERIFY_EPOCHS, show_default=True, type=click.IntRange(min=1),
               help="Training epochs before comparing fitted probabilities.")
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the shared initialisation.")
+@click.option("--seed", default=VERIFY_SEED, show_default=True, type=SEED, help="Seed of the shared initialisation.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @device_option
 @threads_option(1)
 def verify(families, epochs, seed, json_path, device, threads) -> None:
     """Check that module, cell loop and hand-written cell agree on the same weights."""
-    from ..verify import verify as run_verify
+    from ..verify import verify as run_verify, verify_json
 
     set_threads(threads)
     prepare_outputs({"--json": json_path})
@@ -68,7 +69,7 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
             cells = "  ".join(f"{k} {v:.2e} (tol {report.tolerances[k]:.0e})" for k, v in diffs.items())
             click.echo(f"{report.family:4s} {kind:7s} vs module: {cells}")
         click.echo(f"{report.family:4s} {'PASS' if report.passed else 'FAIL'}")
-    write_json_output(json_path, {"families": [r.to_json() for r in reports], "epochs": epochs, "seed": seed})
+    write_json_output(json_path, verify_json(reports, epochs, seed))
     sys.exit(0 if all(r.passed for r in reports) else 1)
 
 
@@ -122,16 +123,13 @@ def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
               help="torch CPU threads for every workload [default: 1 for the exam, torch's default for the streams].")
 def bench(quick, families, json_path, workloads, no_compile_timing, threads) -> None:
     """Time every engine side by side (ms per epoch) and report each one's ratio to torch's module."""
-    from ..benchmark import format_table, run_bench, write_json
+    from ..benchmark import format_table, run_bench
 
     prepare_outputs({"--json": json_path})
     with clear_errors():
         result = run_bench(quick, tuple(families) or FAMILIES, threads, tuple(workloads) or WORKLOADS[:-1],
                            not no_compile_timing, log=lambda line: click.echo(line, err=True))
     click.echo(format_table(result))
-    if json_path:
-        with clear_errors():
-            write_json({**result, "command": command_line()}, json_path)
-        click.echo(f"wrote {json_path}")
+    write_json_output(json_path, result)
 
 

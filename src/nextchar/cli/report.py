@@ -30,14 +30,13 @@ def _run_exam_and_verify(folder: Path) -> list[str]:
     """The default page: a fresh exam and verify, their JSON in ``folder``."""
     from ..exam_report import run_and_report
     from ..outputs import write_json
-    from ..verify import verify
+    from ..verify import EPOCHS, SEED, verify, verify_json
 
-    exam_json, verify_json = folder / "exam.json", folder / "verify.json"
-    run_and_report(None, None, None, folder / "exam", str(exam_json), 2, "cpu")
-    reports = verify()
-    write_json(verify_json, {"families": [r.to_json() for r in reports], "epochs": 10, "seed": 0,
-                             "command": "nextchar verify"})
-    return [str(exam_json), str(verify_json)]
+    exam_path, verify_path = folder / "exam.json", folder / "verify.json"
+    run_and_report(None, None, None, folder / "exam", str(exam_path), 2, "cpu")
+    payload = verify_json(verify(epochs=EPOCHS, seed=SEED), EPOCHS, SEED)
+    write_json(verify_path, {**payload, "command": "nextchar verify"})
+    return [str(exam_path), str(verify_path)]
 
 
 def write_report_option(json_payload_path: str, report_path: str | None) -> None:

@@ -56,7 +56,7 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
     from tqdm.auto import tqdm
 
     from ..data import read_text_file
-    from ..sweep import parse_seeds, sweep as run_sweep
+    from ..sweep import model_epochs, parse_seeds, sweep as run_sweep
 
     set_threads(1)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -65,10 +65,10 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
     with clear_errors():
         seed_list = parse_seeds(seeds)
         text = read_text_file(text_file) if text_file else None
-        configs = 1 if problem else len(models or [1]) * len(hidden_sizes or [1])
-        total = len(seed_list) * configs * len(lrs or [1]) * (epochs or 0)
+        total = model_epochs(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
+                             problem=problem)
         is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports and writes
-        bar = tqdm(total=total or None, disable=no_progress or not is_main, unit=" model-epochs", unit_scale=True)
+        bar = tqdm(total=total, disable=no_progress or not is_main, unit=" model-epochs", unit_scale=True)
         try:
             result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
                                problem=problem, loss=loss, text=text, device=device, progress=bar.update)

@@ -134,13 +134,19 @@ FAMILY_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
 @njit(cache=True)
-def train_epochs(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out,
-                 g_ih, g_hh, gb_ih, gb_hh, g_out, gb_out, m_ih, m_hh, mb_ih, mb_hh, m_out, mb_out,
-                 v_ih, v_hh, vb_ih, vb_hh, v_out, vb_out, adam, losses, correct, probs):
-    """Every epoch of the exam's protocol in one compiled call; the parameters and Adam's moments are
-    updated in place. ``family``: 0 rnn, 1 lstm, 2 gru. ``adam`` (E, 6): each epoch's Adam scalars
-    (:func:`adam_scalars`). Writes losses (E,), correct (E,) and the last forward pass's probs (T, V).
-    Returns the number of epochs completed: fewer than E when a loss is not finite (no step taken then)."""
+def train_epochs(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, w_out, b_out, adam,
+                 losses, correct, probs):
+    """Every epoch of the exam's protocol in one compiled call; the parameters are updated in place (the
+    gradients and Adam's moments live here, starting from zero as torch's do). ``family``: 0 rnn, 1 lstm,
+    2 gru. ``adam`` (E, 6): each epoch's Adam scalars (:func:`adam_scalars`). Writes losses (E,),
+    correct (E,) and the last forward pass's probs (T, V). Returns the number of epochs completed: fewer
+    than E when a loss is not finite (no step taken then)."""
+    g_ih, g_hh, gb_ih, gb_hh = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh)
+    g_out, gb_out = np.zeros_like(w_out), np.zeros_like(b_out)
+    m_ih, m_hh, mb_ih, mb_hh = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh)
+    m_out, mb_out = np.zeros_like(w_out), np.zeros_like(b_out)
+    v_ih, v_hh, vb_ih, vb_hh = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh)
+    v_out, vb_out = np.zeros_like(w_out), np.zeros_like(b_out)
     T = xs.shape[0]
     G, H = w_hh.shape
     gi, hs = np.empty((T, 1, G), xs.dtype), np.empty((T, 1, H), xs.dtype)
@@ -197,15 +203,13 @@ def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: l
     params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias]
     arrays = [p.detach().numpy() for p in params]  # share memory: updates land in the model
     dtype = arrays[0].dtype.type
-    grads = [np.zeros_like(a) for a in arrays]
-    moments = [np.zeros_like(a) for a in arrays] + [np.zeros_like(a) for a in arrays]  # exp_avg, exp_avg_sq
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy())
     T = xs.shape[0]
     adam = np.array([adam_scalars(epoch, lr, dtype) for epoch in range(1, epochs + 1)], dtype).reshape(epochs, 6)
     losses, correct = np.zeros(epochs, np.float64), np.zeros(epochs, np.int64)
     probs = np.empty((T, targets.shape[1]), dtype)
     done = train_epochs(FAMILY_CODES[model.config.family], model.config.nonlinearity == "relu",
-                        dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *arrays, *grads, *moments, adam,
+                        dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *arrays, adam,
                         losses, correct, probs)
     for epoch in range(1, done + 1):
         history.append({"epoch": epoch, "loss": float(losses[epoch - 1]), "accuracy": int(correct[epoch - 1]) / T})

@@ -23,16 +23,6 @@ def train_many(family, relu, fast_exp, one, xs, targets, scale, w_ih, w_hh, b_ih
     K = w_ih.shape[0]
     done = np.zeros(K, np.int64)
     for k in prange(K):
-        grads = (np.zeros_like(w_ih[k]), np.zeros_like(w_hh[k]), np.zeros_like(b_ih[k]), np.zeros_like(b_hh[k]),
-                 np.zeros_like(w_out[k]), np.zeros_like(b_out[k]))
-        means = (np.zeros_like(w_ih[k]), np.zeros_like(w_hh[k]), np.zeros_like(b_ih[k]), np.zeros_like(b_hh[k]),
-                 np.zeros_like(w_out[k]), np.zeros_like(b_out[k]))
-        squares = (np.zeros_like(w_ih[k]), np.zeros_like(w_hh[k]), np.zeros_like(b_ih[k]), np.zeros_like(b_hh[k]),
-                   np.zeros_like(w_out[k]), np.zeros_like(b_out[k]))
-        done[k] = train_epochs(family, relu, fast_exp, one, xs, targets, scale,
-                               w_ih[k], w_hh[k], b_ih[k], b_hh[k], w_out[k], b_out[k],
-                               grads[0], grads[1], grads[2], grads[3], grads[4], grads[5],
-                               means[0], means[1], means[2], means[3], means[4], means[5],
-                               squares[0], squares[1], squares[2], squares[3], squares[4], squares[5],
-                               adam[k], losses[k], correct[k], probs[k])
+        done[k] = train_epochs(family, relu, fast_exp, one, xs, targets, scale, w_ih[k], w_hh[k], b_ih[k], b_hh[k],
+                               w_out[k], b_out[k], adam[k], losses[k], correct[k], probs[k])
     return done

@@ -25,9 +25,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nextchar.cells import detach_state
-from nextchar.data import batchify, load_corpus, num_windows, split_text, unigram_loss, window
+from nextchar.data import (
+    CORPUS_BYTES,
+    batchify,
+    load_corpus,
+    num_windows,
+    split_text,
+    unigram_loss,
+    window,
+)
 from nextchar.model import SEQUENCE_MODULES
-from nextchar.trainer import TrainConfig, evaluate, train
+from nextchar.run.trainer import TrainConfig, evaluate, train
 from nextchar.vocab import Vocab
 
 
@@ -92,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: --epochs passes)")
     parser.add_argument("--epochs", type=int, default=1, help="passes over the training text when --steps is unset")
-    parser.add_argument("--corpus-bytes", type=int, default=1_000_000, help="characters of the stdlib corpus")
+    parser.add_argument("--corpus-bytes", type=int, default=CORPUS_BYTES, help="characters of the stdlib corpus")
     parser.add_argument("--family", action="append", choices=list(SEQUENCE_MODULES),
                         help="family to compare; repeatable (default: lstm, gru, rnn)")
     parser.add_argument("--fused", action="store_true", help="also time nextchar's fused engine")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny.py.txt"
+from tests.helpers import FIXTURE
+
 ARGS = ["train", str(FIXTURE), "--hidden-size", "24", "--embedding-dim", "8", "--seq-len", "16", "--batch-size", "4",
         "--max-steps", "8", "--eval-every", "4", "--lr", "0.01", "--no-progress", "--device", "cpu", "--seed", "3"]
 TOLERANCE = 1e-4
@@ -55,7 +56,7 @@ def test_distributed_resume_equals_an_uninterrupted_distributed_run(runs):
     losses = _losses(root / "two")
     assert len(losses) == 12 and losses[:8] == before
     assert max(abs(a - b) / abs(a) for a, b in zip(losses, _losses(root / "whole"))) < 1e-6
-    from nextchar.checkpoint import load_checkpoint
+    from nextchar.run.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(root / "two" / "last.safetensors")
     assert ckpt.step == 12 and ckpt.carry[0].shape[1] == 4  # the carried state of all 4 global streams

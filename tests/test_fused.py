@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from nextchar.bench_compile import KERNELS, kernel_example_args
 from nextchar.config import ModelConfig
-from nextchar.exam import run_problem
+from nextchar.exam.problems import run_problem
 from nextchar.fused import kernels
+from nextchar.fused.warmup import KERNELS, kernel_example_args
 from nextchar.model import CharModel, copy_weights
 
 CASES = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
@@ -57,11 +57,17 @@ def test_fused_equals_autograd_loss_and_gradients(family, nonlinearity, batch, n
         assert _relative(got, want) <= tol, f"grad of {name}: relative difference {_relative(got, want):.3g} > {tol}"
 
 
-def test_fused_parameters_are_the_scratch_cells_parameters():
-    """Same names and shapes as the step-by-step hand-written model: checkpoints are interchangeable."""
+def test_a_fused_models_weights_load_into_the_step_by_step_model():
+    """Checkpoints are interchangeable between engines: weights trained on the fused engine, loaded into a
+    freshly seeded autograd model, give that model the fused model's outputs."""
     reference, fused = _pair("lstm", num_layers=2)
-    assert [(n, p.shape) for n, p in reference.named_parameters()] == [(n, p.shape) for n, p in fused.named_parameters()]
-    fused.load_state_dict(reference.state_dict())
+    x = torch.randn(6, 3, fused.config.vocab_size)
+    opt = torch.optim.Adam(fused.parameters(), lr=0.1)
+    fused(x)[0].square().sum().backward()
+    opt.step()  # the fused model's weights now differ from the reference's
+    assert not torch.equal(fused(x)[0], reference(x)[0])
+    reference.load_state_dict(fused.state_dict())
+    torch.testing.assert_close(reference(x)[0], fused(x)[0])
 
 
 def test_state_carried_between_windows_matches_one_pass():
@@ -106,7 +112,7 @@ def test_float32_kernels_do_no_float64_arithmetic(name):
 def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, dtype):
     """fit() with the compiled engine runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
     fitted probabilities match autograd training on the same weights (float32 noise; 1e-9 in float64)."""
-    from nextchar.training import fit
+    from nextchar.fitting import fit
     from nextchar.vocab import exam_data
 
     _, x, y = exam_data()
@@ -152,8 +158,8 @@ def test_kernels_give_the_same_numbers_without_jit(tmp_path):
 def test_fit_on_the_fused_engine_runs_the_kernels_under_torchs_optimizer(monkeypatch):
     """engine='fused' never switches to the compiled epoch: it trains with the optimizer asked for (SGD here,
     which the compiled epoch does not run) and equals autograd training to float32 round-off."""
+    from nextchar.fitting import fit
     from nextchar.fused import compiled
-    from nextchar.training import fit
     from nextchar.vocab import exam_data
 
     def refuse(*args, **kwargs):
@@ -174,7 +180,7 @@ def test_fit_on_the_fused_engine_runs_the_kernels_under_torchs_optimizer(monkeyp
     ({"num_layers": 2}, "num_layers 2"), ({"dropout": 0.1}, "dropout 0.1"), ({"embedding_dim": 3}, "embedding_dim 3"),
 ])
 def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason):
-    from nextchar.training import fit
+    from nextchar.fitting import fit
     from nextchar.vocab import exam_data
 
     _, x, y = exam_data()
@@ -187,7 +193,8 @@ def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason)
 
 def test_compiled_epochs_stop_on_a_non_finite_loss_naming_the_epoch():
     """The whole run is one compiled call; a non-finite loss still stops it, before that epoch's step."""
-    from nextchar.training import NonFiniteLossError, fit
+    from nextchar.fitting import fit
+    from nextchar.step import NonFiniteLossError
     from nextchar.vocab import exam_data
 
     _, x, y = exam_data()

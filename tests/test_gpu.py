@@ -3,12 +3,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from nextchar.checkpoint import load_checkpoint
 from nextchar.cli import main
-from nextchar.exam import run_exam
+from nextchar.exam.problems import run_exam
+from nextchar.exam.verify import verify_family
 from nextchar.generate import generate, predict
-from nextchar.trainer import TrainConfig, train
-from nextchar.verify import verify_family
+from nextchar.run.checkpoint import load_checkpoint
+from nextchar.run.trainer import TrainConfig, train
 
 from .conftest import requires_cuda
 from .test_trainer import FIXTURE, SMALL

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from nextchar.config import ModelConfig
-from nextchar.exam import PROBLEMS, build_problem_model
+from nextchar.exam.problems import PROBLEMS, build_problem_model
+from nextchar.fitting import fit
 from nextchar.many import fit_many
 from nextchar.model import CharModel, copy_weights
-from nextchar.training import fit
 from nextchar.vocab import exam_data
 
 

@@ -1,6 +1,9 @@
 """The package's shape: no import circles, one home for the training step and the stacking."""
 import ast
+import subprocess
 from pathlib import Path
+
+import pytest
 
 import nextchar
 
@@ -74,11 +77,87 @@ def test_fused_imports_nothing_from_the_model():
         assert "nextchar.model" not in graph[name], name
 
 
+def calls(source: str, name: str) -> list[str]:
+    """The functions (``outer.inner``, or ``<module>``) in ``source`` that call ``name(...)`` or
+    ``something.name(...)``: read from the syntax tree, so comments and strings never count."""
+    found = []
+
+    def visit(node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                visit(child, child.name if where == "<module>" else f"{where}.{child.name}")
+                continue
+            if isinstance(child, ast.Call):
+                func = child.func
+                if (isinstance(func, ast.Attribute) and func.attr == name) or (
+                        isinstance(func, ast.Name) and func.id == name):
+                    found.append(where)
+            visit(child, where)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def callers(name: str) -> set[tuple[str, str]]:
+    """(module path inside nextchar, function) of every call to ``name`` in the package."""
+    return {(p.relative_to(PACKAGE).as_posix(), where) for p in PACKAGE.rglob("*.py")
+            for where in calls(p.read_text(), name)}
+
+
+def test_the_call_finder_reads_calls_not_text():
+    source = ("# loss.backward() in a comment\ndoc = 'loss.backward()'\n"
+              "def step(loss):\n    loss.backward()\nclass A:\n    def f(self):\n        stack_states([])\n")
+    assert calls(source, "backward") == ["step"]
+    assert calls(source, "stack_states") == ["A.f"]
+
+
 def test_the_training_step_and_the_stacking_are_written_once():
-    """Only step.py calls .backward() in the training code (the parity checks' own backward passes aside);
-    only the recurrent core loops over the layers' cells."""
-    backward = {p.name for p in PACKAGE.rglob("*.py") if ".backward()" in p.read_text()}
-    assert backward <= {"step.py", "verify.py", "memory.py"}, backward
-    assert "loss.backward()" not in (PACKAGE / "claims" / "memory.py").read_text()
-    stacking = {p.name for p in PACKAGE.rglob("*.py") if "stack_states(" in p.read_text()}
-    assert stacking == {"cells.py", "model.py"}, stacking
+    """Only the training step calls .backward() (the parity report's and the gradient study's own backward
+    passes aside, which train nothing); only the recurrent core stacks the layers' states."""
+    assert callers("backward") == {("step.py", "train_step"), ("exam/verify.py", "verify_family"),
+                                   ("exam/claims/memory.py", "gradient_ratios")}
+    assert callers("stack_states") == {("model.py", "RecurrentCore.forward")}
+
+
+def test_at_most_18_modules_stand_at_the_top_of_the_package():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 18, top
+
+
+ROOT = PACKAGE.parents[1]
+
+
+def readme_tree() -> list[str]:
+    """The paths the README's annotated tree names under src/nextchar/ (folders end with /): one entry a
+    line, two spaces of indent per level."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("```\nsrc/nextchar/\n") + 4:]
+    block = block[:block.index("```")]
+    paths, folders = [], []
+    for line in block.splitlines()[1:]:
+        if not line.startswith("  "):
+            break  # the package's tree ends where the next top-level entry (tests/, bench/, ...) starts
+        depth = (len(line) - len(line.lstrip())) // 2 - 1
+        name = line.split()[0]
+        folders = folders[:depth]
+        paths.append("".join(folders) + name)
+        if name.endswith("/"):
+            folders.append(name)
+    return paths
+
+
+def test_the_readme_tree_finder_reads_nested_folders():
+    assert readme_tree()[0] == "__init__.py"
+    assert "exam/claims/" in readme_tree() and "exam/claims/memory.py" in readme_tree()
+
+
+def test_the_readme_tree_equals_git_ls_files_src():
+    """The README's annotated tree names exactly the files git tracks under src/nextchar, each once."""
+    listed = subprocess.run(["git", "ls-files", "src/nextchar"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = {line.removeprefix("src/nextchar/") for line in listed.stdout.splitlines()}
+    named = [p for p in readme_tree() if not p.endswith("/")]
+    assert len(named) == len(set(named)), "the README's tree names a file twice"
+    assert set(named) == files, {"missing from the README": sorted(files - set(named)),
+                                 "in the README, not tracked": sorted(set(named) - files)}

@@ -4,13 +4,24 @@
 >>> result = run_problem(2)           # the exam's problem 2, by its exact protocol
 >>> result.fit.probs[:10]             # the fitted values the exam prints
 """
-from .cells import FAMILIES, LSTMState, ScratchCell, State, TwoLinearCell, cell_step, gru_step, lstm_step, rnn_step
+from .cells import (
+    FAMILIES,
+    LSTMState,
+    ScratchCell,
+    State,
+    TwoLinearCell,
+    cell_step,
+    gru_step,
+    lstm_step,
+    rnn_step,
+)
 from .config import FORMULATIONS, ModelConfig, parse_formulation
-from .exam import PROBLEMS, run_exam, run_problem
+from .exam.problems import PROBLEMS, run_exam, run_problem
+from .exam.verify import verify, verify_family
+from .fitting import FitResult, fit
 from .model import CharModel, copy_weights
 from .plots import loss_curves, probability_heatmap
-from .training import FitResult, NonFiniteLossError, fit
-from .verify import verify, verify_family
+from .step import NonFiniteLossError
 from .vocab import EXAM_MAPPING, EXAM_TEXT, Vocab, exam_data, next_char_pairs
 
 __version__ = "0.1.0"

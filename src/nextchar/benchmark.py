@@ -26,14 +26,14 @@ import torch
 
 from .cells import FAMILIES, detach_state
 from .config import ModelConfig
+from .exam import protocol as exam
+from .fitting import fit
 from .model import CharModel
-from .step import train_step
-from .training import fit, loss_fn
+from .step import loss_fn, train_step
 from .vocab import exam_data
 
 CONTENDERS = ("module", "cell", "scratch", "fused", "compiled")
 """What a bench record's ``engine`` field names; ``compiled`` runs the exam workload only."""
-EXAM_HIDDEN = {"rnn": 8, "lstm": 4, "gru": 8}  # the exam's nn.RNN(7, 8) and nn.LSTM(7, 4); GRU like the RNN
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,17 @@ def _config(family: str, contender: str, vocab_size: int, hidden_size: int) -> M
 
 
 def time_exam(family: str, engine: str, epochs: int, warmup: int = 2) -> float:
-    """Median ms per epoch of the exam's protocol (999 steps, Adam lr 0.1) for one engine."""
+    """Median ms per epoch of the exam's protocol (999 steps, Adam at the exam's lr) for one engine."""
     _, x, y = exam_data()
     torch.manual_seed(0)
-    model = CharModel(_config(family, engine, 7, EXAM_HIDDEN[family]))
+    model = CharModel(_config(family, engine, exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family]))
     if engine == "compiled":  # one compiled call runs every epoch: time the call, per epoch
-        fit(model, x, y, epochs=warmup, lr=0.1)
+        fit(model, x, y, epochs=warmup, lr=exam.LR)
         start = time.perf_counter()
-        fit(model, x, y, epochs=epochs, lr=0.1)
+        fit(model, x, y, epochs=epochs, lr=exam.LR)
         return 1000 * (time.perf_counter() - start) / epochs
     stamps = [time.perf_counter()]
-    fit(model, x, y, epochs=warmup + epochs, lr=0.1, callback=lambda *_: stamps.append(time.perf_counter()))
+    fit(model, x, y, epochs=warmup + epochs, lr=exam.LR, callback=lambda *_: stamps.append(time.perf_counter()))
     durations = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
     return 1000 * statistics.median(durations)
 
@@ -95,7 +95,7 @@ def time_windows(family: str, engine: str, work: Workload, steps: int, warmup: i
 
 _COMPILE_SNIPPET = (
     "import time, numba, torch, nextchar.fused.core, nextchar.fused.compiled\n"
-    "from nextchar.bench_compile import first_calls\n"
+    "from nextchar.fused.warmup import first_calls\n"
     "t = time.perf_counter(); first_calls(); print(time.perf_counter() - t)\n"
 )
 
@@ -103,10 +103,10 @@ _COMPILE_SNIPPET = (
 def compile_seconds(cold: bool) -> float:
     """Seconds a fresh process spends in the first calls of all fused kernels (float32 and float64),
     after the imports: compiling them (cold: empty cache) or loading them from numba's cache (warm)."""
-    env = dict(os.environ)
-    if cold:
-        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="nextchar-numba-")
-    out = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env, check=True, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="nextchar-numba-") as empty_cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": empty_cache} if cold else dict(os.environ)
+        out = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env, check=True, capture_output=True,
+                             text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -147,7 +147,7 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
     compile_info = ({"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
                     if compile_timing else None)
     many = MANY_MODELS_QUICK if quick else MANY_MODELS
-    workload_info = {"exam": "999 steps, batch 1, one-hot V=7, Adam lr 0.1",
+    workload_info = {"exam": f"{len(exam.TEXT) - 1} steps, batch 1, one-hot V={exam.VOCAB_SIZE}, Adam lr {exam.LR}",
                      "exam-many": f"the exam's protocol for {many} models at once (seeds 0..K-1)",
                      **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
     return {"records": records, "compile": compile_info, "threads": threads, "quick": quick,
@@ -163,7 +163,7 @@ def _bench_exam(quick: bool, families: tuple[str, ...], add) -> None:
         for engine in CONTENDERS:
             probe_ms = time_exam(family, engine, epochs=1, warmup=1)
             epochs = min(max(exam_epochs, int(1000 * budget_s / probe_ms)), 2000)
-            add("exam", family, engine, EXAM_HIDDEN[family], time_exam(family, engine, epochs))
+            add("exam", family, engine, exam.HIDDEN_SIZE[family], time_exam(family, engine, epochs))
 
 
 def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log) -> list[dict]:
@@ -182,13 +182,13 @@ def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log
         models = []
         for seed in range(K):
             torch.manual_seed(seed)
-            models.append(CharModel(_config(family, "cell", 7, EXAM_HIDDEN[family])))
+            models.append(CharModel(_config(family, "cell", exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family])))
         fit_many(models[:2], x, y, epochs=2)  # compile / load the kernels first
         start = time.perf_counter()
         fit_many(models, x, y, epochs=epochs)
         ms = 1000 * (time.perf_counter() - start) / epochs
         per_model_us = 1000 * ms / K
-        out.append({"workload": "exam-many", "family": family, "engine": "many", "hidden_size": EXAM_HIDDEN[family],
+        out.append({"workload": "exam-many", "family": family, "engine": "many", "hidden_size": exam.HIDDEN_SIZE[family],
                     "models": K, "ms_per_epoch": ms, "us_per_model_epoch": per_model_us,
                     "speedup_vs_module": 1000 * module / per_model_us, "threads": numba.get_num_threads()})
         log(f"{'exam-many':22s} {family:5s} {'many':8s} {ms:10.3f} ms for {K} models: {per_model_us:.1f} us/model-epoch")

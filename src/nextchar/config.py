@@ -14,7 +14,7 @@ from typing import Any
 
 from .cells import FAMILIES, NONLINEARITIES
 from .engines import ENGINES
-from .training import OPTIMIZERS
+from .step import OPTIMIZERS
 
 # What the recurrence is: the built-in sequence module (nn.RNN/LSTM/GRU), a loop over the built-in
 # cell (nn.RNNCell/...), or a loop over the hand-written cell. (How a loop runs is the engine.)

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 
 CORPORA = ("python-stdlib",)
+CORPUS_BYTES = 1_000_000
+"""How much of a built-in corpus is used unless asked otherwise (--corpus-bytes): 1 MB."""
 
 
 def read_text_file(path: str | Path) -> str:
@@ -31,7 +33,7 @@ def read_text_file(path: str | Path) -> str:
     return text
 
 
-def python_stdlib_corpus(max_bytes: int = 1_000_000) -> str:
+def python_stdlib_corpus(max_bytes: int = CORPUS_BYTES) -> str:
     """The Python standard library's own source: its top-level ``*.py`` files in sorted name order, then
     those one package level down, each preceded by a ``# file: NAME`` line, cut at ``max_bytes`` characters.
 
@@ -55,7 +57,7 @@ def python_stdlib_corpus(max_bytes: int = 1_000_000) -> str:
     return corpus
 
 
-def load_corpus(name: str, max_bytes: int = 1_000_000) -> str:
+def load_corpus(name: str, max_bytes: int = CORPUS_BYTES) -> str:
     if name != "python-stdlib":
         raise ValueError(f"data: corpus must be one of {CORPORA}, got {name!r}")
     return python_stdlib_corpus(max_bytes)

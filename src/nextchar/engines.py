@@ -42,6 +42,13 @@ def fused_unroll(cell: nn.Module, x: Tensor, state: State) -> tuple[Tensor, Stat
 
 UNROLLS: dict[str, Unroll] = {"autograd": loop_unroll, "fused": fused_unroll, "compiled": fused_unroll}
 ENGINES = tuple(UNROLLS)
+CPU_ONLY = ("fused", "compiled")
+"""The engines whose (numba) kernels run on the CPU only."""
+
+
+def engine_device(engine: str, device: str) -> str:
+    """The device a run asked for, where ``auto`` means cpu for the engines that run only there."""
+    return "cpu" if engine in CPU_ONLY and device == "auto" else device
 
 
 def get_unroll(engine: str) -> Unroll:

@@ -1,6 +1,6 @@
 """Many models as one computation: train K models of one family and size at once.
 
-Two engines run :func:`training.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
+Two engines run :func:`fitting.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
 own initial weights and learning rate:
 
 - :func:`fit_many` (``many``): one compiled call spread over the CPU cores; each model's result equals
@@ -21,9 +21,10 @@ import torch
 from torch import Tensor
 
 from .device import resolve_device
+from .exam import protocol as exam
+from .fitting import FitResult
 from .model import CharModel
 from .step import check_finite
-from .training import FitResult
 
 
 def _trained_tensors(model: CharModel) -> list[Tensor]:
@@ -51,7 +52,7 @@ def _check_alike(models: Sequence[CharModel], x: Tensor) -> None:
                                                                        first.nonlinearity, first.vocab_size):
             raise ValueError(f"many: models must share family, hidden size, nonlinearity and vocabulary; got "
                              f"{first.family}/{first.hidden_size} and {c.family}/{c.hidden_size}")
-        check_supported(model, x, "adam", "cross_entropy", resolve_device("cpu"))
+        check_supported(model, x, exam.OPTIMIZER, "cross_entropy", resolve_device("cpu"))
 
 
 def _to_lanes(a: np.ndarray, lanes: int) -> np.ndarray:
@@ -86,7 +87,7 @@ def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct
 
 @torch.no_grad()
 def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
-             lrs: float | Sequence[float] = 0.1) -> list[FitResult]:
+             lrs: float | Sequence[float] = exam.LR) -> list[FitResult]:
     """Train each model in place on (x, y) for ``epochs``, model k with learning rate ``lrs[k]``.
 
     Any formulation works as a source of weights (its layer and head weights are what is trained); one
@@ -130,7 +131,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
 
 
 def fit_stacked(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
-                lrs: float | Sequence[float] = 0.1, loss: str = "cross_entropy",
+                lrs: float | Sequence[float] = exam.LR, loss: str = "cross_entropy",
                 device: str | torch.device = "cpu") -> list[FitResult]:
     """:func:`fit_many` in torch: the models' weights stacked (``StackedRecurrent``), trained together on
     ``device`` by the canonical step with a learning rate per model (``StackedAdam``). The models given

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .exam import protocol as exam_protocol
+
 
 @dataclass(frozen=True)
 class Vocab:
@@ -94,8 +96,8 @@ def next_char_pairs(text: str | Iterable[str], vocab: Vocab) -> tuple[Tensor, Te
     return encoded[:-1], encoded[1:]
 
 
-EXAM_TEXT = "hi?hello!!" * 100
-EXAM_MAPPING = {"!": 0, "?": 1, "h": 2, "i": 3, "e": 4, "l": 5, "o": 6}
+EXAM_TEXT = exam_protocol.TEXT
+EXAM_MAPPING = exam_protocol.MAPPING
 
 
 def exam_data() -> tuple[Vocab, Tensor, Tensor]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def end_distributed_run() -> None:
 def clear_errors():
     """Library errors (bad input, checkpoints, non-finite loss) end the command with their message."""
     from ..outputs import OutputError
-    from ..training import NonFiniteLossError
+    from ..step import NonFiniteLossError
 
     try:
         yield
@@ -144,10 +145,14 @@ report_option = click.option("--report", "report_path", default=None, type=click
                              help="Also write the page of these results (as nextchar report would).")
 
 
-def json_for(json_path: str | None, report_path: str | None) -> str | None:
-    """The JSON path to write: the one asked for, or a temp file when only --report wants it."""
+@contextmanager
+def results_json(json_path: str | None, report_path: str | None) -> Iterator[str | None]:
+    """The JSON path to write: the one asked for, or, when only --report wants it, a file in a temporary
+    folder that is removed once the page is built (the page holds everything it shows)."""
     if json_path or not report_path:
-        return json_path
+        yield json_path
+        return
     import tempfile
 
-    return str(Path(tempfile.mkdtemp(prefix="nextchar-")) / "results.json")
+    with tempfile.TemporaryDirectory(prefix="nextchar-") as folder:
+        yield str(Path(folder) / "results.json")

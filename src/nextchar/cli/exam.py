@@ -10,9 +10,21 @@ from ..benchmark import WORKLOADS
 from ..cells import FAMILIES
 from ..config import ModelConfig
 from ..engines import ENGINES
-from ..verify import EPOCHS as VERIFY_EPOCHS, SEED as VERIFY_SEED
-from .common import (SEED, clear_errors, command_line, device_option, field_option, json_for, prepare_outputs,
-                     report_option, set_threads, threads_option, write_json_output)
+from ..exam.verify import EPOCHS as VERIFY_EPOCHS
+from ..exam.verify import SEED as VERIFY_SEED
+from .common import (
+    SEED,
+    clear_errors,
+    command_line,
+    device_option,
+    field_option,
+    prepare_outputs,
+    report_option,
+    results_json,
+    set_threads,
+    threads_option,
+    write_json_output,
+)
 from .report import write_report_option
 
 
@@ -36,14 +48,15 @@ from .report import write_report_option
 @report_option
 def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, report_path) -> None:
     """Reproduce the exam's problems 1-6 by its exact protocol, with exactness checks."""
-    from ..exam_report import run_and_report
+    from .exam_output import run_and_report
 
     set_threads(threads)
     prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
-    json_path = json_for(json_path, report_path)
-    with clear_errors():
-        ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine, command_line())
-    write_report_option(json_path, report_path)
+    with results_json(json_path, report_path) as json_path:
+        with clear_errors():
+            ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine,
+                                command_line())
+        write_report_option(json_path, report_path)
     sys.exit(0 if ok else 1)
 
 
@@ -58,7 +71,8 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, 
 @threads_option(1)
 def verify(families, epochs, seed, json_path, device, threads) -> None:
     """Check that module, cell loop and hand-written cell agree on the same weights."""
-    from ..verify import verify as run_verify, verify_json
+    from ..exam.verify import verify as run_verify
+    from ..exam.verify import verify_json
 
     set_threads(threads)
     prepare_outputs({"--json": json_path})
@@ -85,12 +99,11 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
 @report_option
 def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
     """Run the exam's five true/false claims as experiments and print each verdict with its evidence."""
-    from ..claims import run_claim
+    from ..exam.claims import run_claim
     from ..plots import save
 
     set_threads(threads)
     prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
-    json_path = json_for(json_path, report_path)
     results = {}
     for number in sorted(claims) or range(1, 6):
         with clear_errors():
@@ -106,8 +119,9 @@ def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
             results[str(number)]["figures"][name] = str(path.resolve())
             click.echo(f"figure: {path}")
         click.echo()
-    write_json_output(json_path, {"claims": results})
-    write_report_option(json_path, report_path)
+    with results_json(json_path, report_path) as json_path:
+        write_json_output(json_path, {"claims": results})
+        write_report_option(json_path, report_path)
 
 
 @click.command()

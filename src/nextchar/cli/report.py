@@ -21,16 +21,18 @@ def report(inputs, out) -> None:
     set_threads(1)
     prepare_outputs({"--out": out})
     with clear_errors():
-        if not inputs:
-            inputs = _run_exam_and_verify(Path(tempfile.mkdtemp(prefix="nextchar-report-")))
-        click.echo(f"report: {build_report(inputs, out)}")
+        if inputs:
+            click.echo(f"report: {build_report(inputs, out)}")
+            return
+        with tempfile.TemporaryDirectory(prefix="nextchar-report-") as folder:  # the page holds what it shows
+            click.echo(f"report: {build_report(_run_exam_and_verify(Path(folder)), out)}")
 
 
 def _run_exam_and_verify(folder: Path) -> list[str]:
     """The default page: a fresh exam and verify, their JSON in ``folder``."""
-    from ..exam_report import run_and_report
+    from ..exam.verify import EPOCHS, SEED, verify, verify_json
     from ..outputs import write_json
-    from ..verify import EPOCHS, SEED, verify, verify_json
+    from .exam_output import run_and_report
 
     exam_path, verify_path = folder / "exam.json", folder / "verify.json"
     run_and_report(None, None, None, folder / "exam", str(exam_path), 2, "cpu")

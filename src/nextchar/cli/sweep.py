@@ -3,14 +3,24 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import click
 
-from ..training import LOSSES
-from .common import (check_device, clear_errors, end_distributed_run, json_for, leave_process_group, prepare_outputs,
-                     report_option, set_threads, write_json_output)
+from ..cells import FAMILIES
+from ..exam import sweep as defaults
+from ..step import LOSSES
+from .common import (
+    check_device,
+    clear_errors,
+    end_distributed_run,
+    leave_process_group,
+    prepare_outputs,
+    report_option,
+    results_json,
+    set_threads,
+    write_json_output,
+)
 from .report import write_report_option
 
 
@@ -29,13 +39,13 @@ def _list(kind, what: str):
 @click.option("--seeds", default="32", show_default=True,
               help="A count N (seeds 0..N-1), a range A..B, or a comma list of these (e.g. 12345,0..63).")
 @click.option("--lr", "lrs", multiple=True, callback=_list(float, "learning rates"),
-              help="Learning rates, comma list [default: 0.1, the exam's].")
+              help=f"Learning rates, comma list [default: {defaults.DEFAULT_LR:g}, the exam's].")
 @click.option("--hidden-size", "hidden_sizes", multiple=True, callback=_list(int, "hidden sizes"),
-              help="Hidden sizes, comma list [default: 8].")
+              help=f"Hidden sizes, comma list [default: {defaults.DEFAULT_HIDDEN_SIZE}].")
 @click.option("--model", "models", multiple=True, callback=_list(str, "families"),
-              help="Families, comma list of rnn, lstm, gru [default: rnn].")
+              help=f"Families, comma list of {', '.join(FAMILIES)} [default: {defaults.DEFAULT_MODEL}].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Full-sequence epochs [default: the problem's, else 100].")
+              help=f"Full-sequence epochs [default: the problem's, else {defaults.DEFAULT_EPOCHS}].")
 @click.option("--loss", default="cross_entropy", show_default=True, type=click.Choice(LOSSES),
               help="cross_entropy, or mse between softmax outputs and one-hot targets (the stacked engine).")
 @click.option("--problem", type=click.IntRange(1, 6), default=None,
@@ -56,18 +66,19 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
     from tqdm.auto import tqdm
 
     from ..data import read_text_file
-    from ..sweep import model_epochs, parse_seeds, sweep as run_sweep
+    from ..distributed import Distributed
+    from ..exam.sweep import model_epochs, parse_seeds
+    from ..exam.sweep import sweep as run_sweep
 
     set_threads(1)
-    if int(os.environ.get("RANK", "0")) == 0:
+    is_main = Distributed.from_env().is_main  # under torchrun only rank 0 reports and writes
+    if is_main:
         prepare_outputs({"--json": json_path, "--csv": csv_path, "--report": report_path}, {"--out": out})
-    json_path = json_for(json_path, report_path)
     with clear_errors():
         seed_list = parse_seeds(seeds)
         text = read_text_file(text_file) if text_file else None
         total = model_epochs(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
                              problem=problem)
-        is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports and writes
         bar = tqdm(total=total, disable=no_progress or not is_main, unit=" model-epochs", unit_scale=True)
         try:
             result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
@@ -82,8 +93,9 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
         return
     for line in describe(result):
         click.echo(line)
-    write_json_output(json_path, result.to_json())
-    write_report_option(json_path, report_path)
+    with results_json(json_path, report_path) as json_path:
+        write_json_output(json_path, result.to_json())
+        write_report_option(json_path, report_path)
     if csv_path:
         with clear_errors():
             from ..outputs import write_text_atomic

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import sys
 
@@ -10,18 +9,28 @@ import click
 
 from ..cells import NONLINEARITIES
 from ..config import FORMULATIONS, ModelConfig, TrainConfig, field_default
-from ..engines import ENGINES
-from ..training import OPTIMIZERS
-from .common import (SEED, check_device, clear_errors, device_option, end_distributed_run, field_option,
-                     leave_process_group,
-                     prepare_outputs, set_threads, threads_option)
+from ..data import CORPORA, CORPUS_BYTES
+from ..engines import ENGINES, engine_device
+from ..step import OPTIMIZERS
+from .common import (
+    SEED,
+    check_device,
+    clear_errors,
+    device_option,
+    end_distributed_run,
+    field_option,
+    leave_process_group,
+    prepare_outputs,
+    set_threads,
+    threads_option,
+)
 
 
 @click.command()
 @click.argument("text_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--corpus", type=click.Choice(["python-stdlib"]), default=None,
+@click.option("--corpus", type=click.Choice(CORPORA), default=None,
               help="Train on a built-in corpus instead of TEXT_FILE: python-stdlib is the standard library's source.")
-@click.option("--corpus-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
+@click.option("--corpus-bytes", default=CORPUS_BYTES, show_default=True, type=click.IntRange(min=1000),
               help="Characters of the built-in corpus to use.")
 @click.option("--model", "formulation", default=field_default(ModelConfig, "family"), show_default=True,
               type=click.Choice(FORMULATIONS),
@@ -68,8 +77,8 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
     """
     from ..config import parse_formulation
     from ..data import load_corpus, read_text_file
-    from ..interrupt import TrainingInterrupted
-    from ..trainer import train as run_train
+    from ..run.interrupt import TrainingInterrupted
+    from ..run.trainer import train as run_train
 
     set_threads(threads)
     if (text_file is None) == (corpus is None):
@@ -77,8 +86,7 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
     family, kind = parse_formulation(formulation)
     model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
              "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None, "engine": engine}
-    if engine == "fused" and device == "auto":
-        device = "cpu"  # the fused engine's kernels run on the CPU
+    device = engine_device(engine, device)
     config = {"seq_len": seq_len, "batch_size": batch_size, "epochs": epochs, "max_steps": max_steps, "lr": lr,
               "optimizer": optimizer, "clip": clip or None, "val_fraction": val_fraction, "eval_every": eval_every,
               "seed": seed, "device": device}
@@ -98,7 +106,9 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
         except BaseException:
             leave_process_group()
             raise
-    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    from ..distributed import Distributed
+
+    is_main = Distributed.from_env().is_main  # under torchrun only rank 0 reports
     if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
                    f"run folder {out}")
@@ -133,9 +143,9 @@ def _resume_command() -> str:
 @threads_option(1)
 def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, device, threads) -> None:
     """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time."""
-    from ..checkpoint import load_checkpoint
     from ..device import resolve_device
     from ..generate import generate as run_generate
+    from ..run.checkpoint import load_checkpoint
 
     set_threads(threads)
     with clear_errors():
@@ -164,11 +174,11 @@ def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, devic
 def predict(checkpoint, text, text_file, rows, offset, top, png, json_path, csv_path, device) -> None:
     """Next-character probabilities at each position of --text or --text-file: a table and a heatmap of
     --rows positions from --offset; --json/--csv hold every position. Memory stays bounded for any length."""
-    from ..checkpoint import load_checkpoint
     from ..device import resolve_device
     from ..generate import format_predictions
     from ..plots import probability_heatmap, save
-    from ..predict_output import predict_to_files, read_pieces
+    from ..run.checkpoint import load_checkpoint
+    from .predict_output import predict_to_files, read_pieces
 
     if (text is None) == (text_file is None):
         raise click.UsageError("give either --text or --text-file, not both or neither")

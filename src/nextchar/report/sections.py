@@ -88,9 +88,9 @@ def bench_section(item: ReportInput) -> dict:
 
 
 def run_section(item: ReportInput) -> dict:
-    from ..checkpoint import load_checkpoint
     from ..generate import generate, predict
-    from ..runfolder import read_history
+    from ..run.checkpoint import load_checkpoint
+    from ..run.folder import read_history
 
     folder = item.data
     out: dict[str, Any] = {"folder": str(folder)}

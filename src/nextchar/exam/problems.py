@@ -1,0 +1,154 @@
+"""The exam's six problems, run by its exact protocol, and the exactness checks (3 = 2, 6 = 5)."""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import ModelConfig
+from ..fitting import FitResult, fit
+from ..model import CharModel, copy_weights
+from ..vocab import exam_data
+from .protocol import (
+    DEFAULT_SEED,
+    HIDDEN_SIZE,
+    LOOP_EPOCHS,
+    LR,
+    MODULE_EPOCHS,
+    VOCAB_SIZE,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    number: int
+    family: str
+    kind: str
+    hidden_size: int
+    epochs: int
+    seed: int
+    exam_sets_seed: bool
+    title: str
+    copies_from: str | None = None
+    """For the hand-written cells: the built-in kind whose freshly seeded weights are copied in."""
+
+
+_RNN, _LSTM = HIDDEN_SIZE["rnn"], HIDDEN_SIZE["lstm"]
+PROBLEMS: dict[int, Problem] = {p.number: p for p in (
+    Problem(1, "rnn", "module", _RNN, MODULE_EPOCHS, DEFAULT_SEED, False,
+            f"nn.RNN({VOCAB_SIZE}, {_RNN}) over the whole sequence"),
+    Problem(2, "rnn", "cell", _RNN, LOOP_EPOCHS, 12345, True, f"loop over nn.RNNCell({VOCAB_SIZE}, {_RNN})"),
+    Problem(3, "rnn", "scratch", _RNN, LOOP_EPOCHS, 12345, True,
+            "hand-written RNN cell (i2h, h2h), weights of problem 2", copies_from="cell"),
+    Problem(4, "lstm", "module", _LSTM, MODULE_EPOCHS, DEFAULT_SEED, False,
+            f"nn.LSTM({VOCAB_SIZE}, {_LSTM}) over the whole sequence"),
+    Problem(5, "lstm", "cell", _LSTM, LOOP_EPOCHS, 43052, True, f"loop over nn.LSTMCell({VOCAB_SIZE}, {_LSTM})"),
+    Problem(6, "lstm", "scratch", _LSTM, LOOP_EPOCHS, 43052, True,
+            "hand-written LSTM cell (i2h, h2h), weights of problem 5", copies_from="cell"),
+)}
+# (hand-written problem, the built-in problem it must equal)
+EXACTNESS_PAIRS = ((3, 2), (6, 5))
+
+
+@dataclass
+class ProblemResult:
+    problem: Problem
+    seed: int
+    epochs: int
+    formulation: str
+    fit: FitResult
+    seconds: float
+    engine: str = "autograd"
+
+    @property
+    def probs_head(self) -> list[list[float]]:
+        """The exam's printed table: first 10 rows of the fitted probabilities, 3 decimals."""
+        return [[round(v, 3) for v in row] for row in self.fit.probs[:10].tolist()]
+
+    def to_json(self) -> dict:
+        return {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,
+                "epochs": self.epochs, "formulation": self.formulation, "engine": self.engine,
+                "exam_sets_seed": self.problem.exam_sets_seed, "seconds": round(self.seconds, 3)}
+
+
+def build_problem_model(problem: Problem, seed: int, engine: str = "autograd") -> CharModel:
+    """Seed, then build as the exam does; the hand-written cells copy freshly seeded built-in weights.
+
+    ``engine`` applies to the hand-written problems (3, 6): ``autograd`` (the exam's step-by-step loop,
+    the default answer), ``fused`` (compiled forward and backward under autograd, torch's Adam) or
+    ``compiled`` (whole compiled epochs).
+    """
+    scratch = problem.kind == "scratch"
+    config = ModelConfig(VOCAB_SIZE, problem.family, problem.kind, problem.hidden_size,
+                         cell_style="two-linear" if scratch else "torch", engine=engine if scratch else "autograd")
+    torch.manual_seed(seed)
+    if problem.copies_from is None:
+        return CharModel(config)
+    reference = CharModel(ModelConfig(VOCAB_SIZE, problem.family, problem.copies_from, problem.hidden_size))
+    return copy_weights(reference, CharModel(config))
+
+
+def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
+                device: str = "cpu", engine: str = "autograd") -> ProblemResult:
+    """Run problem ``number`` (1-6) by the exam's protocol; ``seed``/``epochs`` override the exam's."""
+    if number not in PROBLEMS:
+        raise ValueError(f"exam: problem must be one of {tuple(PROBLEMS)}, got {number!r}")
+    problem = PROBLEMS[number]
+    seed = problem.seed if seed is None else seed
+    epochs = problem.epochs if epochs is None else epochs
+    _, x, y = exam_data()
+    start = time.perf_counter()
+    model = build_problem_model(problem, seed, engine)
+    result = fit(model, x, y, epochs=epochs, lr=LR, device=device)
+    return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start,
+                         model.config.engine)
+
+
+def _run_problem_job(args: tuple) -> ProblemResult:
+    torch.set_num_threads(1)
+    return run_problem(*args)
+
+
+@dataclass
+class ExamResult:
+    results: dict[int, ProblemResult] = field(default_factory=dict)
+
+    def checks(self) -> dict[str, dict]:
+        """Problem 3 vs 2 and 6 vs 5: max |Δ| of the full fitted probabilities, identical tables."""
+        out = {}
+        for mine, theirs in EXACTNESS_PAIRS:
+            if mine in self.results and theirs in self.results:
+                a, b = self.results[mine], self.results[theirs]
+                out[f"{mine}_vs_{theirs}"] = {
+                    "max_abs_diff": (a.fit.probs - b.fit.probs).abs().max().item(),
+                    "tables_identical": a.probs_head == b.probs_head,
+                    "bit_equal": torch.equal(a.fit.probs, b.fit.probs),
+                    "seeds": [a.seed, b.seed],
+                }
+        return out
+
+    def to_json(self) -> dict:
+        return {"problems": {str(n): r.to_json() for n, r in self.results.items()}, "checks": self.checks()}
+
+
+def run_exam(problems: list[int] | None = None, seeds: dict[int, int] | None = None,
+             epochs: int | None = None, device: str = "cpu", jobs: int = 1, engine: str = "autograd") -> ExamResult:
+    """Run several problems; ``jobs`` > 1 runs them in parallel processes (one torch thread each)."""
+    seeds = seeds or {}
+    tasks = [(n, seeds.get(n), epochs, device, engine) for n in sorted(problems or PROBLEMS)]
+    if jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_run_problem_job, _longest_first(tasks)))
+    else:
+        results = [run_problem(*task) for task in tasks]
+    return ExamResult({r.problem.number: r for r in sorted(results, key=lambda r: r.problem.number)})
+
+
+def _longest_first(tasks: list[tuple]) -> list[tuple]:
+    """Longest first, so two workers finish together: measured seconds here were
+    5: 50, 6: 49 (LSTM cell loops), 1: 41 (nn.RNN, 500 epochs), 3: 22, 2: 18, 4: 3.5."""
+    cost = {1: 41, 2: 18, 3: 22, 4: 3.5, 5: 50, 6: 49}
+    return sorted(tasks, key=lambda task: -cost[task[0]])

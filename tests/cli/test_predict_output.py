@@ -1,0 +1,57 @@
+"""nextchar predict over texts of any length: a shown window, every position in the files, bounded memory."""
+import csv
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from nextchar.cli import main
+from tests.helpers import FIXTURE
+from tests.helpers import train_small as _train
+
+
+def test_predict_reads_long_texts_in_bounded_windows(tmp_path):
+    """Defect 2: one heatmap row per character; now a window of --rows from --offset, files carry all."""
+    _train(tmp_path, max_steps=2, eval_every=2)
+    text = FIXTURE.read_text()[:3000]
+    source = tmp_path / "long.txt"
+    source.write_text(text)
+    png, csv_path, json_path = tmp_path / "p.png", tmp_path / "p.csv", tmp_path / "p.json"
+    out = CliRunner().invoke(main, ["predict", str(tmp_path / "last.safetensors"), "--text-file", str(source),
+                                    "--rows", "5", "--offset", "100", "--png", str(png), "--csv", str(csv_path),
+                                    "--json", str(json_path)])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("->") == 5 and "     100 " in out.output
+
+    assert len(list(csv.reader(csv_path.open(newline="")))) == 3001
+    positions = json.loads(json_path.read_text())["positions"]
+    assert len(positions) == 3000 and positions[1234]["char"] == text[1234]
+    from PIL import Image
+
+    assert Image.open(png).size[1] < 1000  # a 5-row heatmap, not a 3000-row one
+    piped = CliRunner().invoke(main, ["predict", str(tmp_path / "last.safetensors"), "--text-file", "-", "--rows", "5",
+                                      "--offset", "100", "--png", str(png), "--csv", str(tmp_path / "piped.csv")],
+                               input=text)
+    assert piped.exit_code == 0 and (tmp_path / "piped.csv").read_text() == csv_path.read_text()
+
+
+def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
+    """Defect 2: 10,000 characters grew past 24 GB; the peak RSS must not grow with the text's length."""
+    _train(tmp_path, max_steps=2, eval_every=2)
+    text = FIXTURE.read_text()
+
+    def peak_rss_mb(chars: int) -> float:
+        source = tmp_path / f"t{chars}.txt"
+        source.write_text((text * (chars // len(text) + 1))[:chars])
+        script = ("import resource, sys; from nextchar.cli import main\n"
+                  "try: main(sys.argv[1:])\nexcept SystemExit: pass\n"
+                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+        done = subprocess.run([sys.executable, "-c", script, "predict", str(tmp_path / "last.safetensors"),
+                               "--text-file", str(source), "--csv", str(tmp_path / "p.csv"), "--png",
+                               str(tmp_path / "p.png")], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return float(done.stdout.strip().splitlines()[-1])
+
+    small, large = peak_rss_mb(2_000), peak_rss_mb(200_000)
+    assert large - small < 60, f"peak RSS {small:.0f} MB for 2,000 characters, {large:.0f} MB for 200,000"

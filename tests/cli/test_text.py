@@ -1,0 +1,42 @@
+"""nextchar train, generate and predict end to end on the fixture."""
+import json
+
+from click.testing import CliRunner
+
+from nextchar.cli import main
+from nextchar.run.checkpoint import load_checkpoint, save_checkpoint
+from tests.helpers import FIXTURE
+from tests.helpers import train_small as _train
+
+
+def test_cli_train_generate_predict(tmp_path):
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    out = runner.invoke(main, ["train", str(FIXTURE), "--hidden-size", "16", "--embedding-dim", "8", "--seq-len", "16",
+                               "--batch-size", "4", "--max-steps", "6", "--eval-every", "3", "--out", str(run_dir),
+                               "--no-progress", "--device", "cpu", "--model", "gru-cell"])
+    assert out.exit_code == 0, out.output
+    assert "val ppl" in out.output and "best val loss" in out.output
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [e["step"] for e in history["evals"]] == [3, 6] and len(history["step_losses"]) == 6
+    gen = runner.invoke(main, ["generate", str(run_dir / "best.safetensors"), "--prompt", "def", "--length", "20",
+                               "--seed", "1"])
+    assert gen.exit_code == 0, gen.output
+    sample = gen.output.removesuffix("\n")[len("def"):]  # the command prints the prompt, then the sample
+    assert gen.output.startswith("def") and len(sample) == 20 and not load_checkpoint(run_dir / "best.safetensors").vocab.unknown(sample)
+    bad = runner.invoke(main, ["generate", str(run_dir / "best.safetensors"), "--prompt", "Ж"])
+    assert bad.exit_code != 0 and "not in the model's vocabulary" in bad.output and "Traceback" not in bad.output
+    png = tmp_path / "p.png"
+    pred = runner.invoke(main, ["predict", str(run_dir / "last.safetensors"), "--text", "def f", "--png", str(png)])
+    assert pred.exit_code == 0 and png.stat().st_size > 1000 and "->" in pred.output
+
+
+def test_generate_and_predict_refuse_a_non_finite_checkpoint(tmp_path):
+    _train(tmp_path, max_steps=2, eval_every=2)
+    ckpt = load_checkpoint(tmp_path / "last.safetensors")
+    ckpt.model_state["head.bias"][0] = float("nan")
+    save_checkpoint(tmp_path / "nan.safetensors", ckpt)
+    for command in (["generate", str(tmp_path / "nan.safetensors")],
+                    ["predict", str(tmp_path / "nan.safetensors"), "--text", "def", "--png", str(tmp_path / "p.png")]):
+        out = CliRunner().invoke(main, command)
+        assert out.exit_code == 1 and "NaN or infinite" in out.output and "Traceback" not in out.output

@@ -1,0 +1,97 @@
+"""nextchar report: input recognition, a page from each kind of input alone, and the --report shortcuts."""
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from nextchar.cli import main
+from nextchar.report import ReportInputError, build_report, recognize
+from tests.helpers import FIXTURE
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """One input of every kind, made by the commands themselves on tiny budgets."""
+    root = tmp_path_factory.mktemp("report-inputs")
+    runner = CliRunner()
+    commands = {
+        "exam": ["exam", "--problem", "2", "--problem", "3", "--epochs", "3", "--jobs", "1", "--out", str(root / "exam"),
+                 "--json", str(root / "exam.json")],
+        "verify": ["verify", "--epochs", "2", "--family", "rnn", "--json", str(root / "verify.json")],
+        "claims": ["claims", "--claim", "2", "--claim", "5", "--quick", "--out", str(root / "claims"), "--json",
+                   str(root / "claims.json")],
+        "sweep": ["sweep", "--problem", "2", "--seeds", "12345,0..3", "--epochs", "3", "--no-progress", "--json",
+                  str(root / "sweep.json")],
+        "bench": ["bench", "--quick", "--family", "rnn", "--workload", "streams-tiny", "--no-compile-timing", "--json",
+                  str(root / "bench.json")],
+        "run": ["train", str(FIXTURE), "--hidden-size", "16", "--embedding-dim", "8", "--seq-len", "16", "--batch-size",
+                "4", "--max-steps", "6", "--eval-every", "3", "--no-progress", "--device", "cpu", "--out",
+                str(root / "run")],
+    }
+    for kind, command in commands.items():
+        out = runner.invoke(main, command)
+        assert out.exit_code == 0, (kind, out.output)
+    return {kind: root / (f"{kind}.json" if kind != "run" else "run") for kind in commands}
+
+
+@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "run"])
+def test_each_kind_is_recognised_and_makes_a_page_alone(inputs, kind, tmp_path):
+    assert recognize(inputs[kind]).kind == kind
+    page = build_report([inputs[kind]], tmp_path / "r.html").read_text()
+    assert page.count("<section") == 1 and f'id="{kind}-0"' in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    for img in re.findall(r"<img [^>]*>", page):
+        assert 'src="data:image/png;base64,' in img and 'alt="' in img
+
+
+def test_exam_section_shows_the_tables_with_the_argmax_marked(inputs, tmp_path):
+    page = build_report([inputs["exam"]], tmp_path / "r.html").read_text()
+    data = json.loads(inputs["exam"].read_text())
+    first_row = data["problems"]["2"]["probs_head"][0]
+    top = max(range(7), key=first_row.__getitem__)
+    assert f'<td class="top">{first_row[top]:.3f}</td>' in page
+    assert "problem 3 vs 2" in page and "nextchar exam --problem 2" in page  # the command that made it
+
+
+def test_anything_else_is_a_clear_error(tmp_path):
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    (tmp_path / "x.txt").write_text("not json")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ReportInputError, match="not something nextchar wrote"):
+        recognize(tmp_path / "x.json")
+    with pytest.raises(ReportInputError, match="is not JSON"):
+        recognize(tmp_path / "x.txt")
+    with pytest.raises(ReportInputError, match="not a run folder"):
+        recognize(tmp_path / "folder")
+    out = CliRunner().invoke(main, ["report", str(tmp_path / "x.json"), "--out", str(tmp_path / "r.html")])
+    assert out.exit_code == 1 and "not something nextchar wrote" in out.output and "Traceback" not in out.output
+
+
+def test_cli_report_of_several_inputs_and_the_report_shortcut(inputs, tmp_path):
+    out = CliRunner().invoke(main, ["report", str(inputs["exam"]), str(inputs["claims"]), str(inputs["run"]),
+                                    "--out", str(tmp_path / "r.html")])
+    assert out.exit_code == 0, out.output
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("<section") == 3 and "Claim 5" in page and "Training run" in page
+    short = CliRunner().invoke(main, ["exam", "--problem", "4", "--epochs", "2", "--out", str(tmp_path / "e"),
+                                      "--report", str(tmp_path / "exam.html")])
+    assert short.exit_code == 0, short.output
+    assert 'data-problem="4"' in (tmp_path / "exam.html").read_text()
+
+
+def test_train_tensorboard_writes_the_runs_scalars(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = CliRunner().invoke(main, ["train", str(FIXTURE), "--hidden-size", "16", "--embedding-dim", "8", "--seq-len",
+                                    "16", "--batch-size", "4", "--max-steps", "6", "--eval-every", "3", "--no-progress",
+                                    "--device", "cpu", "--out", str(tmp_path / "run"), "--tensorboard"])
+    assert out.exit_code == 0, out.output
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "eval/train_loss", "eval/val_loss", "eval/val_perplexity", "eval/val_accuracy",
+            "eval/chars_per_sec", "eval/lr"} <= tags
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [e.value for e in events.Scalars("train/loss_step")] == pytest.approx(history["step_losses"])

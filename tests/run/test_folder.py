@@ -1,0 +1,64 @@
+"""One run per folder: refusal without --resume or --overwrite, the lock, the history files."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nextchar.run.checkpoint import load_checkpoint
+from nextchar.run.folder import RunFolderError, RunLock, read_history
+from tests.helpers import cli_train as _cli
+from tests.helpers import train_small as _train
+
+
+def test_training_into_a_run_folder_without_resume_is_refused(tmp_path):
+    """Defect 1: a second run used to replace best/last/history silently."""
+    assert _cli("--max-steps", "4", "--eval-every", "2", "--out", str(tmp_path)).exit_code == 0
+    before = (tmp_path / "last.safetensors").read_bytes()
+    out = _cli("--max-steps", "4", "--seed", "1", "--out", str(tmp_path))
+    assert out.exit_code == 1 and "already holds a run" in out.output and "--overwrite" in out.output
+    assert (tmp_path / "last.safetensors").read_bytes() == before
+    replaced = _cli("--max-steps", "2", "--eval-every", "2", "--seed", "1", "--out", str(tmp_path), "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert load_checkpoint(tmp_path / "last.safetensors").step == 2
+    assert "give one" in _cli("--out", str(tmp_path), "--resume", "--overwrite").output
+
+
+def test_a_locked_run_folder_names_the_holder(tmp_path):
+    """Defect 6: two trainings on one folder both ran; now the second is refused with the holder's PID."""
+    lock = RunLock(tmp_path).acquire()
+    try:
+        out = _cli("--max-steps", "2", "--out", str(tmp_path))
+        assert out.exit_code == 1 and f"in use by another nextchar train (PID {os.getpid()})" in out.output
+    finally:
+        lock.release()
+    assert _cli("--max-steps", "2", "--out", str(tmp_path)).exit_code == 0  # released: usable again
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nextchar.run.folder import RunLock; "
+                               f"lock = RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunFolderError, match=f"PID {holder.pid}"):
+        RunLock(tmp_path).acquire()
+    holder.kill()
+    holder.wait()
+    RunLock(tmp_path).acquire().release()  # no stale lock after SIGKILL
+
+
+def test_history_is_kept_in_the_checkpoint_and_a_broken_history_json_is_rebuilt(tmp_path):
+    """Defect 4: history.json could lag the checkpoint or be truncated; the checkpoint now holds the history."""
+    _train(tmp_path, max_steps=6, eval_every=3)
+    (tmp_path / "history.json").write_text('{"evals": [{"step": 3, "train_lo')  # a kill mid-write, as before
+    with pytest.raises(RunFolderError, match=r"history.json' is not valid JSON .*--resume"):
+        read_history(tmp_path)
+    resumed = _train(tmp_path, max_steps=9, eval_every=3, resume=True)
+    history = read_history(tmp_path)
+    assert len(history["step_losses"]) == 9 == load_checkpoint(tmp_path / "last.safetensors").step
+    assert history["step_losses"] == resumed.step_losses
+
+
+def test_empty_out_and_unwritable_train_out_are_refused(tmp_path):
+    assert "--out is empty" in _cli("--out", "").output
+    assert "cannot write to '/proc/run'" in _cli("--out", "/proc/run").output

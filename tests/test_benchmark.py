@@ -1,0 +1,51 @@
+"""nextchar bench and the bench/ scripts, on tiny workloads: they run and write what they promise."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from nextchar.benchmark import TINY
+from nextchar.cli import main
+from nextchar.exam.protocol import HIDDEN_SIZE
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
+    path = tmp_path / "new_folder" / "bench.json"
+    out = CliRunner().invoke(main, ["bench", "--quick", "--family", "rnn", "--workload", "exam", "--workload",
+                                    "streams-tiny", "--workload", "exam-many", "--no-compile-timing", "--json", str(path)])
+    assert out.exit_code == 0, out.output
+    records = json.loads(path.read_text())["records"]
+    exam = {r["engine"]: r for r in records if r["workload"] == "exam"}
+    assert sorted(exam) == ["cell", "compiled", "fused", "module", "scratch"]
+    tiny = {r["engine"] for r in records if r["workload"] == "streams-tiny"}
+    assert tiny == {"module", "cell", "scratch", "fused"}  # the compiled epoch runs the exam's protocol only
+    (many,) = [r for r in records if r["workload"] == "exam-many"]
+    assert many["engine"] == "many" and many["models"] == 32
+    assert abs(many["us_per_model_epoch"] - 1000 * many["ms_per_epoch"] / 32) < 1e-9
+    assert abs(many["speedup_vs_module"] - 1000 * exam["module"]["ms_per_epoch"] / many["us_per_model_epoch"]) < 1e-6
+    records = [r for r in records if r["engine"] != "many"]
+    for r in records:
+        assert r["family"] == "rnn" and r["hidden_size"] == {"exam": HIDDEN_SIZE["rnn"], TINY.name: TINY.hidden_size}[r["workload"]]
+        module = next(m for m in records if m["workload"] == r["workload"] and m["engine"] == "module")
+        assert abs(r["speedup_vs_module"] - module["ms_per_epoch"] / r["ms_per_epoch"]) < 1e-9
+    assert exam["module"]["threads"] == 1  # exam-size models run on one thread
+    assert "compiled" in out.output and "vs module" in out.output
+
+
+def test_bench_unknown_workload_is_a_flag_error():
+    out = CliRunner().invoke(main, ["bench", "--workload", "huge"])
+    assert out.exit_code == 2 and "huge" in out.output
+
+
+def test_train_reference_script_prints_one_json_object():
+    script = ROOT / "bench" / "train_reference.py"
+    done = subprocess.run([sys.executable, str(script), "--steps", "2", "--corpus-bytes", "60000", "--family", "gru",
+                           "--threads", "1"], capture_output=True, text=True, check=True, timeout=300)
+    result = json.loads(done.stdout)
+    gru = result["families"]["gru"]
+    assert result["steps"] == 2 and set(gru) >= {"reference", "nextchar"}
+    assert gru["nextchar"]["speed_vs_reference"] == gru["nextchar"]["chars_per_sec"] / gru["reference"]["chars_per_sec"]

@@ -17,7 +17,7 @@ TOLERANCE = 1e-4
 def _torchrun(nproc: int, out: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "nextchar", *ARGS, "--out", str(out), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
 def _losses(out: Path) -> list[float]:

@@ -9,9 +9,10 @@ from nextchar.exam.verify import verify_family
 from nextchar.generate import generate, predict
 from nextchar.run.checkpoint import load_checkpoint
 from nextchar.run.trainer import TrainConfig, train
+from tests.helpers import FIXTURE
+from tests.helpers import SMALL_24 as SMALL
 
 from .conftest import requires_cuda
-from .test_trainer import FIXTURE, SMALL
 
 pytestmark = [pytest.mark.gpu, requires_cuda]
 

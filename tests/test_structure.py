@@ -161,3 +161,40 @@ def test_the_readme_tree_equals_git_ls_files_src():
     assert len(named) == len(set(named)), "the README's tree names a file twice"
     assert set(named) == files, {"missing from the README": sorted(files - set(named)),
                                  "in the README, not tracked": sorted(set(named) - files)}
+
+
+def test_only_the_commands_import_click():
+    """Printing and flags belong to cli/; the library under it never imports click."""
+    importers = {name for name, path in ((n, p) for n, p in _modules().items())
+                 if any(m == "click" or m.startswith("click.") for m in _all_imports(path))}
+    assert importers and all(name.startswith("nextchar.cli") for name in importers), sorted(importers)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every module an import statement in ``path`` names (absolute names; relative ones are nextchar's)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_every_import_the_readme_shows_works():
+    """`from nextchar... import ...` lines in the README's code blocks name what the package exports."""
+    import importlib
+
+    text = (ROOT / "README.md").read_text()
+    lines = [line.strip() for block in text.split("```python")[1:] for line in block.split("```")[0].splitlines()]
+    imports = [line for line in lines if line.startswith("from nextchar")]
+    assert imports
+    for line in imports:
+        module, _, names = line.removeprefix("from ").partition(" import ")
+        loaded = importlib.import_module(module)
+        for name in names.split(","):
+            assert hasattr(loaded, name.strip()), f"{line}: {name.strip()}"

@@ -12,7 +12,7 @@ from tests.helpers import train_small as _train
 
 
 def test_predict_reads_long_texts_in_bounded_windows(tmp_path):
-    """Defect 2: one heatmap row per character; now a window of --rows from --offset, files carry all."""
+    """The heatmap shows a window of --rows from --offset (it once had a row per character); the files hold every position."""
     _train(tmp_path, max_steps=2, eval_every=2)
     text = FIXTURE.read_text()[:3000]
     source = tmp_path / "long.txt"
@@ -37,7 +37,7 @@ def test_predict_reads_long_texts_in_bounded_windows(tmp_path):
 
 
 def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
-    """Defect 2: 10,000 characters grew past 24 GB; the peak RSS must not grow with the text's length."""
+    """The peak RSS does not grow with the text's length (10,000 characters once took 24 GB)."""
     _train(tmp_path, max_steps=2, eval_every=2)
     text = FIXTURE.read_text()
 

@@ -12,7 +12,7 @@ from tests.helpers import train_small as _train
 
 
 def test_training_into_a_run_folder_without_resume_is_refused(tmp_path):
-    """Defect 1: a second run used to replace best/last/history silently."""
+    """A second run into a folder holding a run is refused (it once replaced best/last/history silently)."""
     assert _cli("--max-steps", "4", "--eval-every", "2", "--out", str(tmp_path)).exit_code == 0
     before = (tmp_path / "last.safetensors").read_bytes()
     out = _cli("--max-steps", "4", "--seed", "1", "--out", str(tmp_path))
@@ -25,7 +25,7 @@ def test_training_into_a_run_folder_without_resume_is_refused(tmp_path):
 
 
 def test_a_locked_run_folder_names_the_holder(tmp_path):
-    """Defect 6: two trainings on one folder both ran; now the second is refused with the holder's PID."""
+    """A second training on a locked folder is refused, naming the holder's PID."""
     lock = RunLock(tmp_path).acquire()
     try:
         out = _cli("--max-steps", "2", "--out", str(tmp_path))
@@ -37,18 +37,20 @@ def test_a_locked_run_folder_names_the_holder(tmp_path):
 
 def test_the_lock_dies_with_its_process(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nextchar.run.folder import RunLock; "
-                               f"lock = RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+                               f"lock = RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(900)"],
                               stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
-    with pytest.raises(RunFolderError, match=f"PID {holder.pid}"):
-        RunLock(tmp_path).acquire()
-    holder.kill()
-    holder.wait()
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderError, match=f"PID {holder.pid}"):
+            RunLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
     RunLock(tmp_path).acquire().release()  # no stale lock after SIGKILL
 
 
 def test_history_is_kept_in_the_checkpoint_and_a_broken_history_json_is_rebuilt(tmp_path):
-    """Defect 4: history.json could lag the checkpoint or be truncated; the checkpoint now holds the history."""
+    """The checkpoint holds the history, so a lagging or broken history.json is rebuilt from it."""
     _train(tmp_path, max_steps=6, eval_every=3)
     (tmp_path / "history.json").write_text('{"evals": [{"step": 3, "train_lo')  # a kill mid-write, as before
     with pytest.raises(RunFolderError, match=r"history.json' is not valid JSON .*--resume"):

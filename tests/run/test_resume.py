@@ -18,7 +18,7 @@ from tests.helpers import train_small as _train
 
 
 def test_resume_lists_every_mismatch_and_applies_safe_changes(tmp_path):
-    """Defect 3: --resume ignored or crashed on changed flags; now mismatches are listed, safe ones apply."""
+    """--resume lists every flag that must match and does not; the flags that may change take effect."""
     assert _cli("--max-steps", "4", "--eval-every", "4", "--out", str(tmp_path)).exit_code == 0
     out = _cli("--out", str(tmp_path), "--resume", "--hidden-size", "32", "--optimizer", "sgd", "--batch-size", "8",
                "--model", "gru", "--seq-len", "8")

@@ -13,9 +13,8 @@ from tests.helpers import train_small as _train
 
 
 def test_divergence_never_saves_non_finite_weights(tmp_path, monkeypatch):
-    """Defect 5: a step that made the weights non-finite (its loss, taken before the step, still finite) was
-    evaluated and saved as last; now the save is refused, naming the step, and last keeps the finite state."""
-    from nextchar.step import NonFiniteLossError
+    """A step that makes the weights non-finite (its loss, taken before the step, still finite) is never
+    saved: the save is refused, naming the step, and last keeps the finite state."""
 
     real_step, calls = torch.optim.AdamW.step, []
 

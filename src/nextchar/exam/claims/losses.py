@@ -40,7 +40,7 @@ def claim_cross_entropy_only(epochs: int = 150, seeds: int = 32, lr: float = exa
     solved = {loss: sum(a == 1.0 for a in r[0]) / seeds for loss, r in runs.items()}
     learns = acc["mse"] >= acc["cross_entropy"] - 0.01 and acc["mse"] > 0.9
     figure = loss_curves({f"{loss} (mean of {seeds} seeds)": (range(1, epochs + 1), r[2]) for loss, r in runs.items()},
-                         title="nn.RNN(7, 8) on hi?hello!!", xlabel="epoch", logy=True)
+                         title=f"nn.RNN({exam.VOCAB_SIZE}, {exam.HIDDEN_SIZE['rnn']}) on hi?hello!!", xlabel="epoch", logy=True)
     return ClaimResult(
         5, "An RNN or LSTM must always be trained with CrossEntropyLoss.", not learns,
         {"accuracy": acc, "accuracy_ci95": ci, "solved_fraction": solved, "seeds": seeds,

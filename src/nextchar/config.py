@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -127,6 +128,7 @@ class TrainConfig:
             (self.clip is None or self.clip >= 0, f"clip must be >= 0, got {self.clip}"),
             (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
             (self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
+            (0 <= self.seed < 2**64, f"seed must be in 0..2**64-1 (torch.manual_seed's range), got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -148,3 +150,26 @@ def field_help(cls: type) -> dict[str, str]:
                 and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)):
             docs[field_node.target.id] = " ".join(str(doc.value.value).split())
     return docs
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def check_field_types(cls: type, values: dict[str, Any], where: str) -> None:
+    """Untrusted values (a checkpoint's metadata) must have the types ``cls``'s fields declare: an int is not
+    a bool or a float, a float is a finite number, ``X | None`` allows None. Unknown names are refused."""
+    declared = {f.name: f.type for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {unknown[:10]}; expected some of {sorted(declared)}")
+    for name, value in values.items():
+        options = [t.strip() for t in str(declared[name]).split("|")]
+        if value is None and "None" in options:
+            continue
+        allowed = tuple(t for option in options for t in _TYPES.get(option, ()))
+        ok = isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if not ok:
+            raise ValueError(f"{where}: {name} must be {' or '.join(options)}, got {value!r} "
+                             f"({type(value).__name__})"[:300])

@@ -26,10 +26,11 @@ class Vocab:
             raise ValueError("vocab: needs at least one character, got none")
         bad = [c for c in self.chars if not isinstance(c, str) or len(c) != 1]
         if bad:
-            raise ValueError(f"vocab: every entry must be a single character, got {bad[:5]!r}")
-        dupes = sorted({c for c in self.chars if self.chars.count(c) > 1})
+            raise ValueError(f"vocab: every entry must be a single character, got {bad[:5]!r}"[:300])
+        seen: set[str] = set()
+        dupes = sorted({c for c in self.chars if c in seen or seen.add(c)})  # one pass: long vocabularies too
         if dupes:
-            raise ValueError(f"vocab: characters must be distinct, got duplicates {dupes!r}")
+            raise ValueError(f"vocab: characters must be distinct, got duplicates {dupes[:20]!r}")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, int]) -> Vocab:

@@ -92,3 +92,76 @@ def test_a_checkpoint_file_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "mode.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def _meta_of(path) -> dict:
+    good = path.read_bytes()
+    size = int.from_bytes(good[:8], "little")
+    return json.loads(json.loads(good[8:8 + size])["__metadata__"]["nextchar"])
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("hidden_size", 30000, r"of shape \[64, 8\], expected \[120000, 8\]"),  # allocated 14 GB before
+    ("num_layers", 10**6, "asks for 1000000 layers but holds"),  # hung before
+    ("hidden_size", 16.0, r"hidden_size must be int, got 16.0 \(float\)"),
+    ("dropout", True, r"dropout must be float, got True \(bool\)"),
+])
+def test_a_crafted_model_config_is_refused_before_anything_is_built(tmp_path, field, value, match):
+    _train(tmp_path, max_steps=2, eval_every=2)
+    good = (tmp_path / "last.safetensors").read_bytes()
+    meta = _meta_of(tmp_path / "last.safetensors")
+    meta["model_config"][field] = value
+    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("field,value", [("optimizer", "lbfgs"), ("seq_len", "16"), ("lr", None), ("clip", "x"),
+                                         ("batch_size", 4.0), ("seed", -1), ("eval_every", [])])
+def test_a_crafted_training_config_is_refused_on_load(tmp_path, field, value):
+    """These gave tracebacks on --resume; now the checkpoint is refused when read, naming the field."""
+    _train(tmp_path, max_steps=2, eval_every=2)
+    good = (tmp_path / "last.safetensors").read_bytes()
+    meta = _meta_of(tmp_path / "last.safetensors")
+    meta["train_config"][field] = value
+    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    with pytest.raises(CheckpointError, match=field):
+        load_checkpoint(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.float64])
+def test_weights_of_another_dtype_are_refused_not_converted(tmp_path, dtype):
+    from safetensors.torch import load as load_bytes
+    from safetensors.torch import save as save_bytes
+
+    _train(tmp_path, max_steps=2, eval_every=2)
+    good = (tmp_path / "last.safetensors").read_bytes()
+    size = int.from_bytes(good[:8], "little")
+    metadata = json.loads(good[8:8 + size])["__metadata__"]
+    tensors = load_bytes(good)
+    tensors["model.head.weight"] = tensors["model.head.weight"].to(dtype)
+    (tmp_path / "bad.safetensors").write_bytes(save_bytes(tensors, metadata=metadata))
+    with pytest.raises(CheckpointError, match="'model.head.weight' of dtype .*, expected F32"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+
+
+def test_a_long_vocabulary_with_a_duplicate_is_named_in_one_pass():
+    """The duplicate check was quadratic (60,000 characters took 50 s); it is one pass over a set now."""
+    from nextchar.vocab import Vocab
+
+    chars = tuple(chr(0x4E00 + i) for i in range(20_000)) * 10  # 200,000 entries: hours when quadratic
+    with pytest.raises(ValueError, match="duplicates"):
+        Vocab(chars)
+
+
+@pytest.mark.parametrize("field,value,match", [("optimizer", "adam", "optimizer state that is not param groups"),
+                                               ("step", 2.0, "step 2.0"), ("carry", "both", "carry 'both'"),
+                                               ("evals", [{"step": "x"}], "evaluations")])
+def test_crafted_run_state_is_refused_on_load(tmp_path, field, value, match):
+    _train(tmp_path, max_steps=2, eval_every=2)
+    good = (tmp_path / "last.safetensors").read_bytes()
+    meta = _meta_of(tmp_path / "last.safetensors")
+    meta[field] = value
+    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tmp_path / "bad.safetensors")

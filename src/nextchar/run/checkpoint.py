@@ -27,14 +27,7 @@ from ..config import ModelConfig
 from ..model import CharModel
 from ..outputs import write_bytes_atomic
 from ..vocab import Vocab
-
-FORMAT, VERSION = "nextchar-checkpoint", 1
-REQUIRED_META = ("model_config", "vocab", "step", "epoch", "best_val_loss", "train_config", "optimizer_name",
-                 "optimizer", "carry")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit."""
+from .checkpoint_header import FORMAT, VERSION, CheckpointError, check_checkpoint_file
 
 
 @dataclass(kw_only=True)
@@ -72,6 +65,15 @@ class Checkpoint:
         except RuntimeError as error:
             raise CheckpointError(f"checkpoint: weights do not fit the saved model config: {error}") from None
         return model.to(device)
+
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Load the saved optimizer state into ``optimizer`` (built for this checkpoint's model)."""
+        if self.optimizer is None:
+            return
+        try:
+            optimizer.load_state_dict(self.optimizer)
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise CheckpointError(f"checkpoint: its optimizer state does not fit the model: {error}"[:400]) from None
 
 
 def _optimizer_to_flat(state_dict: dict) -> tuple[dict[str, Tensor], dict]:
@@ -124,51 +126,20 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return write_bytes_atomic(path, payload)
 
 
-def _read_metadata(raw: bytes, path: Path) -> dict:
-    """safetensors' header: 8 bytes of length, then JSON with ``__metadata__``."""
-    try:
-        size = int.from_bytes(raw[:8], "little")
-        header = json.loads(raw[8:8 + size])
-        return json.loads(header["__metadata__"]["nextchar"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise CheckpointError(f"checkpoint: {str(path)!r} is not a nextchar checkpoint "
-                              "(no nextchar metadata in a safetensors header)") from None
-
-
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint onto the CPU (whatever device it was trained on); clear errors if it is not one."""
+    """Read a checkpoint onto the CPU (whatever device it was trained on). Its header and metadata are
+    checked before anything is built (``checkpoint_header.py``); anything else is a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint: {str(path)!r} does not exist or is not a file")
     raw = path.read_bytes()
-    meta = _read_metadata(raw, path)
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint: {str(path)!r} has nextchar metadata that is not a JSON object")
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint: {str(path)!r} has format {meta.get('format')!r} version "
-                              f"{meta.get('version')!r}, expected {FORMAT!r} version {VERSION}")
-    missing = [key for key in REQUIRED_META if key not in meta]
-    if missing:
-        raise CheckpointError(f"checkpoint: {str(path)!r} lacks metadata {missing}; it was not written by nextchar "
-                              "or was edited")
+    meta, config, vocab = check_checkpoint_file(raw, path)
     try:
         tensors = load_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint: {str(path)!r} is corrupt: {error}") from None
-    try:
-        config, vocab = ModelConfig(**meta["model_config"]), Vocab(tuple(meta["vocab"]))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"checkpoint: {str(path)!r} has an invalid config or vocabulary: {error}") from None
-    if config.vocab_size != len(vocab):
-        raise CheckpointError(f"checkpoint: {str(path)!r} has a model for {config.vocab_size} characters but a "
-                              f"vocabulary of {len(vocab)}")
-    try:
-        parts = 0 if meta["carry"] == "none" else 2 if meta["carry"] == "pair" else 1
-        carry = [tensors[f"carry.{i}"] for i in range(parts)] or None
-    except KeyError as error:
-        raise CheckpointError(f"checkpoint: {str(path)!r} lacks the carried state tensor {error}") from None
-    if not isinstance(meta["step"], int) or meta["step"] < 0:
-        raise CheckpointError(f"checkpoint: {str(path)!r} has step {meta['step']!r}, expected an integer >= 0")
+        raise CheckpointError(f"checkpoint: {str(path)!r} is corrupt: {error}"[:400]) from None
+    parts = {"none": 0, "tensor": 1, "pair": 2}[meta["carry"]]
+    carry = [tensors[f"carry.{i}"] for i in range(parts)]
     losses = tensors.get("history.step_losses")
     return Checkpoint(
         model_config=config, vocab=vocab,
@@ -177,7 +148,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         train_config=meta["train_config"], optimizer_name=meta["optimizer_name"],
         optimizer=_optimizer_from_flat(tensors, meta["optimizer"]) if meta["optimizer"] else None,
         rng={k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")},
-        carry=None if carry is None else tuple(carry) if len(carry) == 2 else carry[0],
+        carry=None if not carry else tuple(carry) if len(carry) == 2 else carry[0],
         evals=meta.get("evals") or [], step_losses=None if losses is None else losses.tolist(),
         text=meta.get("text") or {},
     )

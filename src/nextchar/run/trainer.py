@@ -192,8 +192,7 @@ def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConf
 def _restore(session: _Session, checkpoint: Checkpoint, dist: Distributed) -> None:
     """Weights, optimizer state (at the lr asked for now), step, carried state, RNG and history."""
     session.model.load_state_dict(checkpoint.model_state)
-    if checkpoint.optimizer is not None:
-        session.optimizer.load_state_dict(checkpoint.optimizer)
+    checkpoint.restore_optimizer(session.optimizer)
     for group in session.optimizer.param_groups:
         group["lr"] = session.config.lr  # --lr on resume takes effect (the saved groups hold the old one)
     result = session.result

@@ -1,12 +1,13 @@
 """nextchar report: input recognition, a page from each kind of input alone, and the --report shortcuts."""
 import json
+import os
 import re
 
 import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
-from nextchar.report import ReportInputError, build_report, recognize
+from nextchar.report import ReportInputError, build_report, recognize, render
 from tests.helpers import FIXTURE
 
 
@@ -95,3 +96,47 @@ def test_train_tensorboard_writes_the_runs_scalars(tmp_path):
             "eval/chars_per_sec", "eval/lr"} <= tags
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [e.value for e in events.Scalars("train/loss_step")] == pytest.approx(history["step_losses"])
+
+
+def _claims_json(folder, figures: dict) -> str:
+    path = folder / "claims.json"
+    path.write_text(json.dumps({"claims": {"2": {"statement": "s", "verdict": True, "explanation": "e",
+                                                 "evidence": {}, "figures": figures}}}))
+    return str(path)
+
+
+def test_a_claims_json_cannot_embed_files_outside_its_folder(tmp_path):
+    """A figure path that is absolute, climbs out with .., or is a symlink out is left out with a warning
+    naming it; so is a file that is not a PNG. The page never holds those files' bytes."""
+    import base64
+    import os
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\n" + b"TOPSECRET" * 10)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "figure.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"FIGURE" * 10)
+    (folder / "notes.png").write_text("not a png at all")
+    os.symlink(secret, folder / "link.png")
+    figures = {"absolute": str(secret), "climbs": "../secret.png", "link": "link.png", "text": "notes.png",
+               "good": "figure.png", "passwd": "/etc/passwd"}
+    source = _claims_json(folder, figures)
+    with pytest.warns(Warning) as caught:
+        page = render([recognize(source)])
+    assert base64.b64encode(b"TOPSECRET" * 10)[:40].decode() not in page
+    assert base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"FIGURE" * 10).decode() in page
+    left_out = " ".join(str(w.message) for w in caught)
+    for name in ("secret.png", "../secret.png", "link.png", "notes.png", "/etc/passwd"):
+        assert repr(name) in left_out or name in left_out, name
+    out = CliRunner().invoke(main, ["report", source, "--out", str(tmp_path / "page.html")])
+    assert out.exit_code == 0 and "warning: report: figure '../secret.png'" in out.output
+
+
+def test_claims_json_records_its_figures_relative_to_itself(tmp_path):
+    path = tmp_path / "claims.json"
+    out = CliRunner().invoke(main, ["claims", "--claim", "1", "--quick", "--json", str(path), "--out",
+                                    str(tmp_path / "figures")])
+    assert out.exit_code == 0, out.output
+    figures = json.loads(path.read_text())["claims"]["1"]["figures"]
+    assert figures and all(not os.path.isabs(p) and p.startswith("figures/") for p in figures.values())
+    assert "data:image/png;base64," in render([recognize(str(path))])

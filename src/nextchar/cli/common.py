@@ -146,13 +146,18 @@ report_option = click.option("--report", "report_path", default=None, type=click
 
 
 @contextmanager
-def results_json(json_path: str | None, report_path: str | None) -> Iterator[str | None]:
-    """The JSON path to write: the one asked for, or, when only --report wants it, a file in a temporary
-    folder that is removed once the page is built (the page holds everything it shows)."""
+def results_json(json_path: str | None, report_path: str | None, folder: str | None = None) -> Iterator[str | None]:
+    """The JSON path to write: the one asked for, or, when only --report wants it, a temporary file that is
+    removed once the page is built (the page holds everything it shows). ``folder``: where that temporary
+    file goes (claims': its figures' folder, since a JSON may only name figures inside its own folder)."""
     if json_path or not report_path:
         yield json_path
         return
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="nextchar-") as folder:
-        yield str(Path(folder) / "results.json")
+    handle, path = tempfile.mkstemp(prefix=".nextchar-", suffix=".json", dir=folder)
+    os.close(handle)
+    try:
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """The exam's commands: ``exam``, ``verify``, ``claims``, and ``bench`` (engines side by side)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -104,22 +105,27 @@ def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
 
     set_threads(threads)
     prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
-    results = {}
-    for number in sorted(claims) or range(1, 6):
-        with clear_errors():
-            result = run_claim(number, "quick" if quick else "full", device)
-        results[str(number)] = result.to_json()
-        click.echo(f"== Claim {number}: {result.statement}")
-        click.echo(f"verdict: {'TRUE' if result.verdict else 'FALSE'}")
-        click.echo(f"evidence: {result.explanation}")
-        results[str(number)]["figures"] = {}
-        for name, fig in result.figures.items():
+    with results_json(json_path, report_path, folder=out) as json_path:
+        results = {}
+        for number in sorted(claims) or range(1, 6):
             with clear_errors():
-                path = save(fig, Path(out) / f"claim{number}_{name}.png")
-            results[str(number)]["figures"][name] = str(path.resolve())
-            click.echo(f"figure: {path}")
-        click.echo()
-    with results_json(json_path, report_path) as json_path:
+                result = run_claim(number, "quick" if quick else "full", device)
+            results[str(number)] = result.to_json()
+            click.echo(f"== Claim {number}: {result.statement}")
+            click.echo(f"verdict: {'TRUE' if result.verdict else 'FALSE'}")
+            click.echo(f"evidence: {result.explanation}")
+            results[str(number)]["figures"] = {}
+            for name, fig in result.figures.items():
+                with clear_errors():
+                    path = save(fig, Path(out) / f"claim{number}_{name}.png")
+                # relative to the JSON: a report reads figures only from inside the JSON's own folder
+                results[str(number)]["figures"][name] = os.path.relpath(path.resolve(),
+                                                                        Path(json_path or ".").resolve().parent)
+                click.echo(f"figure: {path}")
+                if json_path and results[str(number)]["figures"][name].startswith(".."):
+                    click.echo(f"warning: {path} is outside the folder of {json_path}; nextchar report shows only "
+                               "figures inside a JSON's own folder", err=True)
+            click.echo()
         write_json_output(json_path, {"claims": results})
         write_report_option(json_path, report_path)
 

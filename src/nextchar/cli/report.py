@@ -16,16 +16,30 @@ from .common import clear_errors, prepare_outputs, set_threads
 def report(inputs, out) -> None:
     """Build one page from INPUTS: the JSON of exam, verify, claims, sweep or bench (--json) and train run
     folders, each recognised from its content. With no INPUTS, runs the exam and verify first."""
-    from ..report import build_report
-
     set_threads(1)
     prepare_outputs({"--out": out})
     with clear_errors():
         if inputs:
-            click.echo(f"report: {build_report(inputs, out)}")
+            _build(inputs, out)
             return
         with tempfile.TemporaryDirectory(prefix="nextchar-report-") as folder:  # the page holds what it shows
-            click.echo(f"report: {build_report(_run_exam_and_verify(Path(folder)), out)}")
+            _build(_run_exam_and_verify(Path(folder)), out)
+
+
+def _build(inputs, out: str) -> None:
+    """Build the page; what it leaves out of an input (a figure outside the JSON's folder, ...) is a warning."""
+    import warnings
+
+    from ..report import build_report
+    from ..report.sections import ReportWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ReportWarning)
+        path = build_report(inputs, out)
+    for warning in caught:
+        if issubclass(warning.category, ReportWarning):
+            click.echo(f"warning: {warning.message}", err=True)
+    click.echo(f"report: {path}")
 
 
 def _run_exam_and_verify(folder: Path) -> list[str]:
@@ -44,7 +58,5 @@ def _run_exam_and_verify(folder: Path) -> list[str]:
 def write_report_option(json_payload_path: str, report_path: str | None) -> None:
     """``--report FILE`` of exam, claims and sweep: the page from the JSON the command just wrote."""
     if report_path:
-        from ..report import build_report
-
         with clear_errors():
-            click.echo(f"report: {build_report([json_payload_path], report_path)}")
+            _build([json_payload_path], report_path)

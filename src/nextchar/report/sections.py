@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,35 @@ def data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def png_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class ReportWarning(UserWarning):
+    """Something an input names that the page leaves out, and why."""
+
+
+def figure_uri(name: Any, source: str) -> str | None:
+    """The figure ``name`` that the JSON ``source`` records, as an inline PNG, if it is one and lies inside
+    the JSON's own folder (no absolute path, no ``..``, no symlink out); else None and a warning naming it."""
+    folder = Path(source).resolve().parent
+    path = Path(str(name))
+    reason = None
+    if not isinstance(name, str) or path.is_absolute() or ".." in path.parts:
+        reason = "is not a path inside the JSON's folder"
+    elif not (folder / path).resolve().is_relative_to(folder):
+        reason = "leads outside the JSON's folder"
+    elif not (folder / path).is_file():
+        reason = "does not exist"
+    else:
+        with open(folder / path, "rb") as file:
+            data = file.read(len(PNG_MAGIC))
+        if data != PNG_MAGIC:
+            reason = "is not a PNG"
+    if reason:
+        warnings.warn(ReportWarning(f"report: figure {str(name)[:200]!r} of {source!r} {reason}; left out"),
+                      stacklevel=2)
+        return None
+    return "data:image/png;base64," + base64.b64encode((folder / path).read_bytes()).decode("ascii")
 
 
 def table_rows(probs_head: list[list[float]]) -> list[list[dict]]:
@@ -54,11 +82,9 @@ def claims_section(item: ReportInput) -> dict:
     for number, claim in sorted(item.data["claims"].items(), key=lambda kv: int(kv[0])):
         figures = []
         for name, path in (claim.get("figures") or {}).items():
-            path = Path(path)
-            if not path.is_absolute():
-                path = Path(item.source).parent / path
-            if path.is_file():
-                figures.append({"uri": png_uri(path), "alt": f"Claim {number}: {name} figure"})
+            uri = figure_uri(path, item.source)
+            if uri is not None:
+                figures.append({"uri": uri, "alt": f"Claim {number}: {name} figure"})
         evidence = {k: v for k, v in claim.get("evidence", {}).items() if k in ("task", "accuracy", "counts", "abcd",
                                                                                    "hi?hello!!", "accuracy_ci95")}
         claims.append({"number": number, "claim": claim, "figures": figures,

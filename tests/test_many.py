@@ -6,7 +6,8 @@ import torch
 from nextchar.config import ModelConfig
 from nextchar.exam.problems import PROBLEMS, build_problem_model
 from nextchar.fitting import fit
-from nextchar.many import fit_many
+from nextchar.many import fit_many, fit_stacked
+from nextchar.step import NonFiniteLossError
 from nextchar.model import CharModel, copy_weights
 from nextchar.vocab import exam_data
 
@@ -59,3 +60,40 @@ def test_gru_models_equal_each_model_trained_alone():
     alone = [_alone(m, x[:200], y[:200], 8, 0.1)[1] for m in models]
     for single, together in zip(alone, fit_many(models, x[:200], y[:200], epochs=8)):
         assert torch.equal(together.probs, single.probs)
+
+
+@pytest.mark.parametrize("family", ["rnn", "gru"])
+def test_a_diverging_model_is_recorded_and_the_others_equal_training_them_alone(family):
+    """With diverged="record" a model whose loss becomes NaN ends alone; its block's other lanes (which stop
+    with it in the kernel) are trained again, so every other result equals that model trained alone."""
+    _, x, y = exam_data()
+
+    def fresh(seed):
+        torch.manual_seed(seed)
+        return CharModel(ModelConfig(7, family, "cell", 8))
+
+    lrs = [0.1, float("inf"), 0.05, 0.1]
+    results = fit_many([fresh(s) for s in range(4)], x, y, epochs=6, lrs=lrs, labels=[f"seed {s}" for s in range(4)],
+                       diverged="record")
+    assert results[1].diverged_at_epoch == 2 and results[1].final_loss is None and results[1].probs is None
+    for k in (0, 2, 3):
+        alone = fit_many([fresh(k)], x, y, epochs=6, lrs=lrs[k])[0]
+        assert results[k].diverged_at_epoch is None and torch.equal(results[k].probs, alone.probs), k
+    with pytest.raises(NonFiniteLossError, match="epoch 2 of seed 1"):
+        fit_many([fresh(s) for s in range(4)], x, y, epochs=6, lrs=lrs, labels=[f"seed {s}" for s in range(4)])
+
+
+def test_the_stacked_engine_records_a_diverging_model_and_trains_the_others_as_before():
+    _, x, y = exam_data()
+
+    def fresh(seed):
+        torch.manual_seed(seed)
+        return CharModel(ModelConfig(7, "rnn", "cell", 8))
+
+    lrs = [0.1, float("inf"), 0.05]
+    results = fit_stacked([fresh(s) for s in range(3)], x, y, epochs=5, lrs=lrs, diverged="record")
+    assert results[1].diverged_at_epoch == 2 and results[1].probs is None
+    healthy = fit_stacked([fresh(0), fresh(2)], x, y, epochs=5, lrs=[0.1, 0.05])
+    for got, want in zip((results[0], results[2]), healthy):
+        torch.testing.assert_close(got.probs, want.probs)
+        assert [h["loss"] for h in got.history] == pytest.approx([h["loss"] for h in want.history])

@@ -9,9 +9,24 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .budget import check_memory
+from .cells import GATES
 from .device import resolve_device
 from .exam import protocol as exam
-from .step import accuracy, check_optimizer, loss_fn, make_optimizer, train_step
+from .step import accuracy, check_optimizer, loss_fn, make_optimizer, param_count, train_step
+
+
+HISTORY_BYTES_PER_EPOCH = 400
+"""One epoch's record in the history (a dict of three numbers) and the compiled engines' per-epoch arrays."""
+
+
+def fit_memory(*, models: int, steps: int, vocab_size: int, hidden_size: int, gates: int, params: int,
+               epochs: int) -> int:
+    """Bytes that training ``models`` models by fit's protocol holds: each model's per-epoch history, its
+    per-step activations and fitted probabilities (steps x (V + (gates + 3) H), forward and backward) and its
+    parameters with their gradient and Adam moments."""
+    per_model = epochs * HISTORY_BYTES_PER_EPOCH + steps * (vocab_size + (gates + 3) * hidden_size) * 8 + params * 16
+    return models * per_model
 
 
 @dataclass
@@ -22,10 +37,13 @@ class FitResult:
     """One ``{'epoch', 'loss', 'accuracy'}`` per epoch, measured on that epoch's forward pass."""
     probs: Tensor | None = None
     """softmax of the last epoch's forward pass (taken before that epoch's optimizer step), on the CPU."""
+    diverged_at_epoch: int | None = None
+    """The epoch whose loss was NaN or infinite, for a run that diverged (its history holds the epochs before)."""
 
     @property
-    def final_loss(self) -> float:
-        return self.history[-1]["loss"]
+    def final_loss(self) -> float | None:
+        """The last epoch's loss; None for a run that diverged."""
+        return None if self.diverged_at_epoch is not None else self.history[-1]["loss"]
 
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam.LR, optimizer: str = exam.OPTIMIZER,
@@ -43,13 +61,19 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam
         raise ValueError(f"train: epochs must be >= 1, got {epochs}")
     check_optimizer(optimizer, lr)
     criterion = loss_fn(loss)
+    config = getattr(model, "config", None)
+    check_memory(fit_memory(models=1, steps=x.shape[0], vocab_size=y.shape[-1] if y.is_floating_point() else 0,
+                            hidden_size=getattr(config, "hidden_size", 0) * getattr(config, "num_layers", 1),
+                            gates=GATES.get(getattr(config, "family", ""), 1), params=param_count(model),
+                            epochs=epochs),
+                 f"train: {epochs:,} epochs on {x.shape[0]:,} steps", "train fewer epochs (--epochs)")
     if seed is not None:
         torch.manual_seed(seed)
     device = resolve_device(device)
     model.to(device).train()
     x, y = x.to(device), y.to(device)
     result = FitResult()
-    if getattr(getattr(model, "config", None), "engine", None) == "compiled":
+    if getattr(config, "engine", None) == "compiled":
         from .fused.compiled import check_supported, compiled_fit
 
         check_supported(model, x, optimizer, loss, device)

@@ -20,11 +20,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .budget import check_memory
+from .cells import GATES
 from .device import resolve_device
 from .exam import protocol as exam
-from .fitting import FitResult
+from .fitting import FitResult, fit_memory
 from .model import CharModel
-from .step import check_finite
+from .step import check_finite, param_count
+
+
+def models_memory(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int) -> int:
+    """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`)."""
+    config = models[0].config
+    return fit_memory(models=len(models), steps=x.shape[0], vocab_size=config.vocab_size,
+                      hidden_size=config.hidden_size, gates=GATES[config.family], params=param_count(models[0]),
+                      epochs=epochs)
 
 
 def _trained_tensors(model: CharModel) -> list[Tensor]:
@@ -85,13 +95,21 @@ def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct
     return np.repeat(done, LANES)[:K]
 
 
+DIVERGED = ("raise", "record")
+"""What a model whose loss becomes NaN or infinite does: stop everything with an error naming it (raise), or
+end alone, recorded in its FitResult (record), while the other models train on."""
+
+
 @torch.no_grad()
 def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
-             lrs: float | Sequence[float] = exam.LR) -> list[FitResult]:
+             lrs: float | Sequence[float] = exam.LR, labels: Sequence[str] | None = None,
+             diverged: str = "raise") -> list[FitResult]:
     """Train each model in place on (x, y) for ``epochs``, model k with learning rate ``lrs[k]``.
 
     Any formulation works as a source of weights (its layer and head weights are what is trained); one
     layer, one-hot input, no dropout, as the compiled engine. Returns one :class:`FitResult` per model.
+    ``labels[k]`` names model k in errors (``seed 3``); ``diverged``: one of :data:`DIVERGED`. A diverged
+    model keeps its initial weights.
     """
     from .fused.compiled import FAMILY_CODES, adam_scalars
     from .fused.many import train_many
@@ -104,8 +122,13 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     bad = [lr for lr in lrs if not lr > 0]
     if bad:
         raise ValueError(f"many: learning rates must be > 0, got {bad[:5]}")
+    if diverged not in DIVERGED:
+        raise ValueError(f"many: diverged must be one of {DIVERGED}, got {diverged!r}")
+    labels = list(labels) if labels is not None else [f"model {k}" for k in range(len(models))]
     x, y = x.cpu(), y.cpu()
     _check_alike(models, x)
+    check_memory(models_memory(models, x, y, epochs), f"many: {len(models)} models x {epochs:,} epochs",
+                 "train fewer models at once or fewer epochs")
     arrays = _stacked(models)
     dtype = arrays[0].dtype.type
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy().astype(arrays[0].dtype))
@@ -120,40 +143,76 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     else:
         done = train_many(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype is np.float32, dtype(1),
                           xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
-    for k, model in enumerate(models):
-        if done[k] < epochs:
-            check_finite(losses[k, done[k]], f"epoch {done[k] + 1} of model {k} (lr {lrs[k]})")
-        for param, trained in zip(_trained_tensors(model), arrays):
-            param.copy_(torch.from_numpy(trained[k]))
-    return [FitResult(history=[{"epoch": e + 1, "loss": float(losses[k, e]), "accuracy": int(correct[k, e]) / T}
-                               for e in range(epochs)], probs=torch.from_numpy(probs[k].copy()))
-            for k in range(K)]
+    stopped = [k for k in range(K) if done[k] < epochs]
+    failed = {k for k in stopped if not np.isfinite(losses[k, done[k]])}
+    if diverged == "raise":
+        for k in stopped:
+            check_finite(losses[k, done[k]], f"epoch {done[k] + 1} of {labels[k]} (lr {lrs[k]})")
+    results: dict[int, FitResult] = {}
+    for k in range(K):
+        history = [{"epoch": e + 1, "loss": float(losses[k, e]), "accuracy": int(correct[k, e]) / T}
+                   for e in range(done[k])]
+        if k in failed:
+            results[k] = FitResult(history=history, diverged_at_epoch=int(done[k]) + 1)
+        elif k not in stopped:
+            for param, trained in zip(_trained_tensors(models[k]), arrays):
+                param.copy_(torch.from_numpy(trained[k]))
+            results[k] = FitResult(history=history, probs=torch.from_numpy(probs[k].copy()))
+    # a block of lanes stops with its first diverging model: train its healthy models again, still untouched
+    again = [k for k in stopped if k not in failed]
+    if again:
+        retrained = fit_many([models[k] for k in again], x, y, epochs=epochs, lrs=[lrs[k] for k in again],
+                             labels=[labels[k] for k in again], diverged=diverged)
+        results.update(zip(again, retrained))
+    return [results[k] for k in range(K)]
 
 
 def fit_stacked(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
                 lrs: float | Sequence[float] = exam.LR, loss: str = "cross_entropy",
-                device: str | torch.device = "cpu") -> list[FitResult]:
+                device: str | torch.device = "cpu", labels: Sequence[str] | None = None,
+                diverged: str = "raise") -> list[FitResult]:
     """:func:`fit_many` in torch: the models' weights stacked (``StackedRecurrent``), trained together on
     ``device`` by the canonical step with a learning rate per model (``StackedAdam``). The models given
-    are left as they were; returns one :class:`FitResult` per model (history and last probs, on the CPU)."""
+    are left as they were; returns one :class:`FitResult` per model (history and last probs, on the CPU).
+    ``labels`` and ``diverged`` as :func:`fit_many`'s: a recorded model's loss leaves the sum the step
+    minimises (each model's gradient is its own, so the others train on exactly as before)."""
     from .stacked import StackedAdam, StackedRecurrent, per_model_loss
     from .step import train_step
 
     if epochs < 1:
         raise ValueError(f"many: epochs must be >= 1, got {epochs}")
+    if not models:
+        raise ValueError("many: needs at least one model")
+    check_memory(models_memory(models, x, y, epochs), f"many: {len(models)} models x {epochs:,} epochs",
+                 "train fewer models at once or fewer epochs")
+    if diverged not in DIVERGED:
+        raise ValueError(f"many: diverged must be one of {DIVERGED}, got {diverged!r}")
+    labels = list(labels) if labels is not None else [f"model {k}" for k in range(len(models))]
     device = resolve_device(device)
     stacked = StackedRecurrent.from_models(models).to(device)
     opt = StackedAdam(stacked.parameters(), lrs)
     x, y = x[:, None].to(device), y.to(device)  # (T, 1, I): one sequence shared by the K models
-    labels = y.argmax(-1)[:, None]  # (T, 1)
+    classes = y.argmax(-1)[:, None]  # (T, 1)
+    alive = torch.ones(len(models), dtype=torch.bool, device=device)
+    diverged_at: list[int | None] = [None] * len(models)
+
+    def criterion(out: Tensor, target: Tensor) -> Tensor:
+        per_model = per_model_loss(loss, out, target)  # (K,)
+        return torch.where(alive & per_model.isfinite(), per_model, torch.zeros_like(per_model)).sum()
+
     histories: list[list[dict]] = [[] for _ in models]
     for epoch in range(1, epochs + 1):
-        logits, _, _ = train_step(stacked, x, y, lambda out, t: per_model_loss(loss, out, t).sum(), opt,
-                                  where=f"epoch {epoch}")
+        logits, _, _ = train_step(stacked, x, y, criterion, opt, where=f"epoch {epoch}")
         with torch.no_grad():
-            losses = per_model_loss(loss, logits, y).tolist()
-            accuracy = (logits[:, :, 0].argmax(-1) == labels).float().mean(0).tolist()
-        for history, value, acc in zip(histories, losses, accuracy):
-            history.append({"epoch": epoch, "loss": value, "accuracy": acc})
+            losses = per_model_loss(loss, logits, y)
+            accuracy = (logits[:, :, 0].argmax(-1) == classes).float().mean(0).tolist()
+        for k in (alive & ~losses.isfinite()).nonzero().flatten().tolist():
+            if diverged == "raise":
+                check_finite(losses[k], f"epoch {epoch} of {labels[k]}")
+            alive[k], diverged_at[k] = False, epoch
+        for history, value, acc, k in zip(histories, losses.tolist(), accuracy, range(len(models))):
+            if diverged_at[k] is None:
+                history.append({"epoch": epoch, "loss": value, "accuracy": acc})
     probs = logits.detach()[:, :, 0].softmax(-1).cpu()  # (T, K, V)
-    return [FitResult(history=h, probs=probs[:, k].contiguous()) for k, h in enumerate(histories)]
+    return [FitResult(history=h, probs=None if diverged_at[k] is not None else probs[:, k].contiguous(),
+                      diverged_at_epoch=diverged_at[k]) for k, h in enumerate(histories)]

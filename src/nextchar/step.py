@@ -23,13 +23,15 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss (or weights)."""
 
 
-def check_finite(loss: Tensor | float, where: str) -> None:
+LOWER_LR = "try a lower learning rate"
+"""What to do about a diverging run, where the command has no other remedy (the exam's protocol has no clip)."""
+
+
+def check_finite(loss: Tensor | float, where: str, hint: str = LOWER_LR) -> None:
     """Stop with a clear message on a NaN or infinite loss (a tensor, or a float from compiled code)."""
     value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
     if not math.isfinite(value):
-        raise NonFiniteLossError(
-            f"train: loss became {value} at {where}; try a lower learning rate or gradient clipping (--clip)"
-        )
+        raise NonFiniteLossError(f"train: loss became {value} at {where}; {hint}")
 
 
 class StepOutput(NamedTuple):
@@ -48,17 +50,18 @@ def optimizer_params(optimizer: torch.optim.Optimizer) -> list[Tensor]:
 
 def train_step(model: torch.nn.Module, x: Tensor, target: Tensor, criterion: Callable[[Tensor, Tensor], Tensor],
                optimizer: torch.optim.Optimizer, *, state: State | None = None, clip: float | None = None,
-               where: str = "this step", clip_grads: Callable = torch.nn.utils.clip_grad_norm_) -> StepOutput:
+               where: str = "this step", hint: str = LOWER_LR,
+               clip_grads: Callable = torch.nn.utils.clip_grad_norm_) -> StepOutput:
     """zero_grad, ``model(x, state)``, ``criterion(logits, target)``, finite check, backward, clip, step.
 
     ``model`` answers ``forward(x, state) -> (logits, state)`` (a DDP wrapper too); ``where`` names the
-    step in the error a non-finite loss raises; ``clip_grads(params, clip)`` clips (stacked models clip
+    step in the error a non-finite loss raises, ``hint`` what to do about it; ``clip_grads(params, clip)`` clips (stacked models clip
     each model apart: ``stacked.clip_per_model``).
     """
     optimizer.zero_grad(set_to_none=True)
     logits, state = model(x, state)
     loss = criterion(logits, target)
-    check_finite(loss, where)
+    check_finite(loss, where, hint)
     loss.backward()
     if clip:
         clip_grads(optimizer_params(optimizer), clip)

@@ -49,3 +49,13 @@ def test_cli_train_bad_input_is_a_message_not_a_traceback(tmp_path):
 def test_a_seed_past_torchs_range_is_a_flag_error_naming_the_range():
     out = CliRunner().invoke(main, ["exam", "--seed", str(2**64)])
     assert out.exit_code == 2 and "18446744073709551615" in out.output
+
+
+def test_a_memory_error_anywhere_is_one_line(monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("nextchar.cli.exam_output.run_exam", exhausted)
+    out = CliRunner().invoke(main, ["exam", "--problem", "4", "--epochs", "1"])
+    assert out.exit_code == 1 and out.output.startswith("Error: out of memory") and "Traceback" not in out.output
+    assert len(out.output.strip().splitlines()) == 1

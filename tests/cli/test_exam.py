@@ -65,3 +65,11 @@ def test_cli_cuda_without_cuda_is_a_clear_error():
 def test_unseeded_problem_with_a_given_seed_says_so(tmp_path):
     out = CliRunner().invoke(main, ["exam", "--problem", "4", "--epochs", "1", "--seed", "7", "--out", str(tmp_path)])
     assert out.exit_code == 0 and "seed 7 (given with --seed)" in out.output and "nextchar uses" not in out.output
+
+
+def test_an_epoch_count_past_the_memory_limit_is_refused_before_any_work():
+    """exam --engine compiled --epochs 10**9 allocated its per-epoch arrays, then died; now it is refused."""
+    out = CliRunner().invoke(main, ["exam", "--problem", "3", "--engine", "compiled", "--epochs", str(10**12),
+                                    "--jobs", "1"])
+    assert out.exit_code == 1 and "train: 1,000,000,000,000 epochs on 999 steps needs about" in out.output
+    assert "fewer epochs" in out.output and "Traceback" not in out.output

@@ -1,6 +1,8 @@
 """nextchar sweep: seeds, grids, the exam problems' spread, outputs."""
 import csv
 import json
+import re
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from nextchar.exam.sweep import parse_seeds, sweep
 @pytest.mark.parametrize("spec,seeds", [("3", [0, 1, 2]), ("2..4", [2, 3, 4]), ("12345,0..2", [12345, 0, 1, 2]),
                                         ("5,5,1", [5, 1])])
 def test_seed_specs(spec, seeds):
-    assert parse_seeds(spec) == seeds
+    assert list(parse_seeds(spec)) == seeds
 
 
 @pytest.mark.parametrize("spec", ["a", "4..2", "", "1,,x"])
@@ -84,9 +86,9 @@ def test_cli_sweep_writes_json_csv_and_plots(tmp_path):
                                     str(tmp_path / "s.csv"), "--out", str(tmp_path / "plots"), "--no-progress"])
     assert out.exit_code == 0, out.output
     data = json.loads((tmp_path / "s.json").read_text())
-    assert set(data) == {"runs", "summary", "engine", "seconds", "command"} and len(data["runs"]) == 16
+    assert set(data) == {"runs", "summary", "engine", "seconds", "command", "interrupted"} and len(data["runs"]) == 16
     assert set(data["runs"][0]) == {"problem", "model", "family", "hidden_size", "seed", "lr", "epochs", "loss",
-                                    "final_loss", "accuracy", "probs_head"}
+                                    "final_loss", "accuracy", "probs_head", "diverged_at_epoch"}
     assert len(data["runs"][0]["probs_head"]) == 10 and len(data["runs"][0]["probs_head"][0]) == 7
     assert len(list(csv.reader((tmp_path / "s.csv").open()))) == 17
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
@@ -112,3 +114,68 @@ def test_torchrun_splits_the_grid_and_rank_zero_writes_the_one_process_json(tmp_
     for data in (one, two):
         data.pop("seconds"), data.pop("command")  # the command names its own --json
     assert one == two
+
+
+def test_a_sweep_past_the_memory_limit_is_refused_before_any_work_with_the_numbers(monkeypatch):
+    """--seeds 100000000 reached 5 GB, then a MemoryError traceback; now the need is computed first."""
+    monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "1")
+    out = CliRunner().invoke(main, ["sweep", "--seeds", "1000000", "--no-progress"])
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert "sweep: 1,000,000 runs of 100 epochs" in out.output and "more than the 1.0 GiB" in out.output
+    assert "fewer --seeds" in out.output and len(out.output.strip().splitlines()) == 1
+    huge = CliRunner().invoke(main, ["sweep", "--seeds", str(2**64 - 1), "--no-progress"])  # never materialised
+    assert huge.exit_code == 1 and "18,446,744,073,709,551,615 runs" in huge.output
+
+
+@pytest.mark.parametrize("spec,match", [(str(2**64 + 1), r"seeds in 0\.\.2\*\*64-1"), ("0", "gives no seeds")])
+def test_out_of_range_and_empty_seed_specs_are_one_line_errors(spec, match):
+    out = CliRunner().invoke(main, ["sweep", "--seeds", spec, "--no-progress"])
+    assert out.exit_code == 1 and re.search(match, out.output) and "Traceback" not in out.output
+
+
+def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_same_results(monkeypatch):
+    whole = sweep(parse_seeds("8"), epochs=5)
+    monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about 3 exam models at a time
+    chunked = sweep(parse_seeds("8"), epochs=5)
+    assert [asdict(r) for r in chunked.runs] == [asdict(r) for r in whole.runs]
+
+
+def test_a_diverging_configuration_is_recorded_and_the_rest_of_the_sweep_is_kept(tmp_path):
+    """A diverging --lr used to cost the whole grid, written nowhere; now each of its runs is recorded as
+    failed and the rest is kept. (--lr inf itself is a flag error: JSON cannot hold it.)"""
+    out = CliRunner().invoke(main, ["sweep", "--seeds", "4", "--lr", "0.1,1e38", "--epochs", "5", "--json",
+                                    str(tmp_path / "s.json"), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    runs = json.loads((tmp_path / "s.json").read_text())["runs"]
+    failed = [r for r in runs if r["lr"] == 1e38]
+    assert len(failed) == 4 and all(r["final_loss"] is None and r["diverged_at_epoch"] == 2 for r in failed)
+    kept = [r for r in runs if r["lr"] == 0.1]
+    alone = sweep(parse_seeds("4"), lrs=[0.1], epochs=5).runs
+    assert [r["final_loss"] for r in kept] == [r.final_loss for r in alone]
+    assert "4 diverged" in out.output and "first seed 0 at epoch 2" in out.output and "--lr" in out.output
+    assert "--clip" not in out.output
+
+
+def test_ctrl_c_writes_the_runs_that_finished_and_exits_130(tmp_path, monkeypatch):
+    import nextchar.exam.sweep as sweep_module
+
+    real, calls = sweep_module._train, []
+
+    def interrupted_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_train", interrupted_second_chunk)
+    out = CliRunner().invoke(main, ["sweep", "--seeds", "4", "--lr", "0.1,0.05", "--epochs", "3", "--json",
+                                    str(tmp_path / "s.json"), "--no-progress"])
+    assert out.exit_code == 130, out.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["interrupted"] is True and len(data["runs"]) == 4 and {r["lr"] for r in data["runs"]} == {0.1}
+
+
+def test_a_learning_rate_that_is_not_a_finite_positive_number_is_a_flag_error():
+    for value in ("inf", "nan", "-0.1", "0"):
+        out = CliRunner().invoke(main, ["sweep", "--lr", f"0.1,{value}", "--no-progress"])
+        assert out.exit_code == 2 and "finite and > 0" in out.output, value

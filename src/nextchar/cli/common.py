@@ -136,6 +136,9 @@ def clear_errors():
         yield
     except (ValueError, NonFiniteLossError, OutputError) as error:
         raise click.ClickException(str(error)) from None
+    except MemoryError:
+        raise click.ClickException("out of memory: this run needs more memory than the machine has; give it "
+                                   "a smaller model, fewer models or epochs, or a shorter text") from None
     except OSError as error:  # anything else the OS refuses: name the file
         where = f" {error.filename!r}" if error.filename else ""
         raise click.ClickException(f"cannot use{where}: {error.strerror or error}") from None

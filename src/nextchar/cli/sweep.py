@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import sys
 from pathlib import Path
 
 import click
@@ -24,23 +26,28 @@ from .common import (
 from .report import write_report_option
 
 
-def _list(kind, what: str):
-    """A comma list (or repeated flag) of ``kind`` values, parsed with a message naming the flag."""
+def _list(kind, what: str, valid=lambda v: True, rule: str = ""):
+    """A comma list (or repeated flag) of ``kind`` values, parsed with a message naming the flag; each value
+    must pass ``valid`` (``rule`` says what that means)."""
     def parse(ctx, param, values):
         items = [v.strip() for value in values for v in value.split(",") if v.strip()]
         try:
-            return [kind(v) for v in items] or None
+            parsed = [kind(v) for v in items]
         except ValueError:
             raise click.BadParameter(f"expected a comma list of {what}, got {','.join(values)!r}") from None
+        bad = [v for v in parsed if not valid(v)]
+        if bad:
+            raise click.BadParameter(f"{what} must be {rule}, got {bad[:5]}")
+        return parsed or None
     return parse
 
 
 @click.command()
 @click.option("--seeds", default="32", show_default=True,
               help="A count N (seeds 0..N-1), a range A..B, or a comma list of these (e.g. 12345,0..63).")
-@click.option("--lr", "lrs", multiple=True, callback=_list(float, "learning rates"),
+@click.option("--lr", "lrs", multiple=True, callback=_list(float, "learning rates", lambda lr: math.isfinite(lr) and lr > 0, "finite and > 0"),
               help=f"Learning rates, comma list [default: {defaults.DEFAULT_LR:g}, the exam's].")
-@click.option("--hidden-size", "hidden_sizes", multiple=True, callback=_list(int, "hidden sizes"),
+@click.option("--hidden-size", "hidden_sizes", multiple=True, callback=_list(int, "hidden sizes", lambda h: h >= 1, ">= 1"),
               help=f"Hidden sizes, comma list [default: {defaults.DEFAULT_HIDDEN_SIZE}].")
 @click.option("--model", "models", multiple=True, callback=_list(str, "families"),
               help=f"Families, comma list of {', '.join(FAMILIES)} [default: {defaults.DEFAULT_MODEL}].")
@@ -106,6 +113,9 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
         with clear_errors():
             for path in save_plots(result, Path(out)):
                 click.echo(f"figure: {path}")
+    if result.interrupted:
+        click.echo("stopped by Ctrl-C: wrote the runs that finished", err=True)
+        sys.exit(130)
     end_distributed_run()
 
 
@@ -113,21 +123,29 @@ def describe(result) -> list[str]:
     lines = []
     for s in result.summary:
         q = s["loss_quantiles"]
-        lines.append(f"{s['model']} hidden {s['hidden_size']} lr {s['lr']:g}: {s['seeds']} seeds, final loss median "
-                     f"{s['loss_median']:.4g} [5% {q['0.05']:.4g}, 95% {q['0.95']:.4g}], mean accuracy "
-                     f"{s['accuracy_mean']:.3f}, 100% accuracy in {s['solved_fraction']:.0%} of seeds")
+        head = f"{s['model']} hidden {s['hidden_size']} lr {s['lr']:g}: {s['seeds']} seeds"
+        if q is not None:
+            lines.append(f"{head}, final loss median {s['loss_median']:.4g} [5% {q['0.05']:.4g}, 95% "
+                         f"{q['0.95']:.4g}], mean accuracy {s['accuracy_mean']:.3f}, 100% accuracy in "
+                         f"{s['solved_fraction']:.0%} of seeds")
+        if s["diverged"]:
+            epoch, seed = s["first_divergence"]
+            lines.append(f"{head + ': ' if q is None else '  '}{s['diverged']} diverged (loss NaN or infinite; first "
+                         f"seed {seed} at epoch {epoch}); try a lower --lr")
         spread = s.get("table_spread")
         if spread and spread["reference_in_sweep"]:
             lines.append(f"  seed {spread['reference_seed']} (the problem's): {spread['reference_outside_5_95']} of "
                          f"the table's {len(spread['median']) * len(spread['median'][0])} entries lie outside the "
                          "seeds' 5%-95% range")
-    lines.append(f"{len(result.runs)} runs, {result.engine} engine, {result.seconds:.1f} s")
+    lines.append(f"{len(result.runs)} runs, {result.engine} engine, {result.seconds:.1f} s"
+                 + (" (stopped by Ctrl-C: the runs that finished)" if result.interrupted else ""))
     return lines
 
 
 def runs_csv(result) -> str:
     buffer = io.StringIO()
-    fields = ["problem", "model", "family", "hidden_size", "seed", "lr", "epochs", "loss", "final_loss", "accuracy"]
+    fields = ["problem", "model", "family", "hidden_size", "seed", "lr", "epochs", "loss", "final_loss", "accuracy",
+              "diverged_at_epoch"]
     writer = csv.writer(buffer)
     writer.writerow(fields)
     for run in result.runs:
@@ -141,7 +159,8 @@ def save_plots(result, out: Path) -> list[Path]:
     label = lambda s: f"{s['model']} h{s['hidden_size']} lr {s['lr']:g}"  # noqa: E731
     groups = {}
     for s in result.summary:
-        groups[label(s)] = [r for r in result.runs if (r.model, r.hidden_size, r.lr) == (s["model"], s["hidden_size"], s["lr"])]
+        groups[label(s)] = [r for r in result.runs if (r.model, r.hidden_size, r.lr) == (s["model"], s["hidden_size"], s["lr"])
+                            and r.diverged_at_epoch is None]
     paths = [save(distributions({k: [r.accuracy for r in v] for k, v in groups.items()}, "final accuracy over seeds",
                                 "accuracy"), out / "sweep_accuracy.png"),
              save(distributions({k: [r.final_loss for r in v] for k, v in groups.items()}, "final loss over seeds",
@@ -150,7 +169,8 @@ def save_plots(result, out: Path) -> list[Path]:
     hiddens = sorted({s["hidden_size"] for s in result.summary})
     if len(lrs) > 1 and len(hiddens) > 1:
         for model in dict.fromkeys(s["model"] for s in result.summary):
-            mean = {(s["hidden_size"], s["lr"]): s["accuracy_mean"] for s in result.summary if s["model"] == model}
+            mean = {(s["hidden_size"], s["lr"]): s["accuracy_mean"] for s in result.summary
+                    if s["model"] == model and s["accuracy_mean"] is not None}
             grid = [[mean.get((h, lr), float("nan")) for lr in lrs] for h in hiddens]
             paths.append(save(grid_heatmap(grid, hiddens, [f"{lr:g}" for lr in lrs], f"{model}: mean accuracy",
                                            "hidden size", "learning rate"), out / f"sweep_{model}_lr_hidden.png"))

@@ -11,6 +11,7 @@ nextchar's default for the unseeded problems 1 and 4) marked: "is my table typic
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ..budget import check_memory, memory_limit
 from ..cells import FAMILIES
 from ..config import ModelConfig
 from ..device import resolve_device
@@ -38,25 +40,63 @@ DEFAULT_EPOCHS = exam.LOOP_EPOCHS
 """Without --problem: the exam's RNN, its learning rate and its cell loops' epochs."""
 
 
-def parse_seeds(spec: str) -> list[int]:
+MAX_SEED = 2**64 - 1
+"""torch.manual_seed's range ends here."""
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Seeds as ranges in the order given, duplicates dropped, never materialised: ``--seeds 100000000``
+    costs nothing until the memory check has accepted the sweep."""
+
+    ranges: tuple[range, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(r.stop - r.start for r in self.ranges)  # len(range) overflows past 2**63
+
+    def __iter__(self):
+        for r in self.ranges:
+            yield from r
+
+    def __contains__(self, seed: int) -> bool:
+        return any(seed in r for r in self.ranges)
+
+
+def parse_seeds(spec: str) -> Seeds:
     """``"N"`` -> 0..N-1; ``"A..B"`` -> A..B inclusive; a comma list of these (``"12345,0..63"``), in order,
     duplicates dropped."""
-    seeds: list[int] = []
-    for part in str(spec).replace(" ", "").split(","):
+    text = str(spec).replace(" ", "")
+    ranges: list[range] = []
+    for part in text.split(","):
         try:
             if ".." in part:
                 low, high = (int(v) for v in part.split(".."))
                 if high < low:
                     raise ValueError
-                seeds.extend(range(low, high + 1))
+                wanted = range(low, high + 1)
             else:
-                seeds.extend(range(int(part)) if part == str(spec).strip() else [int(part)])
+                wanted = range(int(part)) if part == text else range(int(part), int(part) + 1)
         except ValueError:
             raise ValueError(f"sweep: --seeds must be a count N, a range A..B (A <= B) or a comma list of "
-                             f"seeds and ranges, got {spec!r}") from None
-    if not seeds or min(seeds) < 0 or max(seeds) > 2**64 - 1:
-        raise ValueError(f"sweep: --seeds must give seeds in 0..2**64-1, got {spec!r}")
-    return list(dict.fromkeys(seeds))
+                             f"seeds and ranges, got {str(spec)[:100]!r}") from None
+        if wanted.start < 0 or wanted.stop - 1 > MAX_SEED:
+            raise ValueError(f"sweep: --seeds must give seeds in 0..2**64-1, got {str(spec)[:100]!r}")
+        ranges.extend(_minus(wanted, ranges))
+    seeds = Seeds(tuple(r for r in ranges if r.stop > r.start))
+    if not seeds.count:
+        raise ValueError(f"sweep: --seeds {str(spec)[:100]} gives no seeds; give a count N >= 1 (seeds 0..N-1), "
+                         "a range A..B or a comma list")
+    return seeds
+
+
+def _minus(wanted: range, taken: list[range]) -> list[range]:
+    """The parts of ``wanted`` that no range in ``taken`` holds, in order."""
+    parts = [wanted]
+    for t in taken:
+        parts = [piece for p in parts for piece in (range(p.start, min(p.stop, t.start)),
+                                                     range(max(p.start, t.stop), p.stop)) if piece.stop > piece.start]
+    return parts
 
 
 @dataclass
@@ -69,10 +109,13 @@ class SweepRun:
     lr: float
     epochs: int
     loss: str
-    final_loss: float
-    accuracy: float
-    probs_head: list[list[float]]
-    """The fitted table: first 10 rows of the last epoch's probabilities, 3 decimals."""
+    final_loss: float | None
+    """None for a run that diverged."""
+    accuracy: float | None
+    probs_head: list[list[float]] | None
+    """The fitted table: first 10 rows of the last epoch's probabilities, 3 decimals (None if it diverged)."""
+    diverged_at_epoch: int | None = None
+    """The epoch whose loss became NaN or infinite; the other runs trained on."""
 
 
 @dataclass
@@ -82,10 +125,12 @@ class SweepResult:
     """One entry per configuration (model, hidden size, lr): quantiles, accuracy, spread."""
     engine: str = "many"
     seconds: float = 0.0
+    interrupted: bool = False
+    """Stopped by Ctrl-C: ``runs`` holds the chunks that finished."""
 
     def to_json(self) -> dict:
         return {"runs": [asdict(r) for r in self.runs], "summary": self.summary, "engine": self.engine,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "interrupted": self.interrupted}
 
 
 @dataclass(frozen=True)
@@ -115,11 +160,32 @@ def _epochs(problem: int | None, epochs: int | None) -> int:
     return epochs or (PROBLEMS[problem].epochs if problem is not None else DEFAULT_EPOCHS)
 
 
-def model_epochs(seeds: Sequence[int], *, lrs: Sequence[float] | None = None,
+def model_epochs(seeds: Seeds | Sequence[int], *, lrs: Sequence[float] | None = None,
                  hidden_sizes: Sequence[int] | None = None, models: Sequence[str] | None = None,
                  epochs: int | None = None, problem: int | None = None) -> int:
     """The work of :func:`sweep` with these arguments, in model-epochs (for a progress bar's total)."""
-    return len(seeds) * len(_configs(problem, lrs, hidden_sizes, models)) * _epochs(problem, epochs)
+    return _count(seeds) * len(_configs(problem, lrs, hidden_sizes, models)) * _epochs(problem, epochs)
+
+
+def _count(seeds: Seeds | Sequence[int]) -> int:
+    return seeds.count if isinstance(seeds, Seeds) else len(seeds)
+
+
+RUN_BYTES = 4096
+"""One run's record in the result (its 10 x V table as Python floats, its summary share), generously."""
+
+
+def _chunk_size(config: _Config, runs: int, x: torch.Tensor, y: torch.Tensor, epochs: int, vocab_size: int) -> int:
+    """Models per compiled call: CHUNK, or fewer where CHUNK would not fit in memory; refuses (with the
+    numbers) a sweep whose results or even one model do not fit."""
+    from ..many import models_memory
+
+    one = models_memory([CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))], x, y, epochs)
+    limit = memory_limit()
+    results = runs * RUN_BYTES
+    check_memory(results + one, f"sweep: {runs:,} runs of {epochs:,} epochs on {x.shape[0]:,} steps",
+                 "sweep fewer --seeds, --lr, --hidden-size or --model values, fewer --epochs, or a shorter --text-file")
+    return max(1, min(CHUNK, (limit - results) // one))
 
 
 def _configs(problem, lrs, hidden_sizes, models) -> list[_Config]:
@@ -153,29 +219,35 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
         raise ValueError(f"sweep: --loss must be one of {LOSSES}, got {loss!r}")
     if problem is not None and text is not None:
         raise ValueError("sweep: --problem runs on the exam's data; leave out the text")
-    seeds = list(seeds)
+    bad = [lr for lr in lrs or [] if not (math.isfinite(lr) and lr > 0)]
+    if bad:
+        raise ValueError(f"sweep: --lr must be finite and > 0, got {bad[:5]}")
     configs = _configs(problem, lrs, hidden_sizes, models)
     epochs = _epochs(problem, epochs)
     if epochs < 1:
         raise ValueError(f"sweep: --epochs must be >= 1, got {epochs}")
     vocab, x, y = _data(text)
+    chunk_size = min(_chunk_size(c, _count(seeds) * len(configs), x, y, epochs, len(vocab)) for c in configs)
+    seeds = list(seeds)  # accepted: the results fit in memory, so the seeds do
     device = str(resolve_device(device))
     engine = "many" if loss == "cross_entropy" and device == "cpu" else "stacked"
     result = SweepResult(engine=engine)
     start = time.perf_counter()
-    items = [(c, seeds[i:i + CHUNK]) for c in configs for i in range(0, len(seeds), CHUNK)]
+    items = [(c, seeds[i:i + chunk_size]) for c in configs for i in range(0, len(seeds), chunk_size)]
     dist = Distributed.from_env()
     mine = {}
-    for index in range(dist.rank, len(items), dist.world_size):  # under torchrun each rank takes every W-th chunk
-        config, chunk = items[index]
-        fits = _train([_draw(problem, config, seed, len(vocab)) for seed in chunk], x, y, epochs, config.lr, loss,
-                      engine, device)
-        mine[index] = [SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs,
-                                loss, f.final_loss, f.history[-1]["accuracy"],
-                                [[round(v, 3) for v in row] for row in f.probs[:10].tolist()])
-                       for seed, f in zip(chunk, fits)]
-        if progress is not None:
-            progress(len(chunk) * epochs * dist.world_size)  # the other ranks move at the same pace
+    try:
+        for index in range(dist.rank, len(items), dist.world_size):  # under torchrun each rank takes every W-th
+            config, chunk = items[index]
+            fits = _train([_draw(problem, config, seed, len(vocab)) for seed in chunk], x, y, epochs, config.lr,
+                          loss, engine, device, [f"seed {seed}" for seed in chunk])
+            mine[index] = [_run(problem, config, seed, epochs, loss, f) for seed, f in zip(chunk, fits)]
+            if progress is not None:
+                progress(len(chunk) * epochs * dist.world_size)  # the other ranks move at the same pace
+    except KeyboardInterrupt:
+        if dist.enabled:
+            raise
+        result.interrupted = True  # keep what finished: the caller writes it
     done = dist.gather_objects(mine)
     for config in configs:
         runs = [run for index in sorted(done) if items[index][0] == config for run in done[index]]
@@ -185,23 +257,42 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
     return result
 
 
-def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, engine: str, device: str):
+def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, engine: str, device: str,
+           labels: list[str]):
+    """Diverging models are recorded, not raised: one bad configuration never costs the rest of the sweep."""
     from ..many import fit_many, fit_stacked
 
     if engine == "many":
-        return fit_many(models, x, y, epochs=epochs, lrs=lr)
-    return fit_stacked(models, x, y, epochs=epochs, lrs=lr, loss=loss, device=device)
+        return fit_many(models, x, y, epochs=epochs, lrs=lr, labels=labels, diverged="record")
+    return fit_stacked(models, x, y, epochs=epochs, lrs=lr, loss=loss, device=device, labels=labels,
+                       diverged="record")
+
+
+def _run(problem: int | None, config: _Config, seed: int, epochs: int, loss: str, fit) -> SweepRun:
+    if fit.diverged_at_epoch is not None:
+        return SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs, loss,
+                        None, None, None, fit.diverged_at_epoch)
+    return SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs, loss,
+                    fit.final_loss, fit.history[-1]["accuracy"],
+                    [[round(v, 3) for v in row] for row in fit.probs[:10].tolist()])
 
 
 def _summarize(config: _Config, runs: list[SweepRun], problem: int | None) -> dict:
-    losses = np.array([r.final_loss for r in runs])
-    accuracy = np.array([r.accuracy for r in runs])
+    """Quantiles and means over the runs that finished; the diverged ones are counted (and their first epoch)."""
+    finished = [r for r in runs if r.diverged_at_epoch is None]
+    failed = [r for r in runs if r.diverged_at_epoch is not None]
     entry = {"model": config.model, "family": config.family, "hidden_size": config.hidden_size, "lr": config.lr,
-             "seeds": len(runs), "loss_quantiles": {f"{q:g}": float(np.quantile(losses, q)) for q in QUANTILES},
-             "loss_median": float(np.median(losses)), "accuracy_mean": float(accuracy.mean()),
-             "solved_fraction": float((accuracy == 1.0).mean())}
+             "seeds": len(runs), "diverged": len(failed),
+             "first_divergence": min(((r.diverged_at_epoch, r.seed) for r in failed), default=None)}
+    if not finished:
+        return {**entry, "loss_quantiles": None, "loss_median": None, "accuracy_mean": None, "solved_fraction": None}
+    losses = np.array([r.final_loss for r in finished])
+    accuracy = np.array([r.accuracy for r in finished])
+    entry.update({"loss_quantiles": {f"{q:g}": float(np.quantile(losses, q)) for q in QUANTILES},
+                  "loss_median": float(np.median(losses)), "accuracy_mean": float(accuracy.mean()),
+                  "solved_fraction": float((accuracy == 1.0).mean())})
     if problem is not None:
-        entry["table_spread"] = _spread(runs, PROBLEMS[problem].seed)
+        entry["table_spread"] = _spread(finished, PROBLEMS[problem].seed)
     return entry
 
 

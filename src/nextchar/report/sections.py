@@ -92,11 +92,17 @@ def claims_section(item: ReportInput) -> dict:
     return {"claims": claims}
 
 
+def _number(value, spec: str) -> str:
+    """A number formatted for a table cell; an absent one (a diverged run's) as a dash."""
+    return "—" if value is None else format(value, spec)
+
+
 def sweep_section(item: ReportInput) -> dict:
     runs, summary = item.data["runs"], item.data["summary"]
     label = lambda s: f"{s['model']} h{s['hidden_size']} lr {s['lr']:g}"  # noqa: E731
     groups = {label(s): [r for r in runs if (r["model"], r["hidden_size"], r["lr"]) == (s["model"], s["hidden_size"],
-                                                                                         s["lr"])] for s in summary}
+                                                                                         s["lr"])
+                         and r.get("diverged_at_epoch") is None] for s in summary}
     figures = [{"uri": data_uri(distributions({k: [r["accuracy"] for r in v] for k, v in groups.items()},
                                               "final accuracy over seeds", "accuracy")),
                 "alt": "Histogram of the final accuracy over seeds, per configuration"},
@@ -105,7 +111,11 @@ def sweep_section(item: ReportInput) -> dict:
                 "alt": "Histogram of the final loss over seeds, per configuration"}]
     spreads = [{"label": label(s), "spread": s["table_spread"],
                 "median_rows": table_rows(s["table_spread"]["median"])} for s in summary if s.get("table_spread")]
-    return {"summary": summary, "runs": len(runs), "engine": item.data.get("engine"), "figures": figures,
+    rows = [[s["model"], str(s["hidden_size"]), f"{s['lr']:g}", str(s["seeds"]), str(s.get("diverged", 0)),
+             _number((s["loss_quantiles"] or {}).get("0.05"), ".4g"), _number(s["loss_median"], ".4g"),
+             _number((s["loss_quantiles"] or {}).get("0.95"), ".4g"), _number(s["accuracy_mean"], ".3f"),
+             _number(s["solved_fraction"], ".0%")] for s in summary]
+    return {"rows": rows, "runs": len(runs), "engine": item.data.get("engine"), "figures": figures,
             "spreads": spreads, "labels": list(EXAM_MAPPING)}
 
 

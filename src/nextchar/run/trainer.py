@@ -43,6 +43,9 @@ from .interrupt import StopRequests, TrainingInterrupted
 from .resume import check_resume, resumed_configs, text_fingerprint
 
 
+CLIP_HINT = "try a lower learning rate (--lr) or gradient clipping (--clip)"
+
+
 @dataclass
 class TrainResult:
     model: CharModel
@@ -220,7 +223,7 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
             session.carry = None  # each pass over the text starts from a zero state
         x, y = (t.to(session.device) for t in window(session.streams, index, config.seq_len))
         _, loss, carry = train_step(session.trained, x, y, _window_loss, session.optimizer, state=session.carry,
-                                    clip=config.clip, where=f"step {step + 1}")
+                                    clip=config.clip, where=f"step {step + 1}", hint=CLIP_HINT)
         session.carry = detach_state(carry)
         step += 1
         _kill_for_test(step)

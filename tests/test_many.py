@@ -7,8 +7,8 @@ from nextchar.config import ModelConfig
 from nextchar.exam.problems import PROBLEMS, build_problem_model
 from nextchar.fitting import fit
 from nextchar.many import fit_many, fit_stacked
-from nextchar.step import NonFiniteLossError
 from nextchar.model import CharModel, copy_weights
+from nextchar.step import NonFiniteLossError
 from nextchar.vocab import exam_data
 
 

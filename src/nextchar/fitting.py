@@ -13,8 +13,14 @@ from .budget import check_memory
 from .cells import GATES
 from .device import resolve_device
 from .exam import protocol as exam
-from .step import accuracy, check_optimizer, loss_fn, make_optimizer, param_count, train_step
-
+from .step import (
+    accuracy,
+    check_optimizer,
+    loss_fn,
+    make_optimizer,
+    param_count,
+    train_step,
+)
 
 HISTORY_BYTES_PER_EPOCH = 400
 """One epoch's record in the history (a dict of three numbers) and the compiled engines' per-epoch arrays."""

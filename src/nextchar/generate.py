@@ -24,28 +24,40 @@ def _prompt_indices(vocab: Vocab, text: str, what: str) -> Tensor:
     return vocab.encode(text)
 
 
-@torch.no_grad()
 def generate(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
              top_k: int | None = None, greedy: bool = False, seed: int | None = None) -> str:
     """``prompt`` followed by ``length`` sampled characters (argmax when ``greedy``)."""
+    return prompt + "".join(sample(model, vocab, prompt, length, temperature, top_k, greedy, seed))
+
+
+def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
+           top_k: int | None = None, greedy: bool = False, seed: int | None = None) -> Iterator[str]:
+    """The ``length`` characters after ``prompt``, one at a time as they are drawn (so a long sample can be
+    shown, or stopped, as it goes). The arguments are checked at once, before the first character."""
     if length < 0:
         raise ValueError(f"generate: length must be >= 0, got {length}")
     if not greedy and not temperature > 0:
-        raise ValueError(f"generate: temperature must be > 0, got {temperature}")
+        raise ValueError(f"generate: temperature must be > 0 (or use --greedy), got {temperature}")
     if top_k is not None and not 1 <= top_k:
         raise ValueError(f"generate: top_k must be >= 1, got {top_k}")
+    indices = _prompt_indices(vocab, prompt, "generate")
+    return _draw(model, vocab, indices, length, temperature, top_k, greedy, seed)
+
+
+@torch.no_grad()
+def _draw(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, temperature: float, top_k: int | None,
+          greedy: bool, seed: int | None) -> Iterator[str]:
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else torch.seed())
     model.eval()
-    logits, state = model(_prompt_indices(vocab, prompt, "generate").to(device))  # (T, V)
-    last, out = logits[-1], []
+    logits, state = model(prompt.to(device))  # (T, V): warm up on the whole prompt in one pass
+    last = logits[-1]
     for _ in range(length):
         index = _choose(last, temperature, top_k, greedy, generator)
-        out.append(index)
+        yield vocab.chars[index]
         logits, state = model(torch.tensor([index], device=device), state)
         last = logits[-1]
-    return prompt + vocab.decode(out)
 
 
 def _choose(logits: Tensor, temperature: float, top_k: int | None, greedy: bool, generator: torch.Generator) -> int:

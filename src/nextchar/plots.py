@@ -16,16 +16,34 @@ from torch import Tensor
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
+MAX_ROWS, MAX_COLUMNS = 200, 40
+"""A heatmap shows at most this many positions and characters, so its pixels (and memory) stay bounded
+whatever --rows or the vocabulary; the JSON and CSV keep every value."""
+
+
 def probability_heatmap(probs: Tensor, labels: Sequence[str], title: str = "", rows: int = 10,
                         row_labels: Sequence[str] | None = None):
-    """The exam's picture: ``matshow(probs[:rows], cmap='bwr', vmin=-1, vmax=1)``, characters on x."""
+    """The exam's picture: ``matshow(probs[:rows], cmap='bwr', vmin=-1, vmax=1)``, characters on x.
+
+    Past :data:`MAX_ROWS` rows only the first are drawn; past :data:`MAX_COLUMNS` characters only those most
+    likely somewhere in the drawn rows (kept in vocabulary order); the title says so."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(4.0, 0.5 * len(labels) + 1.5), max(3.0, 0.35 * rows + 1.2)))
+    rows, notes = min(rows, len(probs)), []
+    if rows > MAX_ROWS:
+        notes.append(f"the first {MAX_ROWS} of {rows} rows")
+        rows = MAX_ROWS
+    shown = probs[:rows].detach().cpu()  # (rows, V)
+    columns = list(range(len(labels)))
+    if len(labels) > MAX_COLUMNS:
+        columns = sorted(shown.max(0).values.topk(MAX_COLUMNS).indices.tolist())
+        notes.append(f"the {MAX_COLUMNS} likeliest of {len(labels)} characters")
+    title = f"{title} ({'; '.join(notes)})" if title and notes else title or "; ".join(notes)
+    fig = Figure(figsize=(max(4.0, 0.5 * len(columns) + 1.5), max(3.0, 0.35 * rows + 1.2)))
     ax = fig.add_subplot()
-    image = ax.matshow(probs[:rows].detach().cpu().numpy(), cmap="bwr", vmin=-1, vmax=1)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels([repr(c)[1:-1] for c in labels])
+    image = ax.matshow(shown[:, columns].numpy(), cmap="bwr", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels([repr(labels[c])[1:-1] for c in columns])
     if row_labels is not None:
         ax.set_yticks(range(len(row_labels[:rows])))
         ax.set_yticklabels([repr(c)[1:-1] for c in row_labels[:rows]])

@@ -55,3 +55,28 @@ def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
 
     small, large = peak_rss_mb(2_000), peak_rss_mb(200_000)
     assert large - small < 60, f"peak RSS {small:.0f} MB for 2,000 characters, {large:.0f} MB for 200,000"
+
+
+def test_the_heatmap_stays_bounded_for_many_rows_and_a_large_vocabulary(tmp_path):
+    """--rows 3000 took 5.3 GB and a 3000-character vocabulary a 150,150-pixel PNG; the figure is capped
+    (and says so), the CSV keeps every position and character."""
+    import torch
+    from PIL import Image
+
+    from nextchar.plots import MAX_COLUMNS, MAX_ROWS, probability_heatmap, save
+
+    probs = torch.rand(3000, 3000).softmax(-1)
+    fig = probability_heatmap(probs, [chr(0x4E00 + i) for i in range(3000)], "t", rows=3000)
+    width, height = Image.open(save(fig, tmp_path / "big.png")).size
+    capped = Image.open(save(probability_heatmap(probs[:MAX_ROWS, :MAX_COLUMNS], [chr(0x4E00 + i) for i in
+                                                  range(MAX_COLUMNS)], "t", rows=MAX_ROWS), tmp_path / "cap.png")).size
+    assert (width, height) == capped  # the same figure size as the largest uncapped one
+    assert "the first 200 of 3000 rows" in fig.axes[0].get_title() and "40 likeliest of 3000" in fig.axes[0].get_title()
+    _train(tmp_path, max_steps=2, eval_every=2)
+    source = tmp_path / "long.txt"
+    source.write_text(FIXTURE.read_text()[:1000])
+    out = CliRunner().invoke(main, ["predict", str(tmp_path / "last.safetensors"), "--text-file", str(source), "--rows",
+                                    "1000", "--png", str(tmp_path / "p.png"), "--csv", str(tmp_path / "p.csv")])
+    assert out.exit_code == 0, out.output
+    assert Image.open(tmp_path / "p.png").size[1] < 80 * MAX_ROWS
+    assert len(list(csv.reader((tmp_path / "p.csv").open(newline="")))) == 1001

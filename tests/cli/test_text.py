@@ -40,3 +40,37 @@ def test_generate_and_predict_refuse_a_non_finite_checkpoint(tmp_path):
                     ["predict", str(tmp_path / "nan.safetensors"), "--text", "def", "--png", str(tmp_path / "p.png")]):
         out = CliRunner().invoke(main, command)
         assert out.exit_code == 1 and "NaN or infinite" in out.output and "Traceback" not in out.output
+
+
+def test_generate_streams_the_sample_and_ctrl_c_keeps_what_was_printed(tmp_path):
+    """--length 10**9 printed nothing for days and Ctrl-C lost it all; now each character is printed as it is
+    drawn, and Ctrl-C ends with what was printed and exit code 130."""
+    import signal
+    import subprocess
+    import sys
+
+    _train(tmp_path, max_steps=2, eval_every=2)
+    process = subprocess.Popen([sys.executable, "-m", "nextchar", "generate", str(tmp_path / "last.safetensors"),
+                                "--prompt", "def", "--length", str(10**9), "--seed", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = process.stdout.read(50)  # arrives while the sample goes on: it is streamed
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    printed = (first + rest).decode()
+    assert printed.startswith("def") and len(printed) > 50 and b"stopped by Ctrl-C after" in err
+
+
+def test_greedy_takes_any_temperature(tmp_path):
+    _train(tmp_path, max_steps=2, eval_every=2)
+    runner = CliRunner()
+    greedy = runner.invoke(main, ["generate", str(tmp_path / "last.safetensors"), "--greedy", "--temperature", "0",
+                                  "--prompt", "def", "--length", "10"])
+    assert greedy.exit_code == 0, greedy.output
+    assert greedy.output == runner.invoke(main, ["generate", str(tmp_path / "last.safetensors"), "--greedy",
+                                                 "--prompt", "def", "--length", "10"]).output
+    zero = runner.invoke(main, ["generate", str(tmp_path / "last.safetensors"), "--temperature", "0"])
+    assert zero.exit_code == 1 and "temperature must be > 0 (or use --greedy)" in zero.output

@@ -42,7 +42,6 @@ from .folder import claim, read_history, write_history
 from .interrupt import StopRequests, TrainingInterrupted
 from .resume import check_resume, resumed_configs, text_fingerprint
 
-
 CLIP_HINT = "try a lower learning rate (--lr) or gradient clipping (--clip)"
 
 

@@ -111,3 +111,38 @@ def test_resume_with_text_outside_the_vocabulary_is_refused(tmp_path):
     train(read_text_file(FIXTURE), SMALL_24, train_config(max_steps=2), tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="lacks characters"):
         train(read_text_file(FIXTURE) + "QQQ☃", SMALL_24, train_config(max_steps=4), tmp_path, resume=True, progress=False)
+
+
+def test_a_kill_between_best_and_last_never_loses_the_best_model(tmp_path):
+    """best.safetensors is written before last.safetensors: a kill between them leaves the new best saved
+    (last one evaluation behind), and resuming from last reaches the same best again."""
+    import os
+    import signal
+
+    args = [*FLAGS, "--max-steps", "12", "--eval-every", "4"]
+    base = [sys.executable, "-m", "nextchar", "train", str(FIXTURE), *args]
+    subprocess.run(base + ["--out", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
+    run = tmp_path / "killed"
+    done = subprocess.run(base + ["--out", str(run)], env={**os.environ, KILL_AT_STEP: "8:after-best"},
+                          capture_output=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL
+    best, last = load_checkpoint(run / "best.safetensors"), load_checkpoint(run / "last.safetensors")
+    assert (best.step, last.step) == (8, 4) and best.best_val_loss < last.best_val_loss
+    subprocess.run(base + ["--out", str(run), "--resume"], check=True, capture_output=True, timeout=600)
+    whole = load_checkpoint(tmp_path / "whole" / "best.safetensors")
+    resumed = load_checkpoint(run / "best.safetensors")
+    assert (resumed.step, resumed.best_val_loss) == (whole.step, whole.best_val_loss)
+
+
+def test_history_json_is_rebuilt_when_a_run_resumes(tmp_path):
+    _train(tmp_path, max_steps=8, eval_every=4)
+    history = (tmp_path / "history.json").read_text()
+    (tmp_path / "history.json").write_text(history.replace('"step": 8', '"step": 4', 1)[:len(history) // 2])
+    _train(tmp_path, max_steps=12, eval_every=4, resume=True)
+    assert len(read_history(tmp_path)["step_losses"]) == 12
+
+
+def test_resume_with_max_steps_at_or_below_the_checkpoint_is_refused(tmp_path):
+    _train(tmp_path, max_steps=8, eval_every=4)
+    out = _cli("--max-steps", "5", "--out", str(tmp_path), "--resume")
+    assert out.exit_code == 1 and "is at step 8 already" in out.output and "ask for more" in out.output

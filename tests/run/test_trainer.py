@@ -70,3 +70,23 @@ def test_seq_len_longer_than_text_and_too_many_streams(tmp_path):
         train(read_text_file(FIXTURE), SMALL_24, train_config(batch_size=500), tmp_path, progress=False)
     with pytest.raises(ValueError, match="validation text has"):
         train("abcdefghij" * 10, SMALL_24, train_config(seq_len=20, batch_size=1, val_fraction=0.1), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("flag,value,match", [("--clip", "inf", "clip must be a finite number"),
+                                              ("--lr", "inf", "lr must be a finite number")])
+def test_a_non_finite_clip_or_lr_is_refused_before_any_work(tmp_path, flag, value, match):
+    from tests.helpers import cli_train
+
+    out = cli_train(flag, value, "--max-steps", "2", "--out", str(tmp_path / "run"))
+    assert out.exit_code == 1 and match in out.output and not (tmp_path / "run").exists()
+
+
+def test_a_best_loss_past_exp_range_prints_an_infinite_perplexity(tmp_path, monkeypatch):
+    """A validation loss above ~709 ended the run with an OverflowError after saving; now it prints inf."""
+    import nextchar.run.trainer as trainer
+    from tests.helpers import cli_train
+
+    monkeypatch.setattr(trainer, "evaluate", lambda *args: (800.0, 0.0))
+    out = cli_train("--max-steps", "2", "--eval-every", "2", "--out", str(tmp_path / "run"))
+    assert out.exit_code == 0, out.output
+    assert "best val loss 800.0000 (perplexity inf)" in out.output

@@ -1,7 +1,6 @@
 """Training on any text and using what it made: ``train``, ``generate``, ``predict``."""
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 
@@ -11,7 +10,7 @@ from ..cells import NONLINEARITIES
 from ..config import FORMULATIONS, ModelConfig, TrainConfig, field_default
 from ..data import CORPORA, CORPUS_BYTES
 from ..engines import ENGINES, engine_device
-from ..step import OPTIMIZERS
+from ..step import OPTIMIZERS, perplexity
 from .common import (
     SEED,
     check_device,
@@ -110,7 +109,7 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
 
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 reports
     if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
-        click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {math.exp(result.best_val_loss):.3f}); "
+        click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {perplexity(result.best_val_loss):.3f}); "
                    f"run folder {out}")
     end_distributed_run()
 
@@ -153,7 +152,7 @@ def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, devic
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model(resolve_device(device))
         characters = sample(model, ckpt.vocab, prompt, length, temperature, top_k, greedy, seed)
-    out, written = click.get_text_stream("stdout"), 0
+    out, written = sys.stdout, 0
     out.write(prompt)
     try:  # each character as it is drawn: a long sample shows as it goes, and Ctrl-C keeps what was printed
         for written, char in enumerate(characters, 1):

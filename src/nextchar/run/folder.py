@@ -1,7 +1,9 @@
 """A run folder belongs to one run: ``nextchar train`` claims it, locks it, and never overwrites it silently.
 
 - A folder that already holds a run (any of :data:`RUN_FILES`) is refused unless the run is resumed
-  (``--resume``) or replaced on purpose (``--overwrite``, which deletes those files first).
+  (``--resume``) or replaced on purpose (``--overwrite``, which moves the old run aside and deletes it
+  only once the new run's first checkpoint is saved; a new run that fails before puts it back).
+- A run that saves nothing leaves no trace: no empty folder, no lone ``.lock``.
 - An OS-level lock (``fcntl.flock`` on ``.lock``) is held for the whole run; a second process gets a clear
   error naming the folder and the holder's PID. The lock dies with its process, even after SIGKILL, so
   there is no stale lock to clean up.
@@ -71,16 +73,62 @@ def run_files(run_dir: Path) -> list[str]:
     return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
 
 
-def claim(run_dir: str | Path, resume: bool, overwrite: bool) -> RunLock:
+ASIDE = ".replaced"
+"""Where --overwrite keeps the old run until the new one's first checkpoint is saved."""
+
+
+class RunClaim:
+    """A claimed run folder: its lock, and the old run that --overwrite set aside until :meth:`saved`."""
+
+    def __init__(self, run_dir: Path, lock: RunLock, created: bool) -> None:
+        self.run_dir, self.lock, self.created = run_dir, lock, created
+
+    @property
+    def aside(self) -> Path:
+        return self.run_dir / ASIDE
+
+    def saved(self) -> None:
+        """The new run's first checkpoint is written: the old run it replaces can go."""
+        if self.aside.exists():
+            shutil.rmtree(self.aside)
+
+    def release(self) -> None:
+        """End the claim. A run that saved nothing leaves the folder as it found it: the old run put back
+        (--overwrite), and no empty folder or lone .lock where there was none."""
+        try:
+            if self.aside.exists():
+                _restore(self.run_dir)
+            if not run_files(self.run_dir):
+                (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
+                if self.created and not any(self.run_dir.iterdir()):
+                    self.run_dir.rmdir()
+        finally:
+            self.lock.release()
+
+
+def _restore(run_dir: Path) -> None:
+    """Put the old run set aside by --overwrite back, in place of whatever the new one left before its first save."""
+    for name in run_files(run_dir):
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for path in (run_dir / ASIDE).iterdir():
+        path.rename(run_dir / path.name)
+    (run_dir / ASIDE).rmdir()
+
+
+def claim(run_dir: str | Path, resume: bool, overwrite: bool) -> RunClaim:
     """Create and lock ``run_dir`` for one run; refuse a folder holding another run unless resumed or
-    overwritten. Returns the held lock (release it when the run ends, or let the process end)."""
+    overwritten. Returns the claim (release it when the run ends, or let the process end)."""
     if resume and overwrite:
         raise RunFolderError("train: --resume continues the run in --out, --overwrite replaces it: give one")
+    created = not Path(run_dir).exists()
     run_dir = prepare_dir(run_dir, "train --out")
-    lock = RunLock(run_dir).acquire()
+    held = RunClaim(run_dir, RunLock(run_dir).acquire(), created)
     try:
         for stale in run_dir.glob(".*.tmp"):  # a write cut by SIGKILL; no one else writes here while we hold the lock
             stale.unlink(missing_ok=True)
+        if held.aside.exists():  # an --overwrite killed before (restore) or after (drop) its first save
+            held.saved() if (run_dir / "last.safetensors").is_file() else _restore(run_dir)
         present = run_files(run_dir)
         if resume and not (run_dir / "last.safetensors").is_file():
             raise RunFolderError(f"train: nothing to resume in {str(run_dir)!r}: it has no last.safetensors")
@@ -89,13 +137,13 @@ def claim(run_dir: str | Path, resume: bool, overwrite: bool) -> RunLock:
                 raise RunFolderError(
                     f"train: {str(run_dir)!r} already holds a run ({', '.join(present)}); use --resume to continue "
                     "it, --overwrite to replace it, or another --out")
-            for name in present:
-                path = run_dir / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            held.aside.mkdir()
+            for name in present:  # kept until the new run's first checkpoint, restored if it never comes
+                (run_dir / name).rename(held.aside / name)
     except BaseException:
-        lock.release()
+        held.release()
         raise
-    return lock
+    return held
 
 
 # ---- the history: evaluations and every step's loss ----

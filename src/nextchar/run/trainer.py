@@ -38,7 +38,7 @@ from .checkpoint import (
     rng_states,
     save_checkpoint,
 )
-from .folder import claim, read_history, write_history
+from .folder import RunClaim, claim, read_history, write_history
 from .interrupt import StopRequests, TrainingInterrupted
 from .resume import check_resume, resumed_configs, text_fingerprint
 
@@ -126,14 +126,15 @@ def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfi
         raise ValueError("train: --out is empty; give the run folder's name")
     dist = Distributed.from_env()
     run_dir = Path(run_dir)
-    lock = claim(run_dir, resume, overwrite) if dist.is_main else None
+    held = claim(run_dir, resume, overwrite) if dist.is_main else None
     try:
         with StopRequests() if not dist.enabled else nullcontext() as stop:
             session = _start(text, model_config, config, run_dir=run_dir, resume=resume, dist=dist)
-            return _run(session, run_dir=run_dir, dist=dist, stop=stop, progress=progress, tensorboard=tensorboard)
+            return _run(session, run_dir=run_dir, dist=dist, stop=stop, progress=progress, tensorboard=tensorboard,
+                        held=held)
     finally:
-        if lock is not None:
-            lock.release()
+        if held is not None:
+            held.release()
 
 
 @dataclass
@@ -205,14 +206,19 @@ def _restore(session: _Session, checkpoint: Checkpoint, dist: Distributed) -> No
 
 
 def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopRequests | None, progress: bool,
-         tensorboard: bool) -> TrainResult:
+         tensorboard: bool, held: RunClaim | None) -> TrainResult:
     """Step through the windows from ``session.step``; evaluate and save every ``eval_every`` steps."""
     config, result = session.config, session.result
     step = session.step
-    board = _scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
-    saver = _Saver(session, run_dir=run_dir, dist=dist, board=board, saved_step=step or None)
     per_epoch = num_windows(session.streams, config.seq_len)
     total_steps = config.max_steps or config.epochs * per_epoch
+    if step and total_steps <= step:
+        raise ValueError(f"train: the run in {str(run_dir)!r} is at step {step} already, and --max-steps/--epochs "
+                         f"ask for {total_steps} steps in all; ask for more to continue it")
+    if step and dist.is_main:  # a SIGKILL after a checkpoint may have left history.json behind it: rebuild now
+        write_history(run_dir, result.evals, result.step_losses)
+    board = _scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
+    saver = _Saver(session, run_dir=run_dir, dist=dist, board=board, saved_step=step or None, held=held)
     chars_per_step = config.batch_size * config.seq_len
     bar = _progress_bar(total_steps, step, progress and dist.is_main)
     interval_start, interval_steps = time.perf_counter(), 0
@@ -225,7 +231,7 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
                                     clip=config.clip, where=f"step {step + 1}", hint=CLIP_HINT)
         session.carry = detach_state(carry)
         step += 1
-        _kill_for_test(step)
+        _kill_for_test(step, "after-step")
         loss_value = dist.mean(loss)
         result.step_losses.append(loss_value)
         if board is not None:
@@ -266,6 +272,8 @@ class _Saver:
     """TensorBoard's SummaryWriter, or None."""
     saved_step: int | None = None
     """The step last.safetensors holds (None before the first save)."""
+    held: RunClaim | None = None
+    """The run folder's claim: told when the first checkpoint is saved (an --overwritten run can go then)."""
 
     def save(self, step: int, epoch: int, record: dict | None, *, best: bool, write: Callable[[str], None]) -> None:
         """``record``: this step's evaluation (None when saving on a signal between evaluations)."""
@@ -286,10 +294,13 @@ class _Saver:
             step=step, epoch=epoch, best_val_loss=result.best_val_loss, train_config=asdict(session.config),
             optimizer=session.optimizer.state_dict(), optimizer_name=session.config.optimizer, rng=rng_states(),
             carry=full_carry, evals=result.evals, step_losses=result.step_losses, text=session.fingerprint)
-        save_checkpoint(self.run_dir / "last.safetensors", snapshot)
-        if best and record is not None:
+        if best and record is not None:  # best first: a kill between the two never leaves last ahead of best
             save_checkpoint(self.run_dir / "best.safetensors", snapshot)
+            _kill_for_test(step, "after-best")
+        save_checkpoint(self.run_dir / "last.safetensors", snapshot)
         write_history(self.run_dir, result.evals, result.step_losses)
+        if self.held is not None:
+            self.held.saved()
         self.saved_step = step
         if self.board is not None and record is not None:
             self._board_scalars(record, step)
@@ -303,12 +314,14 @@ class _Saver:
 
 
 KILL_AT_STEP = "NEXTCHAR_TEST_KILL_AT_STEP"
-"""Fault injection for the tests: the trainer SIGKILLs itself right after this step's optimizer step,
-before its evaluation or save, so a kill lands mid-run at a known step however fast the machine is."""
+"""Fault injection for the tests: ``N`` makes the trainer SIGKILL itself right after step N's optimizer step,
+before its evaluation or save; ``N:after-best`` between writing step N's best.safetensors and its
+last.safetensors. A kill lands at a known point however fast the machine is."""
 
 
-def _kill_for_test(step: int) -> None:
-    if os.environ.get(KILL_AT_STEP) == str(step):
+def _kill_for_test(step: int, point: str) -> None:
+    wanted = {f"{step}:{point}"} | ({str(step)} if point == "after-step" else set())
+    if os.environ.get(KILL_AT_STEP) in wanted:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -34,12 +34,22 @@ def render(items: Sequence[ReportInput]) -> str:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("nextchar", "report"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    sections = []
+    sections, meta, template = [], _meta(), env.get_template("page.html.j2")
     for index, item in enumerate(items):
         command = item.data.get("command") if isinstance(item.data, dict) else None
-        sections.append({"id": f"{item.kind}-{index}", "kind": item.kind, "heading": HEADINGS[item.kind],
-                         "source": item.source, "command": command, "data": SECTIONS[item.kind](item)})
-    return env.get_template("page.html.j2").render(meta=_meta(), sections=sections)
+        section = {"id": f"{item.kind}-{index}", "kind": item.kind, "heading": HEADINGS[item.kind],
+                   "source": item.source, "command": command}
+        try:  # the schema caught what it names; anything else odd in an input still ends as one line
+            section["data"] = SECTIONS[item.kind](item)
+            template.render(meta=meta, sections=[section])
+        except ReportInputError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+                jinja2.TemplateError) as error:
+            raise ReportInputError(f"report: {item.source!r} ({item.kind}) cannot be shown: "
+                                   f"{type(error).__name__}: {str(error)[:120]}") from None
+        sections.append(section)
+    return template.render(meta=meta, sections=sections)
 
 
 def build_report(inputs: Sequence[str | Path], out: str | Path) -> Path:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("exam", "verify", "claims", "sweep", "bench", "run")
+MAX_INPUT_BYTES = 512 << 20
+"""The largest JSON input read (a sweep of a million runs is about 400 MB)."""
 
 
 class ReportInputError(ValueError):
@@ -45,6 +47,9 @@ def kind_of(data: Any) -> str | None:
 
 
 def recognize(path: str | Path) -> ReportInput:
+    """The input at ``path``, its kind recognised and its fields checked against the kind's schema."""
+    from .schema import SCHEMAS, SchemaError, conform
+
     path = Path(path)
     expected = ("expected the JSON of exam, verify, claims, sweep or bench (--json), or a train run folder "
                 "(with last.safetensors or history.json)")
@@ -52,13 +57,26 @@ def recognize(path: str | Path) -> ReportInput:
         if (path / "last.safetensors").is_file() or (path / "history.json").is_file():
             return ReportInput("run", str(path), path)
         raise ReportInputError(f"report: {str(path)!r} is a folder but not a run folder; {expected}")
-    if not path.is_file():
+    if not path.exists():
         raise ReportInputError(f"report: {str(path)!r} does not exist")
+    try:  # a file, or a pipe such as /dev/stdin
+        text = path.read_bytes()[:MAX_INPUT_BYTES + 1]
+    except OSError as error:
+        raise ReportInputError(f"report: {str(path)!r} cannot be read: {error.strerror or error}") from None
+    if len(text) > MAX_INPUT_BYTES:
+        raise ReportInputError(f"report: {str(path)!r} is larger than {MAX_INPUT_BYTES >> 20} MB; nextchar writes no "
+                               "such JSON")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ReportInputError(f"report: {str(path)!r} is not JSON; {expected}") from None
+    except RecursionError:
+        raise ReportInputError(f"report: {str(path)!r} is JSON nested too deeply to be nextchar's") from None
     kind = kind_of(data)
     if kind is None:
         raise ReportInputError(f"report: {str(path)!r} is JSON but not something nextchar wrote; {expected}")
+    try:
+        data = conform(data, SCHEMAS[kind])
+    except SchemaError as error:
+        raise ReportInputError(f"report: {str(path)!r} looks like {kind} JSON, but its {error}") from None
     return ReportInput(kind, str(path), data)

@@ -12,7 +12,8 @@ import torch
 
 from ..plots import distributions, loss_curves, probability_heatmap
 from ..vocab import EXAM_MAPPING
-from .inputs import ReportInput
+from .inputs import ReportInput, ReportInputError
+from .schema import HISTORY, SchemaError, conform
 
 
 def data_uri(fig) -> str:
@@ -124,25 +125,44 @@ def bench_section(item: ReportInput) -> dict:
 
 
 def run_section(item: ReportInput) -> dict:
+    """What a run folder has: a partial one (stopped before its first evaluation, only a checkpoint, only a
+    history) shows what it holds. A broken history or checkpoint is a one-line error naming the file."""
     from ..generate import generate, predict
-    from ..run.checkpoint import load_checkpoint
-    from ..run.folder import read_history
+    from ..run.checkpoint import CheckpointError, load_checkpoint
+    from ..run.folder import RunFolderError, read_history
 
     folder = item.data
-    out: dict[str, Any] = {"folder": str(folder)}
-    history = read_history(folder) if (folder / "history.json").is_file() else None
+    out: dict[str, Any] = dict.fromkeys(("last", "curves", "steps", "sample", "heatmap", "model_config",
+                                         "train_config", "step", "checkpoint"))
+    out["folder"] = str(folder)
+    try:
+        history = read_history(folder) if (folder / "history.json").is_file() else None
+    except RunFolderError as error:
+        raise ReportInputError(f"report: {error}") from None
+    if history:
+        try:
+            history = conform(history, HISTORY)
+        except SchemaError as error:
+            raise ReportInputError(f"report: {str(folder / 'history.json')!r} has a broken {error}") from None
+        out["steps"] = len(history["step_losses"])
     if history and history["evals"]:
         evals = history["evals"]
-        out["last"] = evals[-1]
+        last = evals[-1]
+        out["last"] = (f"{out['steps']} steps · last evaluation at step {last['step']}: train loss "
+                       f"{last['train_loss']:.4f}" + ("" if last["val_loss"] is None else
+                                                      f", validation loss {last['val_loss']:.4f}, accuracy "
+                                                      f"{_number(last['val_accuracy'], '.3f')}"))
         curves = {"train": ([e["step"] for e in evals], [e["train_loss"] for e in evals])}
         if evals[0].get("val_loss") is not None:
             curves["validation"] = ([e["step"] for e in evals], [e["val_loss"] for e in evals])
         out["curves"] = data_uri(loss_curves(curves, title="loss (nats/char)"))
-        out["steps"] = len(history["step_losses"])
     checkpoint = folder / ("best.safetensors" if (folder / "best.safetensors").is_file() else "last.safetensors")
     if checkpoint.is_file():
-        ckpt = load_checkpoint(checkpoint)
-        model = ckpt.build_model("cpu")
+        try:
+            ckpt = load_checkpoint(checkpoint)
+            model = ckpt.build_model("cpu")
+        except CheckpointError as error:
+            raise ReportInputError(f"report: {error}") from None
         sample = generate(model, ckpt.vocab, ckpt.vocab.chars[0], 300, temperature=0.8, seed=0)
         shown = sample[:40]
         fig = probability_heatmap(predict(model, ckpt.vocab, shown), ckpt.vocab.chars,

@@ -167,8 +167,8 @@ def read_history(run_dir: str | Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise RunFolderError(f"history: {str(path)!r} does not exist") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RunFolderError(f"history: {str(path)!r} is not valid JSON ({error}); {fix}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise RunFolderError(f"history: {str(path)!r} is not valid JSON ({str(error)[:80]}); {fix}") from None
     if not (isinstance(data, dict) and isinstance(data.get("evals"), list)
             and isinstance(data.get("step_losses"), list)):
         raise RunFolderError(f"history: {str(path)!r} lacks 'evals' and 'step_losses' lists; {fix}")

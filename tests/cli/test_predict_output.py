@@ -80,3 +80,17 @@ def test_the_heatmap_stays_bounded_for_many_rows_and_a_large_vocabulary(tmp_path
     assert out.exit_code == 0, out.output
     assert Image.open(tmp_path / "p.png").size[1] < 80 * MAX_ROWS
     assert len(list(csv.reader((tmp_path / "p.csv").open(newline="")))) == 1001
+
+
+def test_predict_refuses_outputs_that_would_replace_its_inputs(tmp_path):
+    _train(tmp_path, max_steps=2, eval_every=2)
+    checkpoint = tmp_path / "last.safetensors"
+    before = checkpoint.read_bytes()
+    source = tmp_path / "text.txt"
+    source.write_text("def f")
+    for flags, what in ((["--png", str(checkpoint)], "is the checkpoint"),
+                        (["--csv", str(source)], "is the --text-file"),
+                        (["--json", str(tmp_path / "o"), "--csv", str(tmp_path / "o")], "also the --json output")):
+        out = CliRunner().invoke(main, ["predict", str(checkpoint), "--text-file", str(source), *flags])
+        assert out.exit_code == 2 and what in out.output, out.output
+    assert checkpoint.read_bytes() == before and source.read_text() == "def f"

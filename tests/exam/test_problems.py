@@ -35,3 +35,12 @@ def test_fitted_values_come_from_the_last_forward_pass():
     assert result.fit.probs.shape == (999, 7)
     torch.testing.assert_close(result.fit.probs.sum(1), torch.ones(999))
     assert len(result.fit.history) == 2
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_exam_reports_every_epoch_as_progress(jobs):
+    """exam --epochs 10**7 used to show nothing for days; each epoch of each problem is reported now, from
+    parallel processes too (a shared counter)."""
+    counted = []
+    run_exam([2, 4], epochs=3, jobs=jobs, progress=counted.append)
+    assert sum(counted) == 6

@@ -78,6 +78,19 @@ def prepare_outputs(files: dict[str, str | None] = {}, folders: dict[str, str | 
                 prepare_dir(path, flag)
 
 
+def refuse_overwriting_inputs(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """An output path that names an input (the checkpoint, the text) or another output is refused before any
+    work: it would be replaced silently."""
+    seen: dict[Path, str] = {Path(path).resolve(): what for what, path in inputs.items() if path and path != "-"}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        where = Path(path).resolve()
+        if where in seen:
+            raise click.UsageError(f"{flag} {path!r} is {seen[where]}; it would be replaced: choose another path")
+        seen[where] = f"also the {flag} output"
+
+
 SEED = click.IntRange(0, 2**64 - 1)
 """torch.manual_seed's range."""
 

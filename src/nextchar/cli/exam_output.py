@@ -55,7 +55,11 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine=
     seeds = {n: seed for n in numbers} if seed is not None else None
     start = time.perf_counter()
     device = str(resolve_device(engine_device(engine, device)))
-    exam = run_exam(numbers, seeds, epochs, device, jobs if device == "cpu" else 1, engine)
+    from tqdm.auto import tqdm
+
+    total = sum(epochs or PROBLEMS[n].epochs for n in numbers)
+    with tqdm(total=total, unit=" epochs", disable=None, leave=False) as bar:  # shown on a terminal only
+        exam = run_exam(numbers, seeds, epochs, device, jobs if device == "cpu" else 1, engine, progress=bar.update)
     labels = list(EXAM_MAPPING)
     for result in exam.results.values():
         click.echo(describe(result))

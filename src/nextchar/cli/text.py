@@ -20,6 +20,7 @@ from .common import (
     field_option,
     leave_process_group,
     prepare_outputs,
+    refuse_overwriting_inputs,
     set_threads,
     threads_option,
 )
@@ -193,7 +194,9 @@ def predict(checkpoint, text, text_file, rows, offset, top, png, json_path, csv_
 
     if (text is None) == (text_file is None):
         raise click.UsageError("give either --text or --text-file, not both or neither")
-    prepare_outputs({"--png": png, "--json": json_path, "--csv": csv_path})
+    outputs = {"--png": png, "--json": json_path, "--csv": csv_path}
+    refuse_overwriting_inputs(outputs, {"the checkpoint": checkpoint, "the --text-file": text_file})
+    prepare_outputs(outputs)
     with clear_errors():
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model(resolve_device(device))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import torch
@@ -92,8 +93,10 @@ def build_problem_model(problem: Problem, seed: int, engine: str = "autograd") -
 
 
 def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
-                device: str = "cpu", engine: str = "autograd") -> ProblemResult:
-    """Run problem ``number`` (1-6) by the exam's protocol; ``seed``/``epochs`` override the exam's."""
+                device: str = "cpu", engine: str = "autograd",
+                progress: Callable[[int], None] | None = None) -> ProblemResult:
+    """Run problem ``number`` (1-6) by the exam's protocol; ``seed``/``epochs`` override the exam's;
+    ``progress(1)`` is called after each epoch."""
     if number not in PROBLEMS:
         raise ValueError(f"exam: problem must be one of {tuple(PROBLEMS)}, got {number!r}")
     problem = PROBLEMS[number]
@@ -102,14 +105,29 @@ def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
     _, x, y = exam_data()
     start = time.perf_counter()
     model = build_problem_model(problem, seed, engine)
-    result = fit(model, x, y, epochs=epochs, lr=LR, device=device)
+    result = fit(model, x, y, epochs=epochs, lr=LR, device=device,
+                 callback=None if progress is None else lambda *_: progress(1))
     return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start,
                          model.config.engine)
 
 
-def _run_problem_job(args: tuple) -> ProblemResult:
+_EPOCHS_DONE = None
+"""In a worker process: the epoch counter the parent reads for its progress bar (a shared integer)."""
+
+
+def _start_worker(counter) -> None:
+    global _EPOCHS_DONE
+    _EPOCHS_DONE = counter
     torch.set_num_threads(1)
-    return run_problem(*args)
+
+
+def _count_epoch(n: int) -> None:
+    with _EPOCHS_DONE.get_lock():
+        _EPOCHS_DONE.value += n
+
+
+def _run_problem_job(args: tuple) -> ProblemResult:
+    return run_problem(*args, progress=_count_epoch if _EPOCHS_DONE is not None else None)
 
 
 @dataclass
@@ -135,15 +153,27 @@ class ExamResult:
 
 
 def run_exam(problems: list[int] | None = None, seeds: dict[int, int] | None = None,
-             epochs: int | None = None, device: str = "cpu", jobs: int = 1, engine: str = "autograd") -> ExamResult:
-    """Run several problems; ``jobs`` > 1 runs them in parallel processes (one torch thread each)."""
+             epochs: int | None = None, device: str = "cpu", jobs: int = 1, engine: str = "autograd",
+             progress: Callable[[int], None] | None = None) -> ExamResult:
+    """Run several problems; ``jobs`` > 1 runs them in parallel processes (one torch thread each).
+    ``progress(n)`` is told of every n epochs done, in any problem."""
     seeds = seeds or {}
     tasks = [(n, seeds.get(n), epochs, device, engine) for n in sorted(problems or PROBLEMS)]
     if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_run_problem_job, _longest_first(tasks)))
+        context = multiprocessing.get_context("spawn")
+        counter = context.Value("q", 0)
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_start_worker,
+                                 initargs=(counter,)) as pool:
+            futures = [pool.submit(_run_problem_job, task) for task in _longest_first(tasks)]
+            reported = 0
+            while not all(f.done() for f in futures):
+                wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+                if progress is not None and counter.value > reported:
+                    progress(counter.value - reported)
+                    reported = counter.value
+            results = [f.result() for f in futures]
     else:
-        results = [run_problem(*task) for task in tasks]
+        results = [run_problem(*task, progress=progress) for task in tasks]
     return ExamResult({r.problem.number: r for r in sorted(results, key=lambda r: r.problem.number)})
 
 

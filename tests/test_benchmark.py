@@ -49,3 +49,12 @@ def test_train_reference_script_prints_one_json_object():
     gru = result["families"]["gru"]
     assert result["steps"] == 2 and set(gru) >= {"reference", "nextchar"}
     assert gru["nextchar"]["speed_vs_reference"] == gru["nextchar"]["chars_per_sec"] / gru["reference"]["chars_per_sec"]
+
+
+def test_bench_on_a_device_without_cuda_is_a_flag_error():
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    out = CliRunner().invoke(main, ["bench", "--device", "cuda"])
+    assert out.exit_code == 2 and "CUDA is not available" in out.output

@@ -65,3 +65,25 @@ def test_fused_engine_on_cuda_is_a_clear_error():
     model = CharModel(ModelConfig(5, "lstm", "scratch", 4, engine="fused")).cuda()
     with pytest.raises(ValueError, match="CPU only"):
         model(torch.zeros(3, dtype=torch.long, device="cuda"))
+
+
+def test_bench_has_gpu_rows_for_the_torch_contenders_and_the_stacked_engine(tmp_path):
+    import json
+
+    path = tmp_path / "bench.json"
+    out = CliRunner().invoke(main, ["bench", "--device", "cuda", "--quick", "--family", "rnn", "--workload", "exam",
+                                    "--workload", "exam-many", "--no-compile-timing", "--json", str(path)])
+    assert out.exit_code == 0, out.output
+    records = json.loads(path.read_text())["records"]
+    assert {r["engine"] for r in records} == {"module", "cell", "scratch", "stacked"}
+    assert all(r["device"].startswith("cuda") for r in records)
+
+
+def test_sweep_on_cuda_equals_the_cpu_many_engine_to_round_off():
+    from nextchar.exam.sweep import parse_seeds, sweep
+
+    cpu = sweep(parse_seeds("8"), problem=2, epochs=20)
+    cuda = sweep(parse_seeds("8"), problem=2, epochs=20, device="cuda")
+    assert cuda.engine == "stacked"
+    for a, b in zip(cpu.runs, cuda.runs):
+        assert abs(a.final_loss - b.final_loss) < 1e-4, (a.seed, a.final_loss, b.final_loss)

@@ -26,6 +26,8 @@ import torch
 
 from .cells import FAMILIES, detach_state
 from .config import ModelConfig
+from .device import resolve_device
+from .engines import CPU_ONLY
 from .exam import protocol as exam
 from .fitting import fit
 from .model import CharModel
@@ -61,8 +63,16 @@ def _config(family: str, contender: str, vocab_size: int, hidden_size: int) -> M
     return ModelConfig(vocab_size, family, "scratch", hidden_size, engine=engine)
 
 
-def time_exam(family: str, engine: str, epochs: int, warmup: int = 2) -> float:
+def _now(device: torch.device) -> float:
+    """A timestamp after the device's queued work has finished (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def time_exam(family: str, engine: str, epochs: int, warmup: int = 2, device: str = "cpu") -> float:
     """Median ms per epoch of the exam's protocol (999 steps, Adam at the exam's lr) for one engine."""
+    device = resolve_device(device)
     _, x, y = exam_data()
     torch.manual_seed(0)
     model = CharModel(_config(family, engine, exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family]))
@@ -71,25 +81,27 @@ def time_exam(family: str, engine: str, epochs: int, warmup: int = 2) -> float:
         start = time.perf_counter()
         fit(model, x, y, epochs=epochs, lr=exam.LR)
         return 1000 * (time.perf_counter() - start) / epochs
-    stamps = [time.perf_counter()]
-    fit(model, x, y, epochs=warmup + epochs, lr=exam.LR, callback=lambda *_: stamps.append(time.perf_counter()))
+    stamps = [_now(device)]
+    fit(model, x, y, epochs=warmup + epochs, lr=exam.LR, device=device,
+        callback=lambda *_: stamps.append(_now(device)))
     durations = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
     return 1000 * statistics.median(durations)
 
 
-def time_windows(family: str, engine: str, work: Workload, steps: int, warmup: int = 1) -> float:
+def time_windows(family: str, engine: str, work: Workload, steps: int, warmup: int = 1, device: str = "cpu") -> float:
     """Median ms per training step of ``work`` (one window of B streams, state carried, Adam)."""
+    device = resolve_device(device)
     torch.manual_seed(0)
-    model = CharModel(_config(family, engine, work.vocab_size, work.hidden_size))
+    model = CharModel(_config(family, engine, work.vocab_size, work.hidden_size)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     criterion = loss_fn("cross_entropy")
-    data = torch.randint(0, work.vocab_size, (work.seq_len + 1, work.batch_size))
+    data = torch.randint(0, work.vocab_size, (work.seq_len + 1, work.batch_size)).to(device)
     state, durations = None, []
     for _ in range(warmup + steps):
-        start = time.perf_counter()
+        start = _now(device)
         _, _, state = train_step(model, data[:-1], data[1:], criterion, opt, state=state)
         state = detach_state(state)
-        durations.append(time.perf_counter() - start)
+        durations.append(_now(device) - start)
     return 1000 * statistics.median(durations[warmup:])
 
 
@@ -111,87 +123,98 @@ def compile_seconds(cold: bool) -> float:
 
 
 def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads: int | None = None,
-              workloads: tuple[str, ...] = WORKLOADS[:-1], compile_timing: bool = True, log=print) -> dict:
+              workloads: tuple[str, ...] = WORKLOADS[:-1], compile_timing: bool = True, log=print,
+              device: str = "cpu") -> dict:
     """Time every contender on each workload and family; ``threads`` None: 1 for the exam, torch's default
-    for the streams. Returns the JSON payload: ``records`` (one per workload, family and engine) and more."""
+    for the streams. Returns the JSON payload: ``records`` (one per workload, family and engine) and more.
+    On ``device`` cuda the GPU rows: the torch contenders (the numba engines run on the CPU only) and the
+    exam-many workload on the stacked engine."""
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
         raise ValueError(f"bench: workload must be one of {WORKLOADS}, got {unknown}")
+    device = str(resolve_device(device))
+    contenders = CONTENDERS if device == "cpu" else tuple(c for c in CONTENDERS if c not in CPU_ONLY)
     default_threads = torch.get_num_threads()
     records = []
 
     def add(workload: str, family: str, engine: str, hidden: int, ms: float) -> None:
         records.append({"workload": workload, "family": family, "engine": engine, "hidden_size": hidden,
-                        "ms_per_epoch": ms, "threads": torch.get_num_threads()})
+                        "ms_per_epoch": ms, "threads": torch.get_num_threads(), "device": device})
         log(f"{workload:22s} {family:5s} {engine:8s} {ms:10.3f} ms")
 
     if "exam" in workloads:
         torch.set_num_threads(threads or 1)
-        _bench_exam(quick, families, add)
+        _bench_exam(quick, families, add, contenders, device)
     if "exam-many" in workloads:
         torch.set_num_threads(threads or 1)
-        records.extend(_bench_many(quick, families, records, log))
+        records.extend(_bench_many(quick, families, records, log, device))
     torch.set_num_threads(threads or default_threads)
     for work in (w for w in (*WINDOWS, TINY) if w.name in workloads):
         big = work.hidden_size > 64
         for family in families:
-            for engine in CONTENDERS[:-1]:  # the compiled epoch runs the exam's protocol only
+            for engine in (c for c in contenders if c != "compiled"):  # compiled runs the exam's protocol only
                 if quick and big and engine in ("cell", "scratch"):
                     continue  # the step-by-step loops at hidden 256 take seconds per step
                 steps = 2 if quick or engine in ("cell", "scratch") else 5
-                add(work.name, family, engine, work.hidden_size, time_windows(family, engine, work, steps))
+                add(work.name, family, engine, work.hidden_size, time_windows(family, engine, work, steps,
+                                                                              device=device))
     module_ms = {(r["workload"], r["family"]): r["ms_per_epoch"] for r in records if r["engine"] == "module"}
     for r in records:
-        if r["engine"] != "many":  # many's ratio is per model-epoch, set by _bench_many
+        if "models" not in r:  # exam-many's ratio is per model-epoch, set by _bench_many
             r["speedup_vs_module"] = module_ms[(r["workload"], r["family"])] / r["ms_per_epoch"]
     compile_info = ({"cold_s": compile_seconds(cold=True), "warm_cache_s": compile_seconds(cold=False)}
-                    if compile_timing else None)
+                    if compile_timing and device == "cpu" else None)
     many = MANY_MODELS_QUICK if quick else MANY_MODELS
     workload_info = {"exam": f"{len(exam.TEXT) - 1} steps, batch 1, one-hot V={exam.VOCAB_SIZE}, Adam lr {exam.LR}",
                      "exam-many": f"the exam's protocol for {many} models at once (seeds 0..K-1)",
                      **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
-    return {"records": records, "compile": compile_info, "threads": threads, "quick": quick,
+    return {"records": records, "compile": compile_info, "threads": threads, "quick": quick, "device": device,
             "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "workloads": {name: workload_info[name] for name in workloads}}
 
 
-def _bench_exam(quick: bool, families: tuple[str, ...], add) -> None:
+def _bench_exam(quick: bool, families: tuple[str, ...], add, contenders: tuple[str, ...], device: str) -> None:
     """The exam's protocol for every contender, each timed over about the same wall time."""
     exam_epochs = 3 if quick else 10
     budget_s = 0.5 if quick else 2.0  # per engine: fast engines get many epochs, so their median is steady
     for family in families:
-        for engine in CONTENDERS:
-            probe_ms = time_exam(family, engine, epochs=1, warmup=1)
+        for engine in contenders:
+            probe_ms = time_exam(family, engine, epochs=1, warmup=1, device=device)
             epochs = min(max(exam_epochs, int(1000 * budget_s / probe_ms)), 2000)
-            add("exam", family, engine, exam.HIDDEN_SIZE[family], time_exam(family, engine, epochs))
+            add("exam", family, engine, exam.HIDDEN_SIZE[family], time_exam(family, engine, epochs, device=device))
 
 
-def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log) -> list[dict]:
-    """K exam models (seeds 0..K-1) trained together by the many engine; the ratio compares one module
-    epoch (the exam record of this run, or timed here) with one model-epoch."""
+def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log, device: str) -> list[dict]:
+    """K exam models (seeds 0..K-1) trained together by the many engine (the stacked engine on CUDA); the
+    ratio compares one module epoch (the exam record of this run, or timed here) with one model-epoch."""
     import numba
 
-    from .many import fit_many
+    from .many import fit_many, fit_stacked
 
+    engine = "many" if device == "cpu" else "stacked"
     K, epochs = (MANY_MODELS_QUICK, 3) if quick else (MANY_MODELS, 10)
     _, x, y = exam_data()
     out = []
     for family in families:
         module = next((r["ms_per_epoch"] for r in records if r["workload"] == "exam" and r["family"] == family
-                       and r["engine"] == "module"), None) or time_exam(family, "module", epochs=3, warmup=1)
+                       and r["engine"] == "module"), None) or time_exam(family, "module", epochs=3, warmup=1,
+                                                                          device=device)
         models = []
         for seed in range(K):
             torch.manual_seed(seed)
             models.append(CharModel(_config(family, "cell", exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family])))
-        fit_many(models[:2], x, y, epochs=2)  # compile / load the kernels first
-        start = time.perf_counter()
-        fit_many(models, x, y, epochs=epochs)
-        ms = 1000 * (time.perf_counter() - start) / epochs
+        train = (lambda ms, e: fit_many(ms, x, y, epochs=e)) if engine == "many" else (
+            lambda ms, e: fit_stacked(ms, x, y, epochs=e, device=device))
+        train(models[:2], 2)  # compile / load the kernels (or warm CUDA) first
+        start = _now(resolve_device(device))
+        train(models, epochs)
+        ms = 1000 * (_now(resolve_device(device)) - start) / epochs
         per_model_us = 1000 * ms / K
-        out.append({"workload": "exam-many", "family": family, "engine": "many", "hidden_size": exam.HIDDEN_SIZE[family],
+        out.append({"workload": "exam-many", "family": family, "engine": engine, "hidden_size": exam.HIDDEN_SIZE[family],
                     "models": K, "ms_per_epoch": ms, "us_per_model_epoch": per_model_us,
-                    "speedup_vs_module": 1000 * module / per_model_us, "threads": numba.get_num_threads()})
-        log(f"{'exam-many':22s} {family:5s} {'many':8s} {ms:10.3f} ms for {K} models: {per_model_us:.1f} us/model-epoch")
+                    "speedup_vs_module": 1000 * module / per_model_us, "device": device,
+                    "threads": numba.get_num_threads() if engine == "many" else torch.get_num_threads()})
+        log(f"{'exam-many':22s} {family:5s} {engine:8s} {ms:10.3f} ms for {K} models: {per_model_us:.1f} us/model-epoch")
     return out
 
 

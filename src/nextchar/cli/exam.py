@@ -15,6 +15,7 @@ from ..exam.verify import EPOCHS as VERIFY_EPOCHS
 from ..exam.verify import SEED as VERIFY_SEED
 from .common import (
     SEED,
+    check_device,
     clear_errors,
     command_line,
     device_option,
@@ -141,14 +142,16 @@ def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
 @click.option("--no-compile-timing", is_flag=True, help="Skip timing the kernels' cold and warm first calls.")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="torch CPU threads for every workload [default: 1 for the exam, torch's default for the streams].")
-def bench(quick, families, json_path, workloads, no_compile_timing, threads) -> None:
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="cuda times the GPU rows: the torch contenders, and exam-many on the stacked engine.")
+def bench(quick, families, json_path, workloads, no_compile_timing, threads, device) -> None:
     """Time every engine side by side (ms per epoch) and report each one's ratio to torch's module."""
     from ..benchmark import format_table, run_bench
 
     prepare_outputs({"--json": json_path})
     with clear_errors():
         result = run_bench(quick, tuple(families) or FAMILIES, threads, tuple(workloads) or WORKLOADS[:-1],
-                           not no_compile_timing, log=lambda line: click.echo(line, err=True))
+                           not no_compile_timing, log=lambda line: click.echo(line, err=True), device=device)
     click.echo(format_table(result))
     write_json_output(json_path, result)
 

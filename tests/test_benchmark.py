@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from nextchar.benchmark import TINY
@@ -51,10 +53,7 @@ def test_train_reference_script_prints_one_json_object():
     assert gru["nextchar"]["speed_vs_reference"] == gru["nextchar"]["chars_per_sec"] / gru["reference"]["chars_per_sec"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")
 def test_bench_on_a_device_without_cuda_is_a_flag_error():
-    import torch
-
-    if torch.cuda.is_available():
-        return
     out = CliRunner().invoke(main, ["bench", "--device", "cuda"])
     assert out.exit_code == 2 and "CUDA is not available" in out.output

@@ -120,7 +120,8 @@ def test_the_training_step_and_the_stacking_are_written_once():
 
 
 def test_at_most_18_modules_stand_at_the_top_of_the_package():
-    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    """Besides the package's own __init__ and __main__: the model core, flat; every other concern is a folder."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
     assert len(top) <= 18, top
 
 

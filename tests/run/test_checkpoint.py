@@ -1,6 +1,7 @@
 """Checkpoints: plain data, atomic writes, clear errors for anything that is not one of ours."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,10 +95,15 @@ def test_a_checkpoint_file_follows_the_umask(tmp_path):
     assert (tmp_path / "mode.safetensors").stat().st_mode & 0o777 == 0o644
 
 
-def _meta_of(path) -> dict:
-    good = path.read_bytes()
+def _crafted(tmp_path, change) -> Path:
+    """A trained checkpoint whose nextchar metadata ``change(meta)`` edited in place, as an attacker would."""
+    _train(tmp_path, max_steps=2, eval_every=2)
+    good = (tmp_path / "last.safetensors").read_bytes()
     size = int.from_bytes(good[:8], "little")
-    return json.loads(json.loads(good[8:8 + size])["__metadata__"]["nextchar"])
+    meta = json.loads(json.loads(good[8:8 + size])["__metadata__"]["nextchar"])
+    change(meta)
+    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    return tmp_path / "bad.safetensors"
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -107,26 +113,18 @@ def _meta_of(path) -> dict:
     ("dropout", True, r"dropout must be float, got True \(bool\)"),
 ])
 def test_a_crafted_model_config_is_refused_before_anything_is_built(tmp_path, field, value, match):
-    _train(tmp_path, max_steps=2, eval_every=2)
-    good = (tmp_path / "last.safetensors").read_bytes()
-    meta = _meta_of(tmp_path / "last.safetensors")
-    meta["model_config"][field] = value
-    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    bad = _crafted(tmp_path, lambda meta: meta["model_config"].update({field: value}))
     with pytest.raises(CheckpointError, match=match):
-        load_checkpoint(tmp_path / "bad.safetensors")
+        load_checkpoint(bad)
 
 
 @pytest.mark.parametrize("field,value", [("optimizer", "lbfgs"), ("seq_len", "16"), ("lr", None), ("clip", "x"),
                                          ("batch_size", 4.0), ("seed", -1), ("eval_every", [])])
 def test_a_crafted_training_config_is_refused_on_load(tmp_path, field, value):
     """These gave tracebacks on --resume; now the checkpoint is refused when read, naming the field."""
-    _train(tmp_path, max_steps=2, eval_every=2)
-    good = (tmp_path / "last.safetensors").read_bytes()
-    meta = _meta_of(tmp_path / "last.safetensors")
-    meta["train_config"][field] = value
-    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    bad = _crafted(tmp_path, lambda meta: meta["train_config"].update({field: value}))
     with pytest.raises(CheckpointError, match=field):
-        load_checkpoint(tmp_path / "bad.safetensors")
+        load_checkpoint(bad)
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.float64])
@@ -158,10 +156,6 @@ def test_a_long_vocabulary_with_a_duplicate_is_named_in_one_pass():
                                                ("step", 2.0, "step 2.0"), ("carry", "both", "carry 'both'"),
                                                ("evals", [{"step": "x"}], "evaluations")])
 def test_crafted_run_state_is_refused_on_load(tmp_path, field, value, match):
-    _train(tmp_path, max_steps=2, eval_every=2)
-    good = (tmp_path / "last.safetensors").read_bytes()
-    meta = _meta_of(tmp_path / "last.safetensors")
-    meta[field] = value
-    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    bad = _crafted(tmp_path, lambda meta: meta.update({field: value}))
     with pytest.raises(CheckpointError, match=match):
-        load_checkpoint(tmp_path / "bad.safetensors")
+        load_checkpoint(bad)

@@ -33,7 +33,8 @@ def test_disk_full_while_writing_is_one_line_naming_the_file(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "fsync", full)
     out = _cli("--max-steps", "2", "--eval-every", "2", "--out", str(tmp_path))
-    assert out.exit_code == 1 and "No space left on device" in out.output and "last.safetensors" in out.output
+    # the first file a save writes is best.safetensors (before last, so a kill between them keeps the best)
+    assert out.exit_code == 1 and "No space left on device" in out.output and "best.safetensors'" in out.output
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 

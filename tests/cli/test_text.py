@@ -50,9 +50,11 @@ def test_generate_streams_the_sample_and_ctrl_c_keeps_what_was_printed(tmp_path)
     import sys
 
     _train(tmp_path, max_steps=2, eval_every=2)
+    # started as a shell starts a background job, with SIGINT ignored: Ctrl-C must work all the same
     process = subprocess.Popen([sys.executable, "-m", "nextchar", "generate", str(tmp_path / "last.safetensors"),
                                 "--prompt", "def", "--length", str(10**9), "--seed", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         first = process.stdout.read(50)  # arrives while the sample goes on: it is streamed
         process.send_signal(signal.SIGINT)

@@ -140,6 +140,19 @@ def end_distributed_run() -> None:
 
 
 @contextmanager
+def ctrl_c_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt inside, even where the shell started us with SIGINT ignored (as it
+    starts background jobs), so the commands that keep partial work on Ctrl-C always get the chance."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def clear_errors():
     """Library errors (bad input, checkpoints, non-finite loss) end the command with their message."""
     from ..outputs import OutputError

@@ -15,6 +15,7 @@ from ..step import LOSSES
 from .common import (
     check_device,
     clear_errors,
+    ctrl_c_interrupts,
     end_distributed_run,
     leave_process_group,
     prepare_outputs,
@@ -88,8 +89,9 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
                              problem=problem)
         bar = tqdm(total=total, disable=no_progress or not is_main, unit=" model-epochs", unit_scale=True)
         try:
-            result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
-                               problem=problem, loss=loss, text=text, device=device, progress=bar.update)
+            with ctrl_c_interrupts():  # the sweep keeps what finished on Ctrl-C
+                result = run_sweep(seed_list, lrs=lrs, hidden_sizes=hidden_sizes, models=models, epochs=epochs,
+                                   problem=problem, loss=loss, text=text, device=device, progress=bar.update)
         except BaseException:
             leave_process_group()
             raise

@@ -15,6 +15,7 @@ from .common import (
     SEED,
     check_device,
     clear_errors,
+    ctrl_c_interrupts,
     device_option,
     end_distributed_run,
     field_option,
@@ -156,9 +157,10 @@ def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, devic
     out, written = sys.stdout, 0
     out.write(prompt)
     try:  # each character as it is drawn: a long sample shows as it goes, and Ctrl-C keeps what was printed
-        for written, char in enumerate(characters, 1):
-            out.write(char)
-            out.flush()
+        with ctrl_c_interrupts():
+            for written, char in enumerate(characters, 1):
+                out.write(char)
+                out.flush()
     except KeyboardInterrupt:
         out.write("\n")
         out.flush()

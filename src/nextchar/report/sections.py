@@ -112,7 +112,7 @@ def sweep_section(item: ReportInput) -> dict:
                 "alt": "Histogram of the final loss over seeds, per configuration"}]
     spreads = [{"label": label(s), "spread": s["table_spread"],
                 "median_rows": table_rows(s["table_spread"]["median"])} for s in summary if s.get("table_spread")]
-    rows = [[s["model"], str(s["hidden_size"]), f"{s['lr']:g}", str(s["seeds"]), str(s.get("diverged", 0)),
+    rows = [[s["model"], str(s["hidden_size"]), f"{s['lr']:g}", str(s["seeds"]), str(s.get("diverged") or 0),
              _number((s["loss_quantiles"] or {}).get("0.05"), ".4g"), _number(s["loss_median"], ".4g"),
              _number((s["loss_quantiles"] or {}).get("0.95"), ".4g"), _number(s["accuracy_mean"], ".3f"),
              _number(s["solved_fraction"], ".0%")] for s in summary]

@@ -35,33 +35,43 @@ def check_family(family: str) -> str:
     return family
 
 
-def rnn_step(gi: Tensor, gh: Tensor, h: Tensor, nonlinearity: str = "tanh") -> Tensor:
+Record = dict[str, Tensor]
+"""Where a step leaves its gates when asked (``record=``): the trace reads them; the math is unchanged."""
+
+
+def rnn_step(gi: Tensor, gh: Tensor, h: Tensor, nonlinearity: str = "tanh", record: Record | None = None) -> Tensor:
     """h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu.
 
-    ``gi``, ``gh``: (..., H). ``h`` is unused; it keeps the signature of the other steps.
+    ``gi``, ``gh``: (..., H). ``h`` is unused; it keeps the signature of the other steps. ``record`` gets
+    the pre-activation as ``pre``.
     """
     pre = gh + gi
+    if record is not None:
+        record["pre"] = pre
     return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
 
 
-def lstm_step(gi: Tensor, gh: Tensor, state: LSTMState) -> LSTMState:
+def lstm_step(gi: Tensor, gh: Tensor, state: LSTMState, record: Record | None = None) -> LSTMState:
     """i, f, g, o = σ(·), σ(·), tanh(·), σ(·) of (W_ih x + b_ih + W_hh h + b_hh), in that order;
     c' = f * c + i * g;  h' = o * tanh(c').
 
-    ``gi``, ``gh``: (..., 4H); ``state`` = (h, c), each (..., H).
+    ``gi``, ``gh``: (..., 4H); ``state`` = (h, c), each (..., H). ``record`` gets ``i``, ``f``, ``g``, ``o``.
     """
     _, c = state
     i, f, g, o = (gh + gi).chunk(4, dim=-1)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    if record is not None:
+        record.update(i=i, f=f, g=g, o=o)
     c = f * c + i * g
     return o * torch.tanh(c), c
 
 
-def gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+def gru_step(gi: Tensor, gh: Tensor, h: Tensor, record: Record | None = None) -> Tensor:
     """r = σ(W_ir x + b_ir + W_hr h + b_hr);  z = σ(W_iz x + b_iz + W_hz h + b_hz);
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h' = (h - n) * z + n   (= (1 - z) n + z h).
 
     ``gi``, ``gh``: (..., 3H); ``h``: (..., H). r is applied after the hidden matmul, as in PyTorch.
+    ``record`` gets ``r``, ``z``, ``n``.
     """
     # σ is taken on strided (..., H) views of the full sum, as ATen does in place, so the CPU picks the
     # same (scalar or SIMD) kernel and the result is bit-equal to nn.GRUCell's in batched mode too.
@@ -69,17 +79,24 @@ def gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
     r, z = torch.sigmoid(r), torch.sigmoid(z)
     i_n, h_n = gi.chunk(3, dim=-1)[2], gh.chunk(3, dim=-1)[2]
     n = torch.tanh(i_n + h_n * r)
+    if record is not None:
+        record.update(r=r, z=z, n=n)
     # This operand order is ATen's GRUCell's: forward and autograd's gradients then match it bit for bit.
     return (h - n) * z + n
 
 
-def cell_step(family: str, gi: Tensor, gh: Tensor, state: State, nonlinearity: str = "tanh") -> State:
+GATE_NAMES = {"rnn": ("pre",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+"""What each family's step records: the RNN's pre-activation, the LSTM's and GRU's gates in torch's order."""
+
+
+def cell_step(family: str, gi: Tensor, gh: Tensor, state: State, nonlinearity: str = "tanh",
+              record: Record | None = None) -> State:
     """One step of ``family``'s recurrence from the two projections; the only branch on the family."""
     if family == "lstm":
-        return lstm_step(gi, gh, state)
+        return lstm_step(gi, gh, state, record)
     if family == "gru":
-        return gru_step(gi, gh, state)
-    return rnn_step(gi, gh, state, nonlinearity)
+        return gru_step(gi, gh, state, record)
+    return rnn_step(gi, gh, state, nonlinearity, record)
 
 
 # ---- state helpers: an LSTM's state is a (h, c) pair, the others' a single tensor ----
@@ -148,13 +165,14 @@ class ScratchCell(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
-    def forward(self, input: Tensor, state: State | None = None) -> State:
-        """``input`` (I,) or (B, I); ``state`` (H,) / (B, H), a pair of them for the LSTM."""
+    def forward(self, input: Tensor, state: State | None = None, record: Record | None = None) -> State:
+        """``input`` (I,) or (B, I); ``state`` (H,) / (B, H), a pair of them for the LSTM; ``record``
+        (optional) gets this step's gates (:data:`GATE_NAMES`)."""
         if state is None:
             state = zero_state(self.family, (*input.shape[:-1], self.hidden_size), input)
         gi = F.linear(input, self.weight_ih, self.bias_ih)  # (..., G*H)
         gh = F.linear(hidden_of(state), self.weight_hh, self.bias_hh)  # (..., G*H)
-        return cell_step(self.family, gi, gh, state, self.nonlinearity)
+        return cell_step(self.family, gi, gh, state, self.nonlinearity, record)
 
     @torch.no_grad()
     def copy_from(self, cell: nn.Module) -> ScratchCell:

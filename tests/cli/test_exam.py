@@ -73,3 +73,26 @@ def test_an_epoch_count_past_the_memory_limit_is_refused_before_any_work():
                                     "--jobs", "1"])
     assert out.exit_code == 1 and "train: 1,000,000,000,000 epochs on 999 steps needs about" in out.output
     assert "fewer epochs" in out.output and "Traceback" not in out.output
+
+
+def test_exam_writes_each_problems_trained_model_as_a_checkpoint(tmp_path):
+    """problemN.safetensors holds the trained model (config, the exam's vocabulary in its order, weights,
+    the per-epoch losses), so predict, generate and trace take exam models like any run's."""
+    from nextchar.exam.problems import run_problem
+    from nextchar.inspect.trace import trace
+    from nextchar.run.checkpoint import load_checkpoint
+    from nextchar.vocab import EXAM_MAPPING
+
+    out = CliRunner().invoke(main, ["exam", "--problem", "6", "--epochs", "3", "--jobs", "1", "--out", str(tmp_path)])
+    assert out.exit_code == 0 and f"model: {tmp_path / 'problem6.safetensors'}" in out.output
+    ckpt = load_checkpoint(tmp_path / "problem6.safetensors")
+    alone = run_problem(6, epochs=3)
+    assert ckpt.vocab.chars == tuple(EXAM_MAPPING) and ckpt.model_config == alone.model_config
+    assert ckpt.model_config.cell_style == "two-linear" and ckpt.step == 3
+    assert all(torch.equal(ckpt.model_state[k], v) for k, v in alone.model_state.items())
+    assert ckpt.step_losses == [e["loss"] for e in alone.fit.history]
+    predicted = CliRunner().invoke(main, ["predict", str(tmp_path / "problem6.safetensors"), "--text", "hi?hello!!",
+                                          "--png", str(tmp_path / "p.png")])
+    assert predicted.exit_code == 0, predicted.output
+    inside = trace(ckpt.build_model(), ckpt.vocab, "hi?hello!!")
+    assert inside.layers[0].c.shape == (10, 4) and sorted(inside.layers[0].gates) == ["f", "g", "i", "o"]

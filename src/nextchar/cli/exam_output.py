@@ -13,6 +13,7 @@ from ..exam.problems import PROBLEMS, ExamResult, ProblemResult, run_exam
 from ..exam.protocol import LR
 from ..outputs import write_json
 from ..plots import probability_heatmap, save
+from ..run.checkpoint import save_checkpoint
 from ..vocab import EXAM_MAPPING
 
 FUSED_TOLERANCE = 1e-3
@@ -65,7 +66,9 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine=
         click.echo(describe(result))
         title = f"Problem {result.problem.number}: {result.formulation}, seed {result.seed}"
         path = save(probability_heatmap(result.fit.probs, labels, title), Path(out) / f"problem{result.problem.number}.png")
-        click.echo(f"heatmap: {path}\n")
+        click.echo(f"heatmap: {path}")
+        checkpoint = save_checkpoint(Path(out) / f"problem{result.problem.number}.safetensors", result.checkpoint())
+        click.echo(f"model: {checkpoint}\n")
     for line in describe_checks(exam):
         click.echo(line)
     click.echo(f"total {time.perf_counter() - start:.1f} s")

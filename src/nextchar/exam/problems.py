@@ -12,13 +12,18 @@ import torch
 from ..config import ModelConfig
 from ..fitting import FitResult, fit
 from ..model import CharModel, copy_weights
-from ..vocab import exam_data
+from ..run.checkpoint import Checkpoint
+from ..run.resume import text_fingerprint
+from ..vocab import Vocab, exam_data
 from .protocol import (
     DEFAULT_SEED,
     HIDDEN_SIZE,
     LOOP_EPOCHS,
     LR,
+    MAPPING,
     MODULE_EPOCHS,
+    OPTIMIZER,
+    TEXT,
     VOCAB_SIZE,
 )
 
@@ -63,11 +68,22 @@ class ProblemResult:
     fit: FitResult
     seconds: float
     engine: str = "autograd"
+    model_config: ModelConfig | None = None
+    """The trained model's configuration and weights (on the CPU): what its checkpoint holds."""
+    model_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def probs_head(self) -> list[list[float]]:
         """The exam's printed table: first 10 rows of the fitted probabilities, 3 decimals."""
         return [[round(v, 3) for v in row] for row in self.fit.probs[:10].tolist()]
+
+    def checkpoint(self) -> Checkpoint:
+        """The trained model as a run's checkpoint (config, the exam's vocabulary in its own order, weights,
+        the per-epoch losses as its history), so generate, predict and inspect take it like any other."""
+        losses = [entry["loss"] for entry in self.fit.history]
+        return Checkpoint(model_config=self.model_config, vocab=Vocab.from_mapping(MAPPING),
+                          model_state=self.model_state, step=len(losses), epoch=len(losses), optimizer_name=OPTIMIZER,
+                          step_losses=losses, text=text_fingerprint(TEXT))
 
     def to_json(self) -> dict:
         return {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,
@@ -108,7 +124,7 @@ def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
     result = fit(model, x, y, epochs=epochs, lr=LR, device=device,
                  callback=None if progress is None else lambda *_: progress(1))
     return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start,
-                         model.config.engine)
+                         model.config.engine, model.config, {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
 _EPOCHS_DONE = None

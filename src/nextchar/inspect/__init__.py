@@ -1,0 +1,2 @@
+"""``nextchar inspect``: see inside any model. ``trace.py`` records every layer's hidden state, cell state
+and gates over a text, through the model's bit-equal hand-written twin."""

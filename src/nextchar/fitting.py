@@ -26,12 +26,17 @@ HISTORY_BYTES_PER_EPOCH = 400
 """One epoch's record in the history (a dict of three numbers) and the compiled engines' per-epoch arrays."""
 
 
+STEP_BYTES_PER_UNIT = 8
+"""Bytes per buffer entry and step: the compiled kernels keep float32 buffers, forward and backward."""
+
+
 def fit_memory(*, models: int, steps: int, vocab_size: int, hidden_size: int, gates: int, params: int,
                epochs: int) -> int:
     """Bytes that training ``models`` models by fit's protocol holds: each model's per-epoch history, its
-    per-step activations and fitted probabilities (steps x (V + (gates + 3) H), forward and backward) and its
-    parameters with their gradient and Adam moments."""
-    per_model = epochs * HISTORY_BYTES_PER_EPOCH + steps * (vocab_size + (gates + 3) * hidden_size) * 8 + params * 16
+    per-step buffers (about 3 gate blocks of gates x H, 5 of H and 5 of V per step: pre-activations, states,
+    logits, their gradients, the one-hot input) and its parameters with their gradient and Adam moments."""
+    per_step = 3 * gates * hidden_size + 5 * hidden_size + 5 * vocab_size
+    per_model = epochs * HISTORY_BYTES_PER_EPOCH + steps * per_step * STEP_BYTES_PER_UNIT + params * 16
     return models * per_model
 
 

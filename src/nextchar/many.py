@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .budget import check_memory
+from .budget import check_memory, memory_limit
 from .cells import GATES
 from .device import resolve_device
 from .exam import protocol as exam
@@ -29,12 +29,22 @@ from .model import CharModel
 from .step import check_finite, param_count
 
 
-def models_memory(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int) -> int:
-    """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`)."""
+def models_memory(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int, lanes: int = 1) -> int:
+    """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`); with
+    ``lanes`` > 1 the models are padded to whole blocks of that many, as the lanes kernel pads them."""
     config = models[0].config
-    return fit_memory(models=len(models), steps=x.shape[0], vocab_size=config.vocab_size,
+    padded = -(-len(models) // lanes) * lanes
+    return fit_memory(models=padded, steps=x.shape[0], vocab_size=config.vocab_size,
                       hidden_size=config.hidden_size, gates=GATES[config.family], params=param_count(models[0]),
                       epochs=epochs)
+
+
+def _use_lanes(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int) -> bool:
+    """RNN and LSTM run on SIMD lanes, unless padding to whole blocks would not fit in memory where the
+    per-model kernel (the same arithmetic, bit for bit) does."""
+    from .fused.lanes import LANES
+
+    return models[0].config.family in ("rnn", "lstm") and models_memory(models, x, y, epochs, LANES) <= memory_limit()
 
 
 def _trained_tensors(model: CharModel) -> list[Tensor]:
@@ -137,7 +147,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
-    if config.family in ("rnn", "lstm"):  # SIMD lanes over models: the model as the innermost axis
+    if _use_lanes(models, x, y, epochs):  # SIMD lanes over models: the model as the innermost axis
         done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays,
                             adam, losses, correct, probs)
     else:

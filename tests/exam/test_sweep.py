@@ -134,10 +134,17 @@ def test_out_of_range_and_empty_seed_specs_are_one_line_errors(spec, match):
 
 
 def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_same_results(monkeypatch):
+    """Past the memory limit the sweep trains fewer models per call, on the per-model kernel where a whole
+    block of SIMD lanes would not fit: the results are the same, bit for bit."""
+    import nextchar.many as many
+
     whole = sweep(parse_seeds("8"), epochs=5)
-    monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about 3 exam models at a time
+    monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about one exam model at a time, no block of 32 lanes
+    real, lanes = many._use_lanes, []
+    monkeypatch.setattr(many, "_use_lanes", lambda *args: lanes.append(real(*args)) or lanes[-1])
     chunked = sweep(parse_seeds("8"), epochs=5)
     assert [asdict(r) for r in chunked.runs] == [asdict(r) for r in whole.runs]
+    assert len(lanes) > 1 and not any(lanes)  # several calls, none on lanes
 
 
 def test_a_diverging_configuration_is_recorded_and_the_rest_of_the_sweep_is_kept(tmp_path):

@@ -180,7 +180,9 @@ def _chunk_size(config: _Config, runs: int, x: torch.Tensor, y: torch.Tensor, ep
     numbers) a sweep whose results or even one model do not fit."""
     from ..many import models_memory
 
-    one = models_memory([CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))], x, y, epochs)
+    with torch.device("meta"):  # a model's size without its memory (or the random state)
+        model = CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))
+    one = models_memory([model], x, y, epochs)
     limit = memory_limit()
     results = runs * RUN_BYTES
     check_memory(results + one, f"sweep: {runs:,} runs of {epochs:,} epochs on {x.shape[0]:,} steps",

@@ -29,7 +29,7 @@ from .model import CharModel
 from .step import check_finite, param_count
 
 
-def models_memory(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int, lanes: int = 1) -> int:
+def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: int = 1) -> int:
     """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`); with
     ``lanes`` > 1 the models are padded to whole blocks of that many, as the lanes kernel pads them."""
     config = models[0].config
@@ -39,12 +39,12 @@ def models_memory(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int
                       epochs=epochs)
 
 
-def _use_lanes(models: Sequence[CharModel], x: Tensor, y: Tensor, epochs: int) -> bool:
+def _use_lanes(models: Sequence[CharModel], x: Tensor, epochs: int) -> bool:
     """RNN and LSTM run on SIMD lanes, unless padding to whole blocks would not fit in memory where the
     per-model kernel (the same arithmetic, bit for bit) does."""
     from .fused.lanes import LANES
 
-    return models[0].config.family in ("rnn", "lstm") and models_memory(models, x, y, epochs, LANES) <= memory_limit()
+    return models[0].config.family in ("rnn", "lstm") and models_memory(models, x, epochs, LANES) <= memory_limit()
 
 
 def _trained_tensors(model: CharModel) -> list[Tensor]:
@@ -110,6 +110,21 @@ DIVERGED = ("raise", "record")
 end alone, recorded in its FitResult (record), while the other models train on."""
 
 
+def _check_run(models: Sequence[CharModel], x: Tensor, epochs: int, labels: Sequence[str] | None,
+               diverged: str) -> list[str]:
+    """What both engines check before any work (epochs, models, the divergence policy, the memory);
+    returns the name of each model in errors."""
+    if epochs < 1:
+        raise ValueError(f"many: epochs must be >= 1, got {epochs}")
+    if not models:
+        raise ValueError("many: needs at least one model")
+    if diverged not in DIVERGED:
+        raise ValueError(f"many: diverged must be one of {DIVERGED}, got {diverged!r}")
+    check_memory(models_memory(models, x, epochs), f"many: {len(models)} models x {epochs:,} epochs",
+                 "train fewer models at once or fewer epochs")
+    return list(labels) if labels is not None else [f"model {k}" for k in range(len(models))]
+
+
 @torch.no_grad()
 def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
              lrs: float | Sequence[float] = exam.LR, labels: Sequence[str] | None = None,
@@ -124,21 +139,15 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     from .fused.compiled import FAMILY_CODES, adam_scalars
     from .fused.many import train_many
 
-    if epochs < 1:
-        raise ValueError(f"many: epochs must be >= 1, got {epochs}")
     lrs = [float(lrs)] * len(models) if isinstance(lrs, (int, float)) else [float(lr) for lr in lrs]
     if len(lrs) != len(models):
         raise ValueError(f"many: got {len(lrs)} learning rates for {len(models)} models")
     bad = [lr for lr in lrs if not lr > 0]
     if bad:
         raise ValueError(f"many: learning rates must be > 0, got {bad[:5]}")
-    if diverged not in DIVERGED:
-        raise ValueError(f"many: diverged must be one of {DIVERGED}, got {diverged!r}")
-    labels = list(labels) if labels is not None else [f"model {k}" for k in range(len(models))]
+    labels = _check_run(models, x, epochs, labels, diverged)
     x, y = x.cpu(), y.cpu()
     _check_alike(models, x)
-    check_memory(models_memory(models, x, y, epochs), f"many: {len(models)} models x {epochs:,} epochs",
-                 "train fewer models at once or fewer epochs")
     arrays = _stacked(models)
     dtype = arrays[0].dtype.type
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy().astype(arrays[0].dtype))
@@ -147,7 +156,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
-    if _use_lanes(models, x, y, epochs):  # SIMD lanes over models: the model as the innermost axis
+    if _use_lanes(models, x, epochs):  # SIMD lanes over models: the model as the innermost axis
         done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays,
                             adam, losses, correct, probs)
     else:
@@ -189,15 +198,7 @@ def fit_stacked(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: in
     from .stacked import StackedAdam, StackedRecurrent, per_model_loss
     from .step import train_step
 
-    if epochs < 1:
-        raise ValueError(f"many: epochs must be >= 1, got {epochs}")
-    if not models:
-        raise ValueError("many: needs at least one model")
-    check_memory(models_memory(models, x, y, epochs), f"many: {len(models)} models x {epochs:,} epochs",
-                 "train fewer models at once or fewer epochs")
-    if diverged not in DIVERGED:
-        raise ValueError(f"many: diverged must be one of {DIVERGED}, got {diverged!r}")
-    labels = list(labels) if labels is not None else [f"model {k}" for k in range(len(models))]
+    labels = _check_run(models, x, epochs, labels, diverged)
     device = resolve_device(device)
     stacked = StackedRecurrent.from_models(models).to(device)
     opt = StackedAdam(stacked.parameters(), lrs)

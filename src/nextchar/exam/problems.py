@@ -59,6 +59,11 @@ PROBLEMS: dict[int, Problem] = {p.number: p for p in (
 EXACTNESS_PAIRS = ((3, 2), (6, 5))
 
 
+def fitted_table(probs: torch.Tensor) -> list[list[float]]:
+    """The exam's printed table of fitted probabilities (T, V): the first 10 rows, 3 decimals."""
+    return [[round(v, 3) for v in row] for row in probs[:10].tolist()]
+
+
 @dataclass
 class ProblemResult:
     problem: Problem
@@ -75,7 +80,7 @@ class ProblemResult:
     @property
     def probs_head(self) -> list[list[float]]:
         """The exam's printed table: first 10 rows of the fitted probabilities, 3 decimals."""
-        return [[round(v, 3) for v in row] for row in self.fit.probs[:10].tolist()]
+        return fitted_table(self.fit.probs)
 
     def checkpoint(self) -> Checkpoint:
         """The trained model as a run's checkpoint (config, the exam's vocabulary in its own order, weights,

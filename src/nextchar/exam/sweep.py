@@ -28,7 +28,7 @@ from ..model import CharModel
 from ..step import LOSSES
 from ..vocab import Vocab, exam_data, next_char_pairs
 from . import protocol as exam
-from .problems import PROBLEMS, build_problem_model
+from .problems import PROBLEMS, build_problem_model, fitted_table
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 CHUNK = 64
@@ -58,9 +58,6 @@ class Seeds:
     def __iter__(self):
         for r in self.ranges:
             yield from r
-
-    def __contains__(self, seed: int) -> bool:
-        return any(seed in r for r in self.ranges)
 
 
 def parse_seeds(spec: str) -> Seeds:
@@ -182,7 +179,7 @@ def _chunk_size(config: _Config, runs: int, x: torch.Tensor, y: torch.Tensor, ep
 
     with torch.device("meta"):  # a model's size without its memory (or the random state)
         model = CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))
-    one = models_memory([model], x, y, epochs)
+    one = models_memory([model], x, epochs)
     limit = memory_limit()
     results = runs * RUN_BYTES
     check_memory(results + one, f"sweep: {runs:,} runs of {epochs:,} epochs on {x.shape[0]:,} steps",
@@ -271,12 +268,10 @@ def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, eng
 
 
 def _run(problem: int | None, config: _Config, seed: int, epochs: int, loss: str, fit) -> SweepRun:
+    run = (problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs, loss)
     if fit.diverged_at_epoch is not None:
-        return SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs, loss,
-                        None, None, None, fit.diverged_at_epoch)
-    return SweepRun(problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs, loss,
-                    fit.final_loss, fit.history[-1]["accuracy"],
-                    [[round(v, 3) for v in row] for row in fit.probs[:10].tolist()])
+        return SweepRun(*run, None, None, None, fit.diverged_at_epoch)
+    return SweepRun(*run, fit.final_loss, fit.history[-1]["accuracy"], fitted_table(fit.probs))
 
 
 def _summarize(config: _Config, runs: list[SweepRun], problem: int | None) -> dict:

@@ -42,10 +42,6 @@ class Trace:
     probs: Tensor
     """(T, V): the next-character probabilities after each position."""
 
-    @property
-    def family(self) -> str:
-        return "lstm" if self.layers[0].c is not None else "gru" if "r" in self.layers[0].gates else "rnn"
-
 
 def hand_written_twin(model: CharModel) -> CharModel:
     """``model`` itself if it is a hand-written cell on the autograd engine, else a hand-written copy of it

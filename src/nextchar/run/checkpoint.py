@@ -27,7 +27,7 @@ from ..config import ModelConfig
 from ..model import CharModel
 from ..outputs import write_bytes_atomic
 from ..vocab import Vocab
-from .checkpoint_header import FORMAT, VERSION, CheckpointError, check_checkpoint_file
+from .checkpoint_header import CARRY_PARTS, FORMAT, VERSION, CheckpointError, check_checkpoint_file
 
 
 @dataclass(kw_only=True)
@@ -138,7 +138,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         tensors = load_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint: {str(path)!r} is corrupt: {error}"[:400]) from None
-    parts = {"none": 0, "tensor": 1, "pair": 2}[meta["carry"]]
+    parts = CARRY_PARTS[meta["carry"]]
     carry = [tensors[f"carry.{i}"] for i in range(parts)]
     losses = tensors.get("history.step_losses")
     return Checkpoint(

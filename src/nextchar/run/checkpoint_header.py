@@ -22,6 +22,8 @@ from ..vocab import Vocab
 FORMAT, VERSION = "nextchar-checkpoint", 1
 REQUIRED_META = ("model_config", "vocab", "step", "epoch", "best_val_loss", "train_config", "optimizer_name",
                  "optimizer", "carry")
+CARRY_PARTS = {"none": 0, "tensor": 1, "pair": 2}
+"""The carried state's kinds in the metadata and how many ``carry.<i>`` tensors each one has (pair: h and c)."""
 MAX_HEADER_BYTES = 64 << 20
 """A header past this is refused unparsed (a run's evaluations take a few hundred bytes each)."""
 OPTIMIZER_STATE = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg"}
@@ -117,7 +119,7 @@ def _check_scalars(meta: dict, check: _Check) -> None:
     check.that(best is None or _number(best), f"has best_val_loss {str(best)[:40]}, expected a finite number or null")
     check.that(meta["optimizer_name"] is None or meta["optimizer_name"] in OPTIMIZERS,
                f"has optimizer {str(meta['optimizer_name'])[:40]!r}, expected one of {tuple(OPTIMIZERS)}")
-    check.that(meta["carry"] in ("none", "pair", "tensor"),
+    check.that(meta["carry"] in CARRY_PARTS,
                f"has carry {str(meta['carry'])[:40]!r}, expected 'none', 'pair' or 'tensor'")
     evals = meta.get("evals") or []
     check.that(isinstance(evals, list) and len(evals) <= step and all(
@@ -166,7 +168,7 @@ def expected_tensors(config: ModelConfig, train: dict, meta: dict, header: dict,
         elif name.startswith("rng."):
             expected[name] = ("U8", None)
     _check_optimizer_state(header, meta, len(shapes), check)
-    parts = {"none": 0, "tensor": 1, "pair": 2}[meta["carry"]]
+    parts = CARRY_PARTS[meta["carry"]]
     batch = train.get("batch_size", TrainConfig.batch_size)
     for i in range(parts):
         expected[f"carry.{i}"] = ("F32", [config.num_layers, batch, config.hidden_size])

@@ -1,5 +1,6 @@
-"""What the run-folder, trainer and command tests share: the shipped fixture text and small models that
-train on it in seconds."""
+"""What the run-folder, trainer and command tests share: the shipped fixture text, small models that train
+on it in seconds, and the pieces of a checkpoint file a test crafts by hand."""
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -28,3 +29,29 @@ def train_small(run_dir, **kwargs):
 def cli_train(*args):
     """``nextchar train FIXTURE`` with FLAGS and ``args``, in process."""
     return CliRunner().invoke(main, ["train", str(FIXTURE), *FLAGS, *args])
+
+
+def checkpoint_parts(raw: bytes) -> tuple[dict, dict]:
+    """A checkpoint file's safetensors header and its nextchar metadata, parsed."""
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    return header, json.loads(header["__metadata__"]["nextchar"])
+
+
+def with_metadata(raw: bytes, meta: str) -> bytes:
+    """The checkpoint ``raw`` with its nextchar metadata replaced by the text ``meta`` (any JSON, or none)."""
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    header["__metadata__"]["nextchar"] = meta
+    body = json.dumps(header).encode()
+    return len(body).to_bytes(8, "little") + body + raw[8 + int.from_bytes(raw[:8], "little"):]
+
+
+def with_tensors(raw: bytes, change) -> bytes:
+    """The checkpoint ``raw`` with its tensors changed in place by ``change(tensors)``, its metadata kept."""
+    from safetensors.torch import load as load_bytes
+    from safetensors.torch import save as save_bytes
+
+    header, _ = checkpoint_parts(raw)
+    tensors = load_bytes(raw)
+    change(tensors)
+    return save_bytes(tensors, metadata=header["__metadata__"])

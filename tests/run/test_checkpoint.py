@@ -9,7 +9,7 @@ import torch
 from nextchar.data import read_text_file
 from nextchar.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nextchar.run.trainer import train
-from tests.helpers import FIXTURE, SMALL_24, train_config
+from tests.helpers import FIXTURE, SMALL_24, checkpoint_parts, train_config, with_metadata, with_tensors
 from tests.helpers import train_small as _train
 
 
@@ -54,24 +54,14 @@ def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.safetensors")
 
 
-def _with_metadata(good: bytes, meta: str) -> bytes:
-    """The checkpoint ``good`` with its nextchar metadata replaced by ``meta``."""
-    size = int.from_bytes(good[:8], "little")
-    header = json.loads(good[8:8 + size])
-    header["__metadata__"]["nextchar"] = meta
-    raw = json.dumps(header).encode()
-    return len(raw).to_bytes(8, "little") + raw + good[8 + size:]
-
-
 def test_malformed_metadata_is_named(tmp_path):
     _train(tmp_path, max_steps=2, eval_every=2)
     good = (tmp_path / "last.safetensors").read_bytes()
-    size = int.from_bytes(good[:8], "little")
-    meta = json.loads(json.loads(good[8:8 + size])["__metadata__"]["nextchar"])
+    _, meta = checkpoint_parts(good)
     for broken, match in ((json.dumps([1, 2]), "not a JSON object"),
                           (json.dumps({**meta, "step": None}), "step None"),
                           (json.dumps({k: v for k, v in meta.items() if k != "carry"}), r"lacks metadata \['carry'\]")):
-        (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, broken))
+        (tmp_path / "bad.safetensors").write_bytes(with_metadata(good, broken))
         with pytest.raises(CheckpointError, match=match):
             load_checkpoint(tmp_path / "bad.safetensors")
 
@@ -99,10 +89,9 @@ def _crafted(tmp_path, change) -> Path:
     """A trained checkpoint whose nextchar metadata ``change(meta)`` edited in place, as an attacker would."""
     _train(tmp_path, max_steps=2, eval_every=2)
     good = (tmp_path / "last.safetensors").read_bytes()
-    size = int.from_bytes(good[:8], "little")
-    meta = json.loads(json.loads(good[8:8 + size])["__metadata__"]["nextchar"])
+    _, meta = checkpoint_parts(good)
     change(meta)
-    (tmp_path / "bad.safetensors").write_bytes(_with_metadata(good, json.dumps(meta)))
+    (tmp_path / "bad.safetensors").write_bytes(with_metadata(good, json.dumps(meta)))
     return tmp_path / "bad.safetensors"
 
 
@@ -129,16 +118,12 @@ def test_a_crafted_training_config_is_refused_on_load(tmp_path, field, value):
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.float64])
 def test_weights_of_another_dtype_are_refused_not_converted(tmp_path, dtype):
-    from safetensors.torch import load as load_bytes
-    from safetensors.torch import save as save_bytes
-
     _train(tmp_path, max_steps=2, eval_every=2)
-    good = (tmp_path / "last.safetensors").read_bytes()
-    size = int.from_bytes(good[:8], "little")
-    metadata = json.loads(good[8:8 + size])["__metadata__"]
-    tensors = load_bytes(good)
-    tensors["model.head.weight"] = tensors["model.head.weight"].to(dtype)
-    (tmp_path / "bad.safetensors").write_bytes(save_bytes(tensors, metadata=metadata))
+
+    def retyped(tensors):
+        tensors["model.head.weight"] = tensors["model.head.weight"].to(dtype)
+
+    (tmp_path / "bad.safetensors").write_bytes(with_tensors((tmp_path / "last.safetensors").read_bytes(), retyped))
     with pytest.raises(CheckpointError, match="'model.head.weight' of dtype .*, expected F32"):
         load_checkpoint(tmp_path / "bad.safetensors")
 

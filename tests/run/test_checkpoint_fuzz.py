@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_bytes
-from safetensors.torch import save as save_bytes
+
+from tests.helpers import checkpoint_parts, with_metadata, with_tensors
 
 ROOT = Path(__file__).parents[2]
 CASES = 160
@@ -24,46 +25,25 @@ VALUES = [None, True, False, -1, 0, 1, 2.5, 16.0, 10**6, 12000, 30000, 2**63, fl
           [], {}, [[[[]]]], "x" * 5000, {"a": 1}]
 
 
-def _split(raw: bytes) -> tuple[dict, dict]:
-    size = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + size])
-    return header, json.loads(header["__metadata__"]["nextchar"])
-
-
-def _with_meta(raw: bytes, meta: dict) -> bytes:
-    header, _ = _split(raw)
-    header["__metadata__"]["nextchar"] = json.dumps(meta)  # Infinity and NaN allowed: a crafted file may hold them
-    body = json.dumps(header).encode()
-    size = int.from_bytes(raw[:8], "little")
-    return len(body).to_bytes(8, "little") + body + raw[8 + size:]
-
-
-def _with_tensors(raw: bytes, change) -> bytes:
-    header, _ = _split(raw)
-    tensors = load_bytes(raw)
-    change(tensors)
-    return save_bytes(tensors, metadata=header["__metadata__"])
-
-
 def mutate(raw: bytes, rng: random.Random) -> tuple[str, bytes]:
     """One seeded mutation of the checkpoint ``raw``: (what was done, the new bytes)."""
-    _, meta = _split(raw)
+    _, meta = checkpoint_parts(raw)
     kind = rng.choice(["model", "model", "train", "top", "drop", "vocab", "tensor", "tensor", "bytes"])
     if kind in ("model", "train", "top"):
         target = {"model": meta["model_config"], "train": meta["train_config"], "top": meta}[kind]
         key = rng.choice(sorted(target))
         value = rng.choice(VALUES)
         target[key] = value
-        return f"{kind}.{key} = {str(value)[:30]}", _with_meta(raw, meta)
+        return f"{kind}.{key} = {str(value)[:30]}", with_metadata(raw, json.dumps(meta))
     if kind == "drop":
         key = rng.choice(sorted(meta))
         del meta[key]
-        return f"del {key}", _with_meta(raw, meta)
+        return f"del {key}", with_metadata(raw, json.dumps(meta))
     if kind == "vocab":
         size = rng.choice([60_000, 3, 0])
         meta["vocab"] = [chr(0x4E00 + i) for i in range(size)] + rng.choice([[], ["ab"], [meta["vocab"][0]]])
         meta["model_config"]["vocab_size"] = len(meta["vocab"])
-        return f"vocab of {len(meta['vocab'])}", _with_meta(raw, meta)
+        return f"vocab of {len(meta['vocab'])}", with_metadata(raw, json.dumps(meta))
     if kind == "tensor":
         names = sorted(load_bytes(raw))
         name = rng.choice(names)
@@ -79,7 +59,7 @@ def mutate(raw: bytes, rng: random.Random) -> tuple[str, bytes]:
                 tensors[name] = t.to({"int": torch.int64, "bool": torch.bool, "double": torch.float64}[how])
             else:
                 tensors["model.extra"] = torch.zeros(3)
-        return f"{how} {name}", _with_tensors(raw, change)
+        return f"{how} {name}", with_tensors(raw, change)
     cut = rng.randrange(len(raw))
     return f"bytes cut at {cut}", raw[:cut] if rng.random() < 0.5 else raw[:cut] + bytes([rng.randrange(256)]) + raw[cut + 1:]
 

@@ -270,3 +270,16 @@ def gru_backward(dhs, dh_last, hs, h0, gates, w_hh, one, dgi, dgh):
             for j in range(H):
                 dh_next[b, j] += through_matmul[b, j]
     return dh_next
+
+
+@njit(cache=True)
+def lstm_cell_scan(f, ig, c0, cs):
+    """The LSTM's cell state over a sequence from its gates: cs[t] = f[t] * cs[t-1] + ig[t], cs[-1] = c0.
+
+    ``f``, ``ig`` (= i * g): (T, H); ``c0``: (H,). The same two roundings as ``cells.lstm_step`` (no fused
+    multiply-add), so the result is bit-equal to stepping the cell."""
+    previous = c0
+    for t in range(f.shape[0]):
+        for j in range(f.shape[1]):
+            cs[t, j] = f[t, j] * previous[j] + ig[t, j]
+        previous = cs[t]

@@ -2,10 +2,16 @@
 cell state c and the gates (i, f, g, o; r, z, n; the RNN's pre-activation), and the next-character
 probabilities.
 
-Any formulation is traced through its hand-written twin (``kind="scratch"``, the autograd engine, the
-weights copied): the twin runs the same cell math (``cells.py``) in the same order as the model's own loop,
-so for the hand-written and built-in-cell formulations the trace is bit-equal to the model's forward on
-the CPU in float32, and for the built-in sequence modules (other kernels) equal to round-off.
+Every formulation's gates come from its hand-written twin (``kind="scratch"``, the autograd engine, the
+weights copied), the one place the cell math is written (``cells.py``):
+
+- hand-written and built-in-cell models are traced step by step through the twin, in the same order as
+  the model's own loop, so the trace is bit-equal to the model's forward on the CPU in float32 (these
+  models' own forward is such a loop, so tracing costs about what predicting does);
+- built-in sequence modules (``nn.RNN/LSTM/GRU``, other kernels: equal to round-off) run at their own speed:
+  each layer's h over a chunk comes from a one-layer module with that layer's weights, then the twin's
+  cell computes every position's gates at once from (x_t, h_{t-1}) — the gates read nothing else — and the
+  LSTM's c follows from them (c_t = f_t c_{t-1} + i_t g_t, an elementwise scan).
 """
 from __future__ import annotations
 
@@ -16,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..cells import GATE_NAMES, State, hidden_of, zero_state
-from ..model import CharModel, copy_weights
+from ..cells import GATE_NAMES, WEIGHT_NAMES, State, hidden_of, zero_state
+from ..model import SEQUENCE_MODULES, CharModel, copy_weights
 from ..vocab import Vocab
 
 CHUNK = 4096
@@ -63,16 +69,16 @@ def trace_chunks(model: CharModel, vocab: Vocab, pieces: Iterable[str], chunk: i
     them, so a text of any length is traced in bounded memory."""
     twin = hand_written_twin(model)
     twin.eval()
-    family, device = twin.config.family, twin.head.weight.device
+    layers = _one_layer_modules(model) if model.config.kind == "module" else None
     carried: list[State | None] = [None] * len(twin.core.cells)
     buffer = ""
     for piece in pieces:
         buffer += piece
         while len(buffer) >= chunk:
-            yield _trace_piece(twin, vocab, buffer[:chunk], carried, family, device)
+            yield _trace_piece(twin, layers, vocab, buffer[:chunk], carried)
             buffer = buffer[chunk:]
     if buffer:
-        yield _trace_piece(twin, vocab, buffer, carried, family, device)
+        yield _trace_piece(twin, layers, vocab, buffer, carried)
 
 
 def trace(model: CharModel, vocab: Vocab, text: str, chunk: int = CHUNK) -> Trace:
@@ -87,28 +93,90 @@ def trace(model: CharModel, vocab: Vocab, text: str, chunk: int = CHUNK) -> Trac
     return Trace(text, vocab, layers, torch.cat([p.probs for p in parts]))
 
 
-def _trace_piece(twin: CharModel, vocab: Vocab, text: str, carried: list, family: str, device) -> Trace:
-    """The model's own unbatched forward, step by step, with the gates recorded (``carried`` is updated)."""
+def _one_layer_modules(model: CharModel) -> list[torch.nn.Module]:
+    """A sequence module's layers as one-layer modules with the same weights (its h per layer)."""
+    config, weight = model.config, model.head.weight
+    extra = {"nonlinearity": config.nonlinearity} if config.family == "rnn" else {}
+    modules = []
+    for k, weights in enumerate(model.layer_weights()):
+        size = config.input_size if k == 0 else config.hidden_size
+        with torch.random.fork_rng(devices=[]):
+            layer = SEQUENCE_MODULES[config.family](size, config.hidden_size, **extra)
+        layer = layer.to(device=weight.device, dtype=weight.dtype)
+        for name in WEIGHT_NAMES:
+            getattr(layer, f"{name}_l0").copy_(weights[name])
+        modules.append(layer.eval())
+    return modules
+
+
+def _trace_piece(twin: CharModel, modules: list | None, vocab: Vocab, text: str, carried: list) -> Trace:
+    """One chunk of the trace (``carried``, each layer's state, is updated): step by step through the twin,
+    or for a sequence module through its one-layer ``modules``."""
     missing = vocab.unknown(text)
     if missing:
         raise ValueError(f"inspect: characters {missing[:20]!r} are not in the model's vocabulary "
                          f"({len(vocab)} characters)")
-    output = twin.encode(vocab.encode(text).to(device)).unsqueeze(1)  # (T, 1, I): as RecurrentCore batches it
+    family, device = twin.config.family, twin.head.weight.device
+    output = twin.encode(vocab.encode(text).to(device))  # (T, I)
     layers = []
     for k, cell in enumerate(twin.core.cells):
-        state = carried[k] if carried[k] is not None else zero_state(family, (1, cell.hidden_size), output)
-        hs, cs, gates = [], [], {name: [] for name in GATE_NAMES[family]}
-        for x_t in output:  # (1, I)
-            record: dict[str, Tensor] = {}
-            state = cell(x_t, state, record=record)
-            hs.append(hidden_of(state))
-            if family == "lstm":
-                cs.append(state[1])
-            for name in gates:
-                gates[name].append(record[name])
-        carried[k] = state
-        output = torch.stack(hs)  # (T, 1, H): the next layer's input (no dropout: the model is evaluated)
-        layers.append(LayerTrace(output[:, 0].cpu(), torch.stack(cs)[:, 0].cpu() if cs else None,
-                                 {name: torch.stack(values)[:, 0].cpu() for name, values in gates.items()}))
-    probs = twin.head(output.squeeze(1)).softmax(-1)  # (T, V)
-    return Trace(text, vocab, layers, probs.cpu())
+        state = carried[k] if carried[k] is not None else zero_state(family, (cell.hidden_size,), output)
+        trace_layer = _layer_by_steps if modules is None else _layer_at_once
+        layer, carried[k] = trace_layer(cell, modules and modules[k], output, state, family)
+        output = layer.h  # (T, H): the next layer's input (no dropout: the model is evaluated)
+        layers.append(layer)
+    probs = twin.head(output).softmax(-1)  # (T, V)
+    cpu = [LayerTrace(layer.h.cpu(), None if layer.c is None else layer.c.cpu(),
+                      {name: gate.cpu() for name, gate in layer.gates.items()}) for layer in layers]
+    return Trace(text, vocab, cpu, probs.cpu())
+
+
+def _layer_by_steps(cell, module, inputs: Tensor, state: State, family: str) -> tuple[LayerTrace, State]:
+    """The model's own loop over ``inputs`` (T, I), batched as RecurrentCore batches an unbatched input
+    ((1, I) per step), each step's gates recorded."""
+    hs, cs, gates = [], [], {name: [] for name in GATE_NAMES[family]}
+    state = _batched(state)
+    for x_t in inputs.unsqueeze(1):  # (1, I)
+        record: dict[str, Tensor] = {}
+        state = cell(x_t, state, record=record)
+        hs.append(hidden_of(state))
+        if family == "lstm":
+            cs.append(state[1])
+        for name in gates:
+            gates[name].append(record[name])
+    layer = LayerTrace(torch.cat(hs), torch.cat(cs) if cs else None,
+                       {name: torch.cat(values) for name, values in gates.items()})
+    return layer, _unbatched(state)
+
+
+def _batched(state: State) -> State:
+    return state.unsqueeze(0) if isinstance(state, Tensor) else tuple(s.unsqueeze(0) for s in state)
+
+
+def _unbatched(state: State) -> State:
+    return state[0] if isinstance(state, Tensor) else tuple(s[0] for s in state)
+
+
+def _layer_at_once(cell, module, inputs: Tensor, state: State, family: str) -> tuple[LayerTrace, State]:
+    """h from the one-layer sequence ``module``, the gates of all T positions in one call of the twin's cell."""
+    h, new_state = module(inputs, _batched(state))  # h (T, H); state (1, H), a pair for the LSTM
+    h_before = torch.cat([hidden_of(state).unsqueeze(0), h[:-1]])  # (T, H): h_{t-1} at each position
+    record: dict[str, Tensor] = {}
+    cell(inputs, (h_before, torch.zeros_like(h_before)) if family == "lstm" else h_before, record=record)
+    c = _cell_states(record["f"], record["i"] * record["g"], state[1]) if family == "lstm" else None
+    layer = LayerTrace(h, c, {name: record[name] for name in GATE_NAMES[family]})
+    return layer, _unbatched(new_state)
+
+
+def _cell_states(f: Tensor, ig: Tensor, c0: Tensor) -> Tensor:
+    """c_t = f_t c_{t-1} + i_t g_t over (T, H), from c0 (H,): compiled on the CPU, a loop elsewhere."""
+    if f.device.type == "cpu":
+        from ..fused.kernels import lstm_cell_scan
+
+        c = torch.empty_like(f)
+        lstm_cell_scan(f.numpy(), ig.numpy(), c0.contiguous().numpy(), c.numpy())
+        return c
+    c, previous = torch.empty_like(f), c0
+    for t in range(len(f)):
+        previous = c[t] = f[t] * previous + ig[t]
+    return c

@@ -41,3 +41,17 @@ def test_saturation_counts_the_share_of_steps_near_zero_and_near_one():
     gate = np.array([[0.05, 0.5], [0.95, 0.5], [0.02, 0.99], [0.5, 0.91]])
     left, right = saturation(gate)
     assert left.tolist() == [0.5, 0.0] and right.tolist() == [0.25, 0.5]
+
+
+def test_correlations_accumulated_over_chunks_equal_one_pass():
+    from nextchar.inspect.units import FeatureCorrelations
+
+    rng = np.random.default_rng(1)
+    values, features = rng.normal(5.0, 0.01, (301, 4)), rng.random((301, 3))  # a large mean: precision kept
+    whole, chunked = FeatureCorrelations(list("abc"), 4), FeatureCorrelations(list("abc"), 4)
+    whole.update(values, features)
+    for start in range(0, 301, 37):
+        chunked.update(values[start:start + 37], features[start:start + 37])
+    expected = np.array([[np.corrcoef(values[:, u], features[:, f])[0, 1] for u in range(4)] for f in range(3)])
+    np.testing.assert_allclose(whole.correlations(), expected, rtol=1e-9)
+    np.testing.assert_allclose(chunked.correlations(), expected, rtol=1e-9)

@@ -1,13 +1,15 @@
 """The ``nextchar`` command: each subcommand parses its flags and calls one library function.
 
 ``common.py`` holds what they share; ``exam.py`` the exam's commands (exam, verify, claims, bench);
-``text.py`` training on any text (train, generate, predict); ``sweep.py`` many models over a grid.
+``text.py`` training on any text (train, generate, predict); ``inspect.py`` inside a model;
+``sweep.py`` many models over a grid.
 """
 from __future__ import annotations
 
 import click
 
 from .exam import bench, claims, exam, verify
+from .inspect import inspect
 from .report import report
 from .sweep import sweep
 from .text import generate, predict, train
@@ -19,7 +21,7 @@ def main() -> None:
     """nextchar: next-character prediction with RNN, LSTM and GRU, from the exam to any text."""
 
 
-for command in (exam, verify, claims, train, generate, predict, bench, sweep, report):
+for command in (exam, verify, claims, train, generate, predict, inspect, bench, sweep, report):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -24,18 +24,18 @@ READ_SIZE = 1 << 16
 """Characters read from a file (or stdin) at a time."""
 
 
-def read_pieces(path: str) -> Iterator[str]:
-    """A UTF-8 text file, or stdin for ``-``, in pieces of READ_SIZE characters."""
+def read_pieces(path: str, command: str = "predict") -> Iterator[str]:
+    """A UTF-8 text file, or stdin for ``-``, in pieces of READ_SIZE characters (errors name ``command``)."""
     if path == "-":
         yield from iter(lambda: sys.stdin.read(READ_SIZE), "")
         return
     if not Path(path).is_file():
-        raise ValueError(f"predict: --text-file {path!r} is not a file")
+        raise ValueError(f"{command}: --text-file {path!r} is not a file")
     try:
         with open(path, encoding="utf-8") as handle:
             yield from iter(lambda: handle.read(READ_SIZE), "")
     except UnicodeDecodeError as error:
-        raise ValueError(f"predict: --text-file {path!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise ValueError(f"{command}: --text-file {path!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def predict_to_files(model: CharModel, vocab: Vocab, pieces, rows: int, offset: int, json_path: str | None,

@@ -60,28 +60,85 @@ def regex_feature(text: str, name: str, pattern: str) -> np.ndarray:
     return values
 
 
+class FeatureCorrelations:
+    """Pearson correlations of every unit with every feature, accumulated over a text given in chunks (the
+    pairwise update of Chan et al., so a long text loses no precision): ``update`` with each chunk's
+    values (n, H) and feature columns (n, F), then ``correlations()`` (F, H)."""
+
+    def __init__(self, names: list[str], hidden_size: int) -> None:
+        self.names, self.n = list(names), 0
+        self.mean_x, self.m2_x = np.zeros(hidden_size), np.zeros(hidden_size)
+        self.mean_f, self.m2_f = np.zeros(len(names)), np.zeros(len(names))
+        self.co = np.zeros((len(names), hidden_size))  # Σ (f - mean_f)(x - mean_x): (F, H)
+
+    def update(self, values: Tensor | np.ndarray, columns: np.ndarray) -> None:
+        x, f = np.asarray(values, dtype=np.float64), np.asarray(columns, dtype=np.float64)
+        n = len(x)
+        if n == 0:
+            return
+        dx, df = x - x.mean(0), f - f.mean(0)
+        delta_x, delta_f = x.mean(0) - self.mean_x, f.mean(0) - self.mean_f
+        both = self.n * n / (self.n + n)
+        self.co += df.T @ dx + np.outer(delta_f, delta_x) * both
+        self.m2_x += (dx * dx).sum(0) + delta_x ** 2 * both
+        self.m2_f += (df * df).sum(0) + delta_f ** 2 * both
+        self.mean_x += delta_x * n / (self.n + n)
+        self.mean_f += delta_f * n / (self.n + n)
+        self.n += n
+
+    def correlations(self) -> np.ndarray:
+        """(F, H); 0 where a unit or a feature is constant."""
+        norms = np.sqrt(np.outer(self.m2_f, self.m2_x))
+        return np.divide(self.co, norms, out=np.zeros_like(self.co), where=norms > 0)
+
+    def rank(self, top: int = 3) -> list[dict]:
+        """For each feature, the ``top`` units whose values correlate most strongly (either sign) with it:
+        ``{"feature", "unit", "correlation"}`` records, strongest first within each feature; a feature constant
+        over the text (no quotes in it, say) correlates with nothing and is left out."""
+        ranked = []
+        for name, r, spread in zip(self.names, self.correlations(), self.m2_f):
+            if spread <= 0:
+                continue
+            for unit in np.argsort(-np.abs(r), kind="stable")[:top]:
+                ranked.append({"feature": name, "unit": int(unit), "correlation": float(r[unit])})
+        return ranked
+
+
 def correlations(values: Tensor | np.ndarray, feature: np.ndarray) -> np.ndarray:
     """Pearson correlation of each unit's values (T, H) with ``feature`` (T,); 0 where either is constant."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x - x.mean(0)
-    f = feature - feature.mean()
-    norms = np.sqrt((x * x).sum(0) * (f * f).sum())
-    return np.divide(f @ x, norms, out=np.zeros(x.shape[1]), where=norms > 0)
+    stats = FeatureCorrelations(["feature"], np.shape(values)[1])
+    stats.update(values, np.asarray(feature)[:, None])
+    return stats.correlations()[0]
 
 
 def rank_units(values: Tensor | np.ndarray, features: dict[str, np.ndarray], top: int = 3) -> list[dict]:
-    """For each feature, the ``top`` units whose values correlate most strongly (either sign) with it:
-    ``{"feature", "unit", "correlation"}`` records, strongest first within each feature."""
-    ranked = []
-    for name, feature in features.items():
-        r = correlations(values, feature)
-        for unit in np.argsort(-np.abs(r), kind="stable")[:top]:
-            ranked.append({"feature": name, "unit": int(unit), "correlation": float(r[unit])})
-    return ranked
+    """:meth:`FeatureCorrelations.rank` over one whole text."""
+    stats = FeatureCorrelations(list(features), np.shape(values)[1])
+    stats.update(values, np.stack(list(features.values()), axis=1))
+    return stats.rank(top)
+
+
+class SaturationCounts:
+    """Per unit, how many positions a gate spent left-saturated (< low) and right-saturated (> high), as in
+    Karpathy et al.'s "Visualizing and Understanding Recurrent Networks", accumulated chunk by chunk."""
+
+    def __init__(self, hidden_size: int, low: float = 0.1, high: float = 0.9) -> None:
+        self.low, self.high, self.n = low, high, 0
+        self.left, self.right = np.zeros(hidden_size), np.zeros(hidden_size)
+
+    def update(self, gate: Tensor | np.ndarray) -> None:
+        g = np.asarray(gate)  # (n, H)
+        self.left += (g < self.low).sum(0)
+        self.right += (g > self.high).sum(0)
+        self.n += len(g)
+
+    def shares(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.left / max(self.n, 1), self.right / max(self.n, 1)
 
 
 def saturation(gate: Tensor | np.ndarray, low: float = 0.1, high: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
     """Each unit's share of positions where the gate (T, H) is left-saturated (< low) and right-saturated
-    (> high), as in Karpathy et al.'s "Visualizing and Understanding Recurrent Networks"."""
-    g = np.asarray(gate)
-    return (g < low).mean(0), (g > high).mean(0)
+    (> high)."""
+    counts = SaturationCounts(np.shape(gate)[1], low, high)
+    counts.update(gate)
+    return counts.shares()

@@ -13,7 +13,8 @@ from pathlib import Path
 from .inputs import KINDS, ReportInput, ReportInputError, recognize
 
 HEADINGS = {"exam": "The exam", "verify": "Formulations agree (verify)", "claims": "The true/false claims",
-            "sweep": "Sweep", "bench": "Performance (bench)", "run": "Training run"}
+            "sweep": "Sweep", "bench": "Performance (bench)", "run": "Training run",
+            "inspect": "Inside the model (inspect)"}
 
 
 def _meta() -> dict:

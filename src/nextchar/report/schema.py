@@ -47,6 +47,17 @@ SCHEMAS: dict[str, dict] = {
     "bench": {"records": [{"workload": STR, "family": STR, "engine": STR, "hidden_size": INT, "ms_per_epoch": NUM,
                            "speedup_vs_module": NUM, "us_per_model_epoch?": NUM}],
               "compile?": nullable({"cold_s": NUM, "warm_cache_s": NUM}), "threads?": ANY, "command?": STR},
+    "inspect": {"text": STR, "vocab": [STR], "family": STR, "num_layers": INT, "hidden_size": INT, "probs": TABLE,
+                "layers": [{"h": TABLE, "c?": nullable(TABLE), "gates": {"*": TABLE}}],
+                "units": [{"layer": INT, "unit": INT, "feature": STR, "correlation": NUM}],
+                "saturation": [{"layer": INT, "gate": STR, "unit": INT, "left": NUM, "right": NUM}],
+                "influence": {"position": INT, "by_distance": [NUM], "mean_by_distance": [NUM], "target?": STR,
+                              "context?": STR, "positions?": INT},
+                "start?": INT, "length?": INT, "window?": nullable({"offset": INT, "rows": INT}),
+                "strips?": nullable([{"layer": INT, "unit": INT, "feature": nullable(STR),
+                                      "correlation": nullable(NUM)}]),
+                "exam_period?": nullable({"start": INT, "layers": [{"h": TABLE, "c?": nullable(TABLE), "*": ANY}]}),
+                "checkpoint?": nullable(STR), "command?": nullable(STR), "*": ANY},
 }
 
 

@@ -172,5 +172,11 @@ def run_section(item: ReportInput) -> dict:
     return out
 
 
-SECTIONS = {"exam": exam_section, "verify": verify_section, "claims": claims_section, "sweep": sweep_section,
+def inspect_section(item: ReportInput) -> dict:
+    from .inspect_section import inspect_section as section  # it reads data_uri from here
+
+    return section(item)
+
+
+SECTIONS = {"inspect": inspect_section, "exam": exam_section, "verify": verify_section, "claims": claims_section, "sweep": sweep_section,
             "bench": bench_section, "run": run_section}

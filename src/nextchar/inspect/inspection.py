@@ -1,0 +1,212 @@
+"""``nextchar inspect``'s computation: one pass over a text of any length, chunk by chunk (``trace_chunks``),
+in bounded memory: every position's arrays go to an :class:`~nextchar.inspect.exports.ArrayStore` on disk
+when one is given; what the page shows is kept for the shown window only; unit search and saturation are
+accumulated (``units.py``); the states the influence starts from are kept at the few positions it needs.
+
+The result is the *document*: the JSON layout of ``inspect --json`` with the arrays of the shown window
+(``text`` is the window's text and ``start`` its first position), which the page's section reads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..cells import State
+from ..model import CharModel
+from ..vocab import EXAM_TEXT, Vocab
+from .influence import HORIZON, influence, influence_positions
+from .trace import LayerTrace, Trace, trace_chunks
+from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, regex_feature, text_features
+
+EXAM_PERIOD = EXAM_TEXT[:10]
+"""``hi?hello!!``: one period of the exam's text."""
+MAX_STRIPS = 8
+"""Text strips shown by default: the best unit of each built-in feature, at most this many."""
+STRIP_FEATURES = ("inside_quotes", "bracket_depth", "line_position", "newline", "whitespace", "digit", "uppercase")
+
+
+@dataclass
+class InspectOptions:
+    rows: int = 200
+    """Positions shown (strips, heatmaps, projection) from ``offset``."""
+    offset: int = 0
+    layer: int | None = None
+    """The layer whose units the strips and the projection show; None: the last."""
+    units: list[int] | None = None
+    """Units shown as strips; None: the best unit per feature."""
+    position: int | None = None
+    """Where the influence is measured; None: the last shown position."""
+    horizon: int = HORIZON
+    features: dict[str, str] = field(default_factory=dict)
+    """User features: name -> regular expression."""
+    top: int = 3
+    """Units listed per feature."""
+
+
+def check_options(model: CharModel, vocab: Vocab, text: str, options: InspectOptions) -> InspectOptions:
+    """``options`` with the defaults filled in, or a one-line error naming the bad value (before any work)."""
+    config = model.config
+    if not text:
+        raise ValueError("inspect: the text is empty; give at least one character")
+    missing = vocab.unknown(text)
+    if missing:
+        raise ValueError(f"inspect: characters {missing[:20]!r} of the text are not in the model's vocabulary "
+                         f"({len(vocab)} characters: {''.join(vocab.chars)[:60]!r})")
+    if not 0 <= options.offset < len(text):
+        raise ValueError(f"inspect: --offset {options.offset} is past the text's end ({len(text)} characters); "
+                         f"expected 0..{len(text) - 1}")
+    layer = config.num_layers - 1 if options.layer is None else options.layer
+    if not 0 <= layer < config.num_layers:
+        raise ValueError(f"inspect: --layer {layer} does not exist; the model has layers 0..{config.num_layers - 1}")
+    bad = [u for u in options.units or [] if not 0 <= u < config.hidden_size]
+    if bad:
+        raise ValueError(f"inspect: --units {bad} past the hidden size {config.hidden_size}; expected units "
+                         f"0..{config.hidden_size - 1}")
+    last_shown = min(options.offset + options.rows, len(text)) - 1
+    position = last_shown if options.position is None else options.position
+    if not 0 <= position < len(text):
+        raise ValueError(f"inspect: --position {position} is outside the text; expected 0..{len(text) - 1}")
+    if options.horizon < 0:
+        raise ValueError(f"inspect: --horizon {options.horizon} must be >= 0")
+    for name, pattern in options.features.items():
+        regex_feature(text, name, pattern)  # compiles and matches somewhere, or a named error
+    horizon = min(options.horizon, len(text) - 1)  # no distance past the text's start
+    return InspectOptions(options.rows, options.offset, layer, options.units, position, horizon,
+                          dict(options.features), options.top)
+
+
+class _Window:
+    """The slices of each chunk's trace inside [start, stop): the arrays the page shows."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop, self.parts = start, stop, []
+
+    def add(self, first: int, part: Trace) -> None:
+        lo, hi = max(self.start - first, 0), min(self.stop - first, len(part.text))
+        if lo < hi:
+            self.parts.append(_slice(part, lo, hi))
+
+    def trace(self) -> Trace:
+        parts = self.parts
+        layers = [LayerTrace(torch.cat([p.layers[k].h for p in parts]),
+                             None if parts[0].layers[k].c is None else torch.cat([p.layers[k].c for p in parts]),
+                             {g: torch.cat([p.layers[k].gates[g] for p in parts]) for g in parts[0].layers[k].gates})
+                  for k in range(len(parts[0].layers))]
+        return Trace("".join(p.text for p in parts), parts[0].vocab, layers, torch.cat([p.probs for p in parts]))
+
+
+def _slice(part: Trace, lo: int, hi: int) -> Trace:
+    layers = [LayerTrace(layer.h[lo:hi], None if layer.c is None else layer.c[lo:hi],
+                         {g: v[lo:hi] for g, v in layer.gates.items()}) for layer in part.layers]
+    return Trace(part.text[lo:hi], part.vocab, layers, part.probs[lo:hi])
+
+
+def _columns(base: dict[str, np.ndarray], chars: list[str], text: str, start: int, stop: int) -> np.ndarray:
+    """(n, F): the features of positions start..stop-1, the built-in and user ones then one per character."""
+    n = stop - start
+    columns = np.zeros((n, len(base) + len(chars)))
+    for j, values in enumerate(base.values()):
+        columns[:, j] = values[start:stop]
+    index = {c: len(base) + j for j, c in enumerate(chars)}
+    columns[np.arange(n), [index[c] for c in text[start:stop]]] = 1.0
+    return columns
+
+
+def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOptions | None = None,
+                 store=None) -> dict:
+    """Trace ``text`` once and measure everything ``inspect`` shows; every position's arrays go to
+    ``store`` (an ``exports.ArrayStore``) if given. Returns the document (see the module's docstring)."""
+    options = check_options(model, vocab, text, options or InspectOptions())
+    config, hidden = model.config, model.config.hidden_size
+    base = {name: values.astype(np.float32) for name, values in text_features(text, options.features,
+                                                                              characters=False).items()}
+    chars = sorted(set(text))
+    names = [*base, *(f"char {c!r}" for c in chars)]
+    stats = [FeatureCorrelations(names, hidden) for _ in range(config.num_layers)]
+    counts: list[dict[str, SaturationCounts]] = [{} for _ in range(config.num_layers)]
+    window = _Window(options.offset, options.offset + options.rows)
+    period_at = _exam_period_start(vocab, text)
+    period = _Window(period_at, period_at + len(EXAM_PERIOD)) if period_at is not None else None
+    positions = influence_positions(len(text), options.horizon)
+    wanted = {t - min(t, options.horizon) - 1 for t in [options.position, *positions]} - {-1}
+    states: dict[int, list[State]] = {}
+    start = 0
+    for part in trace_chunks(model, vocab, [text]):
+        stop = start + len(part.text)
+        if store is not None:
+            store.append(part)
+        columns = _columns(base, chars, text, start, stop)
+        for k, layer in enumerate(part.layers):
+            stats[k].update(layer.h, columns)
+            for name in SIGMOID_GATES:
+                if name in layer.gates:
+                    counts[k].setdefault(name, SaturationCounts(hidden)).update(layer.gates[name])
+        window.add(start, part)
+        if period is not None:
+            period.add(start, part)
+        for p in wanted:
+            if start <= p < stop:
+                states[p] = [layer.h[p - start] if layer.c is None else (layer.h[p - start], layer.c[p - start])
+                             for layer in part.layers]
+        start = stop
+    found = influence(model, vocab, text, options.position, states.get, options.horizon, positions)
+    shown = window.trace()
+    units = [{"layer": k, **record} for k, s in enumerate(stats) for record in s.rank(options.top)]
+    document = {
+        "kind": "inspect", "checkpoint": None, "text": shown.text, "start": options.offset, "length": len(text),
+        "window": {"offset": options.offset, "rows": len(shown.text)},
+        "vocab": list(vocab.chars), "family": config.family, "num_layers": config.num_layers,
+        "hidden_size": hidden, "probs": shown.probs.tolist(),
+        "layers": [_layer_lists(layer) for layer in shown.layers],
+        "units": units,
+        "saturation": [{"layer": k, "gate": name, "unit": unit, "left": float(left[unit]), "right": float(right[unit])}
+                       for k, gates in enumerate(counts) for name, c in gates.items()
+                       for left, right in [c.shares()] for unit in range(hidden)],
+        "influence": {"position": found.position, "by_distance": found.by_distance,
+                      "mean_by_distance": found.mean_by_distance, "target": found.target,
+                      "context": text[max(found.position - options.horizon, 0):found.position + 1],
+                      "positions": len(found.positions)},
+        "strips": _strips(units, options),
+        "exam_period": None if period is None else {"start": period_at,
+                                                    "layers": [_layer_lists(layer) for layer in period.trace().layers]},
+        "command": None,
+    }
+    return document
+
+
+def _layer_lists(layer: LayerTrace) -> dict:
+    lists = {"h": layer.h.tolist(), "gates": {name: values.tolist() for name, values in layer.gates.items()}}
+    if layer.c is not None:
+        lists["c"] = layer.c.tolist()
+    return lists
+
+
+def _strips(units: list[dict], options: InspectOptions) -> list[dict]:
+    """The units shown as text strips: those asked for, else the strongest unit of each built-in and user
+    feature on the shown layer (each unit once, strongest first)."""
+    if options.units:
+        return [{"layer": options.layer, "unit": u, "feature": None, "correlation": None} for u in options.units]
+    wanted = (*STRIP_FEATURES, *options.features)
+    best: dict[int, dict] = {}
+    for record in units:
+        if record["layer"] == options.layer and record["feature"] in wanted:
+            current = best.get(record["unit"])
+            if current is None or abs(record["correlation"]) > abs(current["correlation"]):
+                best[record["unit"]] = record
+    ranked = sorted(best.values(), key=lambda r: -abs(r["correlation"]))
+    return [dict(r) for r in ranked[:MAX_STRIPS]] or [{"layer": options.layer, "unit": 0, "feature": None,
+                                                        "correlation": None}]
+
+
+def _exam_period_start(vocab: Vocab, text: str) -> int | None:
+    """Where the exam's question can be asked of this text: the start of its second ``hi?hello!!`` (the
+    state then carries one period), or its first; None if the model does not read the exam's characters."""
+    if set(vocab.chars) != set(EXAM_PERIOD):
+        return None
+    first = text.find(EXAM_PERIOD)
+    if first < 0:
+        return None
+    second = text.find(EXAM_PERIOD, first + len(EXAM_PERIOD))
+    return second if second == first + len(EXAM_PERIOD) else first

@@ -90,10 +90,26 @@ class ProblemResult:
                           model_state=self.model_state, step=len(losses), epoch=len(losses), optimizer_name=OPTIMIZER,
                           step_losses=losses, text=text_fingerprint(TEXT))
 
+    def hidden_head(self) -> dict[str, list[list[float]]]:
+        """Inside the trained model over the table's 10 positions: h (and the LSTM's c), (10, H), 3 decimals,
+        traced through the bit-equal hand-written twin (``inspect.trace``)."""
+        from ..inspect.trace import trace
+
+        model = CharModel(self.model_config)
+        model.load_state_dict(self.model_state)
+        layer = trace(model, Vocab.from_mapping(MAPPING), TEXT[:10]).layers[0]
+        head = {"h": layer.h}
+        if layer.c is not None:
+            head["c"] = layer.c
+        return {name: [[round(v, 3) for v in row] for row in values.tolist()] for name, values in head.items()}
+
     def to_json(self) -> dict:
-        return {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,
-                "epochs": self.epochs, "formulation": self.formulation, "engine": self.engine,
-                "exam_sets_seed": self.problem.exam_sets_seed, "seconds": round(self.seconds, 3)}
+        out = {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,
+               "epochs": self.epochs, "formulation": self.formulation, "engine": self.engine,
+               "exam_sets_seed": self.problem.exam_sets_seed, "seconds": round(self.seconds, 3)}
+        if self.model_config is not None:
+            out["inside"] = self.hidden_head()
+        return out
 
 
 def build_problem_model(problem: Problem, seed: int, engine: str = "autograd") -> CharModel:

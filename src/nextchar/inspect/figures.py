@@ -38,6 +38,29 @@ def unit_heatmap(values, chars: Sequence[str], title: str, signed: bool = True, 
     return fig
 
 
+def positions_heatmap(panels: dict[str, object], chars: Sequence[str]):
+    """Compact heatmaps side by side, one per ``name -> values`` (n, H), positions down (as the exam's table
+    rows) and units across."""
+    from matplotlib.figure import Figure
+
+    shown = {name: np.asarray(values, dtype=np.float64)[:MAX_ROWS] for name, values in panels.items()}
+    n, hidden = next(iter(shown.values())).shape
+    width = min(max(2.2, 0.28 * hidden + 1.4), 8.0)
+    fig = Figure(figsize=(width * len(shown), max(2.6, 0.3 * n + 1.0)))
+    for j, (name, values) in enumerate(shown.items()):
+        ax = fig.add_subplot(1, len(shown), j + 1)
+        limit = max(float(np.abs(values).max()), 1e-12)
+        image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="bwr", vmin=-limit, vmax=limit)
+        ax.set_yticks(range(n), [f"{t} {_label(c)}" for t, c in enumerate(chars[:n])], fontsize=7)
+        if hidden <= 32:
+            ax.set_xticks(range(hidden), [str(u) for u in range(hidden)], fontsize=6)
+        ax.set_xlabel("unit", fontsize=8)
+        ax.set_title(f"inside: {name}", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.08)
+    fig.tight_layout()
+    return fig
+
+
 def saturation_scatter(gates: dict[str, tuple[Sequence[float], Sequence[float]]], title: str):
     """Per gate, each unit's share of steps left-saturated (x) against right-saturated (y), as in Karpathy et
     al.: units on the x = 0 line are never switched off, those near (0, 1) almost always open."""

@@ -26,7 +26,7 @@ def nullable(schema: Any) -> Nullable:
 TABLE = [[NUM]]
 SCHEMAS: dict[str, dict] = {
     "exam": {"problems": {"*": {"probs_head": TABLE, "final_loss": NUM, "seed": INT, "formulation": STR,
-                                "engine?": STR}},
+                                "engine?": STR, "inside?": nullable({"h": TABLE, "c?": nullable(TABLE)})}},
              "checks": {"*": {"seeds": [INT], "max_abs_diff": NUM, "bit_equal": BOOL, "tables_identical": BOOL}},
              "command?": STR},
     "verify": {"families": [{"family": STR, "passed": BOOL, "diffs": {"*": {"logits": NUM, "grads": NUM,

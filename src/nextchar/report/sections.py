@@ -70,8 +70,21 @@ def exam_section(item: ReportInput) -> dict:
         title = f"Problem {number}: {p['formulation']}, seed {p['seed']}"
         fig = probability_heatmap(torch.tensor(p["probs_head"]), labels, title)
         problems.append({"number": number, "title": title, "p": p, "rows": table_rows(p["probs_head"]),
-                         "figure": data_uri(fig), "alt": f"Heatmap of problem {number}'s fitted probabilities"})
+                         "figure": data_uri(fig), "alt": f"Heatmap of problem {number}'s fitted probabilities",
+                         "inside": _inside(number, p.get("inside"))})
     return {"labels": labels, "problems": problems, "checks": item.data.get("checks", {})}
+
+
+def _inside(number: str, inside: dict | None) -> dict | None:
+    """The compact "inside" panel: the trained model's hidden units (and cell state) over the table's rows."""
+    from ..inspect.figures import positions_heatmap
+    from ..vocab import EXAM_TEXT
+
+    panels = {name: values for name, values in (inside or {}).items() if values is not None}
+    if not panels:
+        return None
+    return {"uri": data_uri(positions_heatmap(panels, EXAM_TEXT[:10])),
+            "alt": f"Problem {number}'s {' and '.join(panels)} per unit at each of the table's positions"}
 
 
 def verify_section(item: ReportInput) -> dict:

@@ -55,3 +55,36 @@ def with_tensors(raw: bytes, change) -> bytes:
     tensors = load_bytes(raw)
     change(tensors)
     return save_bytes(tensors, metadata=header["__metadata__"])
+
+
+def headless_chromium():
+    """A Selenium driver of headless Chromium that keeps the browser's console log (skips the test where
+    Chromium, chromedriver or selenium is missing)."""
+    import shutil
+
+    import pytest
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("Chromium or chromedriver is not installed (.ci/run installs Debian's chromium and chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def page_is_self_contained(driver) -> None:
+    """Every image of the open page decoded, no console error, nothing fetched."""
+    images = driver.find_elements("tag name", "img")
+    assert images and all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+                          for i in images)
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+    requests = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert [r for r in requests if not r.startswith("data:")] == []  # the page fetched nothing

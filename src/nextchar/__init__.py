@@ -19,6 +19,8 @@ from .config import FORMULATIONS, ModelConfig, parse_formulation
 from .exam.problems import PROBLEMS, run_exam, run_problem
 from .exam.verify import verify, verify_family
 from .fitting import FitResult, fit
+from .inspect.influence import Influence, influence, states_of
+from .inspect.inspection import InspectOptions, inspect_text
 from .inspect.trace import LayerTrace, Trace, trace
 from .model import CharModel, copy_weights
 from .plots import loss_curves, probability_heatmap
@@ -32,5 +34,5 @@ __all__ = [
     "ModelConfig", "NonFiniteLossError", "ScratchCell", "State", "TwoLinearCell", "Vocab", "cell_step",
     "copy_weights", "exam_data", "fit", "gru_step", "loss_curves", "lstm_step", "next_char_pairs",
     "parse_formulation", "probability_heatmap", "rnn_step", "run_exam", "run_problem", "verify", "verify_family",
-    "LayerTrace", "Trace", "trace",
+    "LayerTrace", "Trace", "trace", "Influence", "influence", "states_of", "InspectOptions", "inspect_text",
 ]

@@ -113,10 +113,12 @@ def test_the_call_finder_reads_calls_not_text():
 
 def test_the_training_step_and_the_stacking_are_written_once():
     """Only the training step calls .backward() (the parity report's and the gradient study's own backward
-    passes aside, which train nothing); only the recurrent core stacks the layers' states."""
+    passes aside, which train nothing); only the recurrent core stacks the layers' states (and the influence,
+    which starts its windows from traced states, and differentiates with autograd.grad: no .backward)."""
     assert callers("backward") == {("step.py", "train_step"), ("exam/verify.py", "verify_family"),
                                    ("exam/claims/memory.py", "gradient_ratios")}
-    assert callers("stack_states") == {("model.py", "RecurrentCore.forward")}
+    assert callers("stack_states") == {("model.py", "RecurrentCore.forward"),
+                                       ("inspect/influence.py", "_window_gradients")}
 
 
 def test_at_most_18_modules_stand_at_the_top_of_the_package():

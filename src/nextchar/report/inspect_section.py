@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..inspect.figures import horizon_curve, projection, saturation_scatter, unit_heatmap
+from .images import data_uri
 from .inputs import ReportInput
-from .sections import data_uri
 
 PERIOD_PAIRS = ((5, 6, "l"), (8, 9, "!"))
 """In ``hi?hello!!``: the positions of the two l's and the two !'s, which the exam's model must tell apart."""

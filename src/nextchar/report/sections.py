@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import warnings
 from pathlib import Path
@@ -12,16 +11,10 @@ import torch
 
 from ..plots import distributions, loss_curves, probability_heatmap
 from ..vocab import EXAM_MAPPING
+from .images import data_uri
 from .inputs import ReportInput, ReportInputError
+from .inspect_section import inspect_section
 from .schema import HISTORY, SchemaError, conform
-
-
-def data_uri(fig) -> str:
-    """A matplotlib Figure as an inline ``data:image/png;base64,...`` URI (the page loads nothing)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -183,12 +176,6 @@ def run_section(item: ReportInput) -> dict:
         out.update({"sample": sample, "heatmap": data_uri(fig), "model_config": ckpt.model_config.__dict__,
                     "train_config": ckpt.train_config, "step": ckpt.step, "checkpoint": checkpoint.name})
     return out
-
-
-def inspect_section(item: ReportInput) -> dict:
-    from .inspect_section import inspect_section as section  # it reads data_uri from here
-
-    return section(item)
 
 
 SECTIONS = {"inspect": inspect_section, "exam": exam_section, "verify": verify_section, "claims": claims_section, "sweep": sweep_section,

@@ -71,7 +71,7 @@ def test_the_json_has_the_issues_layout_and_the_traces_values(models, tmp_path):
 
 
 def test_a_text_of_many_chunks_goes_to_the_npz_position_by_position(models, tmp_path):
-    text = (FIXTURE.read_text() * 4)[:9_500]  # three chunks of the trace
+    text = (FIXTURE.read_text() * 4)[:9_500]  # several chunks of the trace (CHUNK characters each)
     out = _inspect(models["run"], "--text", text, "--npz", tmp_path / "i.npz", "--html", tmp_path / "i.html")
     assert out.exit_code == 0, out.output
     ckpt = load_checkpoint(models["run"])

@@ -85,8 +85,8 @@ class _Window:
 
     def add(self, first: int, part: Trace) -> None:
         lo, hi = max(self.start - first, 0), min(self.stop - first, len(part.text))
-        if lo < hi:
-            self.parts.append(_slice(part, lo, hi))
+        if lo < hi:  # a copy: a view would keep the whole chunk alive
+            self.parts.append(_slice(part, lo, hi, copy=True))
 
     def trace(self) -> Trace:
         parts = self.parts
@@ -97,10 +97,11 @@ class _Window:
         return Trace("".join(p.text for p in parts), parts[0].vocab, layers, torch.cat([p.probs for p in parts]))
 
 
-def _slice(part: Trace, lo: int, hi: int) -> Trace:
-    layers = [LayerTrace(layer.h[lo:hi], None if layer.c is None else layer.c[lo:hi],
-                         {g: v[lo:hi] for g, v in layer.gates.items()}) for layer in part.layers]
-    return Trace(part.text[lo:hi], part.vocab, layers, part.probs[lo:hi])
+def _slice(part: Trace, lo: int, hi: int, copy: bool = False) -> Trace:
+    cut = (lambda t: t[lo:hi].clone()) if copy else (lambda t: t[lo:hi])
+    layers = [LayerTrace(cut(layer.h), None if layer.c is None else cut(layer.c),
+                         {g: cut(v) for g, v in layer.gates.items()}) for layer in part.layers]
+    return Trace(part.text[lo:hi], part.vocab, layers, cut(part.probs))
 
 
 def _columns(base: dict[str, np.ndarray], chars: list[str], text: str, start: int, stop: int) -> np.ndarray:
@@ -120,8 +121,7 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
     ``store`` (an ``exports.ArrayStore``) if given. Returns the document (see the module's docstring)."""
     options = check_options(model, vocab, text, options or InspectOptions())
     config, hidden = model.config, model.config.hidden_size
-    base = {name: values.astype(np.float32) for name, values in text_features(text, options.features,
-                                                                              characters=False).items()}
+    base = text_features(text, options.features, characters=False, dtype=np.float32)  # (T,) each
     chars = sorted(set(text))
     names = [*base, *(f"char {c!r}" for c in chars)]
     stats = [FeatureCorrelations(names, hidden) for _ in range(config.num_layers)]
@@ -148,7 +148,8 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
             period.add(start, part)
         for p in wanted:
             if start <= p < stop:
-                states[p] = [layer.h[p - start] if layer.c is None else (layer.h[p - start], layer.c[p - start])
+                at = p - start  # copies, for the same reason
+                states[p] = [layer.h[at].clone() if layer.c is None else (layer.h[at].clone(), layer.c[at].clone())
                              for layer in part.layers]
         start = stop
     found = influence(model, vocab, text, options.position, states.get, options.horizon, positions)

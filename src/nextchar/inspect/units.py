@@ -8,8 +8,10 @@ letter, each character) or given as a regular expression (1 inside a match, 0 ou
 from __future__ import annotations
 
 import re
+from array import array
 
 import numpy as np
+import torch
 from torch import Tensor
 
 OPENING, CLOSING = "([{", ")]}"
@@ -17,32 +19,38 @@ SIGMOID_GATES = ("i", "f", "o", "r", "z")
 """The gates in (0, 1), whose saturation (near 0 or near 1) means a unit is switched off or on."""
 
 
-def text_features(text: str, patterns: dict[str, str] | None = None, characters: bool = True
-                  ) -> dict[str, np.ndarray]:
-    """name -> (T,) float64 values at each position of ``text``; ``patterns``: name -> regular expression."""
+def text_features(text: str, patterns: dict[str, str] | None = None, characters: bool = True,
+                  dtype=np.float64) -> dict[str, np.ndarray]:
+    """name -> (T,) values at each position of ``text``; ``patterns``: name -> regular expression. Memory is a
+    few bytes per character and feature (a long text's features are read chunk by chunk)."""
     quote, depth, column = None, 0, 0
-    inside, depths, columns = np.zeros(len(text)), np.zeros(len(text)), np.zeros(len(text))
-    for t, char in enumerate(text):
+    inside, depths, columns = array("f"), array("f"), array("f")
+    for char in text:  # the three features that carry state from character to character
         if quote is None and char in "'\"":
             quote = char
         elif char == quote:
             quote = None
         depth = depth + 1 if char in OPENING else max(depth - 1, 0) if char in CLOSING else depth
         column = 0 if char == "\n" else column + 1
-        inside[t], depths[t], columns[t] = quote is not None, depth, column
-    features = {"inside_quotes": inside, "bracket_depth": depths, "line_position": columns,
-                "newline": _where(text, str.__eq__, "\n"), "whitespace": _where(text, str.isspace),
-                "digit": _where(text, str.isdigit), "uppercase": _where(text, str.isupper)}
+        inside.append(quote is not None)
+        depths.append(depth)
+        columns.append(column)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (T,): each character's code point
+    distinct = sorted(set(text))
+
+    def where(test) -> np.ndarray:
+        return np.isin(codes, [ord(c) for c in distinct if test(c)]).astype(dtype)
+
+    features = {name: np.frombuffer(values, dtype=np.float32).astype(dtype)
+                for name, values in (("inside_quotes", inside), ("bracket_depth", depths), ("line_position", columns))}
+    features.update({"newline": where("\n".__eq__), "whitespace": where(str.isspace), "digit": where(str.isdigit),
+                     "uppercase": where(str.isupper)})
     for name, pattern in (patterns or {}).items():
-        features[name] = regex_feature(text, name, pattern)
+        features[name] = regex_feature(text, name, pattern).astype(dtype)
     if characters:
-        for char in sorted(set(text)):
-            features[f"char {char!r}"] = _where(text, str.__eq__, char)
+        for char in distinct:
+            features[f"char {char!r}"] = (codes == ord(char)).astype(dtype)
     return features
-
-
-def _where(text: str, test, *args) -> np.ndarray:
-    return np.array([bool(test(c, *args)) for c in text], dtype=np.float64)
 
 
 def regex_feature(text: str, name: str, pattern: str) -> np.ndarray:
@@ -72,16 +80,17 @@ class FeatureCorrelations:
         self.co = np.zeros((len(names), hidden_size))  # Σ (f - mean_f)(x - mean_x): (F, H)
 
     def update(self, values: Tensor | np.ndarray, columns: np.ndarray) -> None:
-        x, f = np.asarray(values, dtype=np.float64), np.asarray(columns, dtype=np.float64)
+        # The products run in torch, not numpy: numpy's BLAS threads would spin against torch's on the cores.
+        x, f = torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(columns, dtype=torch.float64)
         n = len(x)
         if n == 0:
             return
         dx, df = x - x.mean(0), f - f.mean(0)
-        delta_x, delta_f = x.mean(0) - self.mean_x, f.mean(0) - self.mean_f
+        delta_x, delta_f = x.mean(0).numpy() - self.mean_x, f.mean(0).numpy() - self.mean_f
         both = self.n * n / (self.n + n)
-        self.co += df.T @ dx + np.outer(delta_f, delta_x) * both
-        self.m2_x += (dx * dx).sum(0) + delta_x ** 2 * both
-        self.m2_f += (df * df).sum(0) + delta_f ** 2 * both
+        self.co += (df.T @ dx).numpy() + np.outer(delta_f, delta_x) * both
+        self.m2_x += (dx * dx).sum(0).numpy() + delta_x ** 2 * both
+        self.m2_f += (df * df).sum(0).numpy() + delta_f ** 2 * both
         self.mean_x += delta_x * n / (self.n + n)
         self.mean_f += delta_f * n / (self.n + n)
         self.n += n

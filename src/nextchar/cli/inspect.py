@@ -98,25 +98,31 @@ def _need_h5py() -> None:
 
 
 def _run(model, vocab, text, options, checkpoint, html_path, json_path, npz_path, lstmvis_dir) -> dict:
-    """One pass over the text; the arrays of every position go through a store on disk when an export
-    needs them."""
+    """One pass over the text; the arrays of every position go straight into the npz, and through a store
+    on disk when --json or --lstmvis reads them back."""
     from contextlib import ExitStack
 
     from ..inspect import exports
     from ..inspect.inspection import inspect_text
+    from ..inspect.npz import NpzWriter
+    from ..outputs import atomic_file
 
+    widths = exports.array_widths(model.config, len(vocab))
     with ExitStack() as stack:
-        store = None
-        if json_path or npz_path or lstmvis_dir:
-            folder = stack.enter_context(exports.temporary_folder(npz_path or json_path or lstmvis_dir))
-            store = exports.store_for(model.config, len(vocab), len(text), folder)
+        sinks, store = [], None
+        if npz_path:
+            sinks.append(NpzWriter(stack.enter_context(atomic_file(npz_path, "wb")), len(text), widths))
+        if json_path or lstmvis_dir:
+            folder = stack.enter_context(exports.temporary_folder(json_path or lstmvis_dir))
+            store = exports.ArrayStore(folder, len(text), widths)
             stack.callback(store.release)
-        document = inspect_text(model, vocab, text, options, store)
+            sinks.append(store)
+        document = inspect_text(model, vocab, text, options, sinks)
         document.update(checkpoint=checkpoint, command=command_line())
+        if npz_path:
+            sinks[0].finish()
         if store is not None:
             store.close()
-            if npz_path:
-                exports.write_npz(store, npz_path)
             if json_path:
                 exports.write_json(document, store, text, json_path)
             if lstmvis_dir:

@@ -1,14 +1,13 @@
-"""Every position's arrays of an inspection, for a text of any length: streamed to disk chunk by chunk
-(:class:`ArrayStore`, one ``.npy`` per array in a temporary folder), then packed as ``--npz`` (float32
-arrays ``layer0.h``, ``layer0.c``, ``layer0.gate.i``, ..., ``probs``), written as ``--json`` (the
-document with the whole text's arrays) or as LSTMVis's input (``--lstmvis DIR``: states as HDF5, the
-character ids, the dictionary and ``lstm.yml``).
+"""Every position's arrays of an inspection, for a text of any length, streamed to disk chunk by chunk:
+straight into ``--npz`` (``npz.NpzWriter``: float32 arrays ``layer0.h``, ``layer0.c``, ``layer0.gate.i``,
+..., ``probs``), or into an :class:`ArrayStore` (one ``.npy`` per array in a temporary folder) that
+``--json`` (the document with the whole text's arrays) and ``--lstmvis DIR`` (LSTMVis's input: states as
+HDF5, the character ids, the dictionary and ``lstm.yml``) read back.
 """
 from __future__ import annotations
 
 import json
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,18 @@ def array_names(family: str, num_layers: int, gate_names: list[str]) -> list[str
     return [*names, "probs"]
 
 
+def chunk_arrays(part: Trace) -> dict[str, np.ndarray]:
+    """A chunk's trace as the arrays of :func:`array_names` (rows of this chunk)."""
+    arrays = {}
+    for k, layer in enumerate(part.layers):
+        arrays[f"layer{k}.h"] = layer.h.numpy()
+        if layer.c is not None:
+            arrays[f"layer{k}.c"] = layer.c.numpy()
+        arrays.update({f"layer{k}.gate.{g}": v.numpy() for g, v in layer.gates.items()})
+    arrays["probs"] = part.probs.numpy()
+    return arrays
+
+
 class ArrayStore:
     """Per array name a float32 ``.npy`` file (length, width) in ``folder``, appended chunk by chunk: memory
     stays that of one chunk however long the text."""
@@ -46,16 +57,11 @@ class ArrayStore:
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.npy"
 
-    def append(self, part: Trace) -> None:
-        arrays = {"probs": part.probs}
-        for k, layer in enumerate(part.layers):
-            arrays[f"layer{k}.h"] = layer.h
-            if layer.c is not None:
-                arrays[f"layer{k}.c"] = layer.c
-            arrays.update({f"layer{k}.gate.{g}": v for g, v in layer.gates.items()})
+    def append(self, arrays: dict[str, np.ndarray]) -> None:
+        """The next rows of every array (:func:`chunk_arrays`)."""
         for name, values in arrays.items():
-            self.files[name].write(np.ascontiguousarray(values.numpy(), dtype="<f4").tobytes())
-        self.written += len(part.text)
+            self.files[name].write(memoryview(np.ascontiguousarray(values, dtype="<f4")).cast("B"))
+        self.written += len(arrays["probs"])
 
     def release(self) -> None:
         """Close the files (again: harmless)."""
@@ -73,11 +79,10 @@ class ArrayStore:
         return np.load(self.path(name), mmap_mode="r")
 
 
-def store_for(config, vocab_size: int, length: int, folder: str | Path) -> ArrayStore:
-    """An :class:`ArrayStore` for every array of an inspection of a model with ``config``."""
+def array_widths(config, vocab_size: int) -> dict[str, int]:
+    """name -> columns of every array an inspection of a model with ``config`` writes."""
     names = array_names(config.family, config.num_layers, list(GATE_NAMES[config.family]))
-    widths = {name: vocab_size if name == "probs" else config.hidden_size for name in names}
-    return ArrayStore(folder, length, widths)
+    return {name: vocab_size if name == "probs" else config.hidden_size for name in names}
 
 
 def temporary_folder(beside: str | Path) -> tempfile.TemporaryDirectory:
@@ -86,15 +91,6 @@ def temporary_folder(beside: str | Path) -> tempfile.TemporaryDirectory:
         return tempfile.TemporaryDirectory(prefix=".nextchar-inspect-", dir=Path(beside).parent)
     except OSError as error:
         raise OutputError(f"cannot write beside {str(beside)!r}: {error.strerror or error}") from None
-
-
-def write_npz(store: ArrayStore, path: str | Path) -> Path:
-    """The stored arrays as one ``.npz`` (uncompressed zip of ``.npy``, read by ``numpy.load``)."""
-    with atomic_file(path, "wb") as handle:
-        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name in store.widths:
-                archive.write(store.path(name), arcname=f"{name}.npy")
-    return Path(path)
 
 
 def _rows(array: np.ndarray, step: int = 4096):

@@ -1,6 +1,5 @@
 """``nextchar inspect``'s computation: one pass over a text of any length, chunk by chunk (``trace_chunks``),
-in bounded memory: every position's arrays go to an :class:`~nextchar.inspect.exports.ArrayStore` on disk
-when one is given; what the page shows is kept for the shown window only; unit search and saturation are
+in bounded memory: every position's arrays go to disk (``exports.py``, ``npz.py``) when asked; what the page shows is kept for the shown window only; unit search and saturation are
 accumulated (``units.py``); the states the influence starts from are kept at the few positions it needs.
 
 The result is the *document*: the JSON layout of ``inspect --json`` with the arrays of the shown window
@@ -8,6 +7,7 @@ The result is the *document*: the JSON layout of ``inspect --json`` with the arr
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from ..cells import State
 from ..model import CharModel
 from ..vocab import EXAM_TEXT, Vocab
+from .exports import chunk_arrays
 from .influence import HORIZON, influence, influence_positions
 from .trace import LayerTrace, Trace, trace_chunks
 from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, regex_feature, text_features
@@ -116,9 +117,10 @@ def _columns(base: dict[str, np.ndarray], chars: list[str], text: str, start: in
 
 
 def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOptions | None = None,
-                 store=None) -> dict:
-    """Trace ``text`` once and measure everything ``inspect`` shows; every position's arrays go to
-    ``store`` (an ``exports.ArrayStore``) if given. Returns the document (see the module's docstring)."""
+                 sinks: Sequence = ()) -> dict:
+    """Trace ``text`` once and measure everything ``inspect`` shows; every position's arrays go to each of
+    ``sinks`` (``exports.ArrayStore``, ``npz.NpzWriter``) chunk by chunk. Returns the document (see the
+    module's docstring)."""
     options = check_options(model, vocab, text, options or InspectOptions())
     config, hidden = model.config, model.config.hidden_size
     base = text_features(text, options.features, characters=False, dtype=np.float32)  # (T,) each
@@ -135,8 +137,10 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
     start = 0
     for part in trace_chunks(model, vocab, [text]):
         stop = start + len(part.text)
-        if store is not None:
-            store.append(part)
+        if sinks:
+            arrays = chunk_arrays(part)
+            for sink in sinks:
+                sink.append(arrays)
         columns = _columns(base, chars, text, start, stop)
         for k, layer in enumerate(part.layers):
             stats[k].update(layer.h, columns)

@@ -25,7 +25,8 @@ def models(tmp_path_factory):
     """A trained LSTM module run (the fixture's text) and the exam's problem 5 model (lstm-cell)."""
     root = tmp_path_factory.mktemp("inspect-models")
     train_small(root / "run", max_steps=4, eval_every=2)
-    out = CliRunner().invoke(main, ["exam", "--problem", "5", "--epochs", "20", "--jobs", "1", "--out", str(root / "exam")])
+    out = CliRunner().invoke(main, ["exam", "--problem", "5", "--epochs", "20", "--jobs", "1", "--out",
+                                    str(root / "exam")])
     assert out.exit_code == 0, out.output
     return {"run": root / "run" / "last.safetensors", "exam": root / "exam" / "problem5.safetensors"}
 

@@ -149,5 +149,6 @@ def _summary(document: dict) -> str:
         lines.append(f"  layer {strip['layer']} unit {strip['unit']:>4}: {why}")
     found = document["influence"]
     curve = ", ".join(f"{v:.3g}" for v in found["mean_by_distance"][:8])
-    lines.append(f"influence at position {found['position']} (next {found['target']!r}); mean by distance 0..7: {curve}")
+    lines.append(f"influence at position {found['position']} (next {found['target']!r}); "
+                 f"mean by distance 0..7: {curve}")
     return "\n".join(lines)

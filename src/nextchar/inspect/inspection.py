@@ -1,6 +1,7 @@
 """``nextchar inspect``'s computation: one pass over a text of any length, chunk by chunk (``trace_chunks``),
-in bounded memory: every position's arrays go to disk (``exports.py``, ``npz.py``) when asked; what the page shows is kept for the shown window only; unit search and saturation are
-accumulated (``units.py``); the states the influence starts from are kept at the few positions it needs.
+in bounded memory: every position's arrays go to disk (``exports.py``, ``npz.py``) when asked; what the
+page shows is kept for the shown window only; unit search and saturation are accumulated (``units.py``);
+the states the influence starts from are kept at the few positions it needs.
 
 The result is the *document*: the JSON layout of ``inspect --json`` with the arrays of the shown window
 (``text`` is the window's text and ``start`` its first position), which the page's section reads.
@@ -173,7 +174,7 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
                       "mean_by_distance": found.mean_by_distance, "target": found.target,
                       "context": text[max(found.position - options.horizon, 0):found.position + 1],
                       "positions": len(found.positions)},
-        "strips": _strips(units, options),
+        "strips": _strips(units, options, hidden),
         "exam_period": None if period is None else {"start": period_at,
                                                     "layers": [_layer_lists(layer) for layer in period.trace().layers]},
         "command": None,
@@ -188,15 +189,25 @@ def _layer_lists(layer: LayerTrace) -> dict:
     return lists
 
 
-def _strips(units: list[dict], options: InspectOptions) -> list[dict]:
-    """The units shown as text strips: those asked for, else the strongest unit of each built-in and user
-    feature on the shown layer (each unit once, strongest first)."""
+def _strips(units: list[dict], options: InspectOptions, hidden_size: int) -> list[dict]:
+    """The units shown as text strips: those asked for; else, for a model of at most MAX_STRIPS units, every
+    unit (with the feature it tracks best); else the strongest unit of each built-in and user feature on the
+    shown layer (each unit once, strongest first)."""
     if options.units:
         return [{"layer": options.layer, "unit": u, "feature": None, "correlation": None} for u in options.units]
+    on_layer = [r for r in units if r["layer"] == options.layer]
+    if hidden_size <= MAX_STRIPS:
+        best_of = {}
+        for record in on_layer:
+            current = best_of.get(record["unit"])
+            if current is None or abs(record["correlation"]) > abs(current["correlation"]):
+                best_of[record["unit"]] = record
+        return [dict(best_of.get(u, {"layer": options.layer, "unit": u, "feature": None, "correlation": None}))
+                for u in range(hidden_size)]
     wanted = (*STRIP_FEATURES, *options.features)
     best: dict[int, dict] = {}
-    for record in units:
-        if record["layer"] == options.layer and record["feature"] in wanted:
+    for record in on_layer:
+        if record["feature"] in wanted:
             current = best.get(record["unit"])
             if current is None or abs(record["correlation"]) > abs(current["correlation"]):
                 best[record["unit"]] = record

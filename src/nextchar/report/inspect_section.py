@@ -130,7 +130,7 @@ def inspect_section(item: ReportInput) -> dict:
     for strip in doc.get("strips") or [{"layer": doc["num_layers"] - 1, "unit": 0, "feature": None,
                                         "correlation": None}]:
         values = np.asarray(doc["layers"][strip["layer"]]["h"], dtype=np.float64)[shown, strip["unit"]]
-        why = (f"best for {strip['feature']} (r = {strip['correlation']:+.2f})" if strip.get("feature") else "chosen")
+        why = (f"tracks {strip['feature']}, r = {strip['correlation']:+.2f}" if strip.get("feature") else "chosen")
         strips.append({"layer": strip["layer"], "unit": strip["unit"], "why": why,
                        "chars": _strip(text, values, probs, vocab, offset, f"h[{strip['unit']}]")})
     layer = strips[0]["layer"]

@@ -178,5 +178,5 @@ def run_section(item: ReportInput) -> dict:
     return out
 
 
-SECTIONS = {"inspect": inspect_section, "exam": exam_section, "verify": verify_section, "claims": claims_section, "sweep": sweep_section,
-            "bench": bench_section, "run": run_section}
+SECTIONS = {"inspect": inspect_section, "exam": exam_section, "verify": verify_section, "claims": claims_section,
+            "sweep": sweep_section, "bench": bench_section, "run": run_section}

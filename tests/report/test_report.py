@@ -29,6 +29,8 @@ def inputs(tmp_path_factory):
         "run": ["train", str(FIXTURE), "--hidden-size", "16", "--embedding-dim", "8", "--seq-len", "16", "--batch-size",
                 "4", "--max-steps", "6", "--eval-every", "3", "--no-progress", "--device", "cpu", "--out",
                 str(root / "run")],
+        "inspect": ["inspect", str(root / "run" / "last.safetensors"), "--text", "def f(x):\n    return (x, 'y')",
+                    "--rows", "20", "--json", str(root / "inspect.json"), "--html", str(root / "inspect.html")],
     }
     for kind, command in commands.items():
         out = runner.invoke(main, command)
@@ -36,7 +38,7 @@ def inputs(tmp_path_factory):
     return {kind: root / (f"{kind}.json" if kind != "run" else "run") for kind in commands}
 
 
-@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "run"])
+@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "run", "inspect"])
 def test_each_kind_is_recognised_and_makes_a_page_alone(inputs, kind, tmp_path):
     assert recognize(inputs[kind]).kind == kind
     page = build_report([inputs[kind]], tmp_path / "r.html").read_text()
@@ -53,6 +55,26 @@ def test_exam_section_shows_the_tables_with_the_argmax_marked(inputs, tmp_path):
     top = max(range(7), key=first_row.__getitem__)
     assert f'<td class="top">{first_row[top]:.3f}</td>' in page
     assert "problem 3 vs 2" in page and "nextchar exam --problem 2" in page  # the command that made it
+
+
+def test_the_exam_section_shows_each_models_units_beside_its_table(inputs, tmp_path):
+    data = json.loads(inputs["exam"].read_text())
+    for problem in data["problems"].values():  # h over the table's 10 positions, (10, H) of the exam's sizes
+        assert len(problem["inside"]["h"]) == 10 and len(problem["inside"]["h"][0]) == 8
+    page = build_report([inputs["exam"]], tmp_path / "r.html").read_text()
+    assert page.count('<img class="inside"') == 2 and "h per unit at each of the table" in page
+
+
+def test_an_inspections_text_reaches_the_page_escaped(inputs, tmp_path):
+    """Whatever the text holds, the page shows it as text: a crafted inspect JSON with markup in its text."""
+    doc = json.loads(inputs["inspect"].read_text())
+    markup = "<script>alert(1)</script>&"
+    doc["text"] = (markup * 10)[:len(doc["text"])]
+    doc["influence"]["context"] = markup
+    crafted = tmp_path / "crafted.json"
+    crafted.write_text(json.dumps(doc))
+    page = build_report([crafted], tmp_path / "r.html").read_text()
+    assert "<script>alert" not in page and "&lt;" in page and "&amp;" in page
 
 
 def test_anything_else_is_a_clear_error(tmp_path):

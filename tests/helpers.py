@@ -88,3 +88,16 @@ def page_is_self_contained(driver) -> None:
     assert errors == [], errors
     requests = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert [r for r in requests if not r.startswith("data:")] == []  # the page fetched nothing
+
+
+def peak_rss_mb(*command: str) -> float:
+    """The peak RSS (MB) of ``nextchar COMMAND...`` run in a fresh process (it must succeed)."""
+    import subprocess
+    import sys
+
+    script = ("import resource, sys; from nextchar.cli import main\n"
+              "try: main(sys.argv[1:])\nexcept SystemExit: pass\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    done = subprocess.run([sys.executable, "-c", script, *command], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    return float(done.stdout.strip().splitlines()[-1])

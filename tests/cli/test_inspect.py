@@ -1,8 +1,6 @@
 """nextchar inspect: its JSON layout (the issue's, key by key), the npz, LSTMVis's files, the page (in headless
 Chromium too), the exam's model inside, one-line errors before any work, bounded memory."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,14 @@ from nextchar.cli import main
 from nextchar.inspect.trace import trace
 from nextchar.report import build_report, recognize
 from nextchar.run.checkpoint import load_checkpoint
-from tests.helpers import FIXTURE, headless_chromium, page_is_self_contained, train_small, with_tensors
+from tests.helpers import (
+    FIXTURE,
+    headless_chromium,
+    page_is_self_contained,
+    peak_rss_mb,
+    train_small,
+    with_tensors,
+)
 
 TOP_KEYS = {"kind", "checkpoint", "text", "vocab", "family", "num_layers", "hidden_size", "probs", "layers", "units",
             "saturation", "influence", "command"}
@@ -191,19 +196,13 @@ def test_inspect_over_200k_characters_stays_in_bounded_memory(models, tmp_path):
     """Every position goes to the npz, yet the peak RSS does not grow with the text's length."""
     text = FIXTURE.read_text()
 
-    def peak_rss_mb(chars: int) -> float:
+    def inspect_peak(chars: int) -> float:
         source = tmp_path / f"t{chars}.txt"
         source.write_text((text * (chars // len(text) + 1))[:chars])
-        script = ("import resource, sys; from nextchar.cli import main\n"
-                  "try: main(sys.argv[1:])\nexcept SystemExit: pass\n"
-                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-        done = subprocess.run([sys.executable, "-c", script, "inspect", str(models["run"]), "--text-file", str(source),
-                               "--npz", str(tmp_path / "i.npz"), "--html", str(tmp_path / "i.html")],
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-        return float(done.stdout.strip().splitlines()[-1])
+        return peak_rss_mb("inspect", str(models["run"]), "--text-file", str(source), "--npz", str(tmp_path / "i.npz"),
+                           "--html", str(tmp_path / "i.html"))
 
-    small, large = peak_rss_mb(2_000), peak_rss_mb(200_000)
+    small, large = inspect_peak(2_000), inspect_peak(200_000)
     assert large - small < 60, f"peak RSS {small:.0f} MB for 2,000 characters, {large:.0f} MB for 200,000"
     assert np.load(tmp_path / "i.npz")["layer0.h"].shape == (200_000, 16)
 

@@ -1,13 +1,11 @@
 """nextchar predict over texts of any length: a shown window, every position in the files, bounded memory."""
 import csv
 import json
-import subprocess
-import sys
 
 from click.testing import CliRunner
 
 from nextchar.cli import main
-from tests.helpers import FIXTURE
+from tests.helpers import FIXTURE, peak_rss_mb
 from tests.helpers import train_small as _train
 
 
@@ -41,19 +39,13 @@ def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
     _train(tmp_path, max_steps=2, eval_every=2)
     text = FIXTURE.read_text()
 
-    def peak_rss_mb(chars: int) -> float:
+    def predict_peak(chars: int) -> float:
         source = tmp_path / f"t{chars}.txt"
         source.write_text((text * (chars // len(text) + 1))[:chars])
-        script = ("import resource, sys; from nextchar.cli import main\n"
-                  "try: main(sys.argv[1:])\nexcept SystemExit: pass\n"
-                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-        done = subprocess.run([sys.executable, "-c", script, "predict", str(tmp_path / "last.safetensors"),
-                               "--text-file", str(source), "--csv", str(tmp_path / "p.csv"), "--png",
-                               str(tmp_path / "p.png")], capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-        return float(done.stdout.strip().splitlines()[-1])
+        return peak_rss_mb("predict", str(tmp_path / "last.safetensors"), "--text-file", str(source), "--csv",
+                           str(tmp_path / "p.csv"), "--png", str(tmp_path / "p.png"))
 
-    small, large = peak_rss_mb(2_000), peak_rss_mb(200_000)
+    small, large = predict_peak(2_000), predict_peak(200_000)
     assert large - small < 60, f"peak RSS {small:.0f} MB for 2,000 characters, {large:.0f} MB for 200,000"
 
 

@@ -110,6 +110,30 @@ device_option = click.option("--device", default="auto", show_default=True, call
                              help=f"Where to compute: one of {DEVICES} (or cuda:N); auto picks cuda when present.")
 
 
+def text_options(what: str, rows: int, shown: str):
+    """--text / --text-file (any length, - for stdin) and the shown window --rows / --offset, for predict and
+    inspect; pair with :func:`one_text`."""
+    options = [
+        click.option("--text", default=None, help=what),
+        click.option("--text-file", default=None, help="Read the text from this UTF-8 file (- for stdin), any length."),
+        click.option("--rows", default=rows, show_default=True, type=click.IntRange(min=1),
+                     help=f"Positions shown in {shown}."),
+        click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
+                     help=f"First position shown in {shown}."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def one_text(text: str | None, text_file: str | None) -> None:
+    if (text is None) == (text_file is None):
+        raise click.UsageError("give either --text or --text-file, not both or neither")
+
+
 def threads_option(default: int | None):
     """--threads: 1 where measured fastest (exam-size models), torch's default (all cores) otherwise."""
     words = "torch's default (all cores)" if default is None else str(default)

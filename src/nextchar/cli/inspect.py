@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .common import clear_errors, command_line, device_option, prepare_outputs, refuse_overwriting_inputs
+from .common import (
+    clear_errors,
+    command_line,
+    device_option,
+    one_text,
+    prepare_outputs,
+    refuse_overwriting_inputs,
+    text_options,
+)
 
 
 def _units(ctx, param, value: str | None) -> list[int] | None:
@@ -31,11 +39,7 @@ def _features(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--text", default=None, help="The text to look at the model through.")
-@click.option("--text-file", default=None, help="Read the text from this UTF-8 file (- for stdin), any length.")
-@click.option("--rows", default=200, show_default=True, type=click.IntRange(min=1),
-              help="Positions shown on the page (strips, heatmaps, projection).")
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0), help="First position shown.")
+@text_options("The text to look at the model through.", 200, "the page (strips, heatmaps, projection)")
 @click.option("--layer", default=None, type=click.IntRange(min=0),
               help="Layer whose units the strips and the projection show.  [default: the last]")
 @click.option("--units", default=None, callback=_units,
@@ -65,8 +69,7 @@ def inspect(checkpoint, text, text_file, rows, offset, layer, units, features, p
     from ..run.checkpoint import load_checkpoint
     from .predict_output import read_pieces
 
-    if (text is None) == (text_file is None):
-        raise click.UsageError("give either --text or --text-file, not both or neither")
+    one_text(text, text_file)
     outputs = {"--html": html_path, "--json": json_path, "--npz": npz_path}
     refuse_overwriting_inputs({**outputs, "--lstmvis": lstmvis_dir},
                               {"the checkpoint": checkpoint, "the --text-file": text_file})

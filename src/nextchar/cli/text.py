@@ -20,9 +20,11 @@ from .common import (
     end_distributed_run,
     field_option,
     leave_process_group,
+    one_text,
     prepare_outputs,
     refuse_overwriting_inputs,
     set_threads,
+    text_options,
     threads_option,
 )
 
@@ -171,12 +173,7 @@ def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, devic
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--text", default=None, help="Text whose next-character probabilities to show.")
-@click.option("--text-file", default=None, help="Read the text from this UTF-8 file (- for stdin), any length.")
-@click.option("--rows", default=40, show_default=True, type=click.IntRange(min=1),
-              help="Positions shown in the table and the heatmap.")
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
-              help="First position shown in the table and the heatmap.")
+@text_options("Text whose next-character probabilities to show.", 40, "the table and the heatmap")
 @click.option("--top", default=3, show_default=True, type=click.IntRange(min=1), help="Guesses shown per position.")
 @click.option("--png", default="predict.png", show_default=True, type=click.Path(dir_okay=False),
               help="Heatmap of the shown positions' probabilities (the exam's picture).")
@@ -194,8 +191,7 @@ def predict(checkpoint, text, text_file, rows, offset, top, png, json_path, csv_
     from ..run.checkpoint import load_checkpoint
     from .predict_output import predict_to_files, read_pieces
 
-    if (text is None) == (text_file is None):
-        raise click.UsageError("give either --text or --text-file, not both or neither")
+    one_text(text, text_file)
     outputs = {"--png": png, "--json": json_path, "--csv": csv_path}
     refuse_overwriting_inputs(outputs, {"the checkpoint": checkpoint, "the --text-file": text_file})
     prepare_outputs(outputs)

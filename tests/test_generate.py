@@ -38,3 +38,67 @@ def test_a_tiny_temperature_is_greedy_not_nan(tmp_path):
     result = _train(tmp_path, max_steps=2, eval_every=2)
     sample = generate(result.model, result.vocab, "def ", 10, temperature=1e-310, seed=0)
     assert sample == generate(result.model, result.vocab, "def ", 10, greedy=True)
+
+
+def _tiny(tmp_path, **options):
+    from tests.helpers import model_checkpoint
+
+    return model_checkpoint(tmp_path / "m.safetensors", **{"hidden_size": 6, "seed": 2, **options})
+
+
+def test_many_samples_are_independent_streams_with_their_log_probabilities(tmp_path, monkeypatch):
+    import nextchar.generate as generation
+    from nextchar.generate import logprob_of, sample, sample_many
+
+    model, vocab = _tiny(tmp_path, family="gru")
+    samples = sample_many(model, vocab, "hi", 40, 5, temperature=1.3, seed=7)
+    assert len({s.text for s in samples}) > 1 and all(len(s.text) == 40 for s in samples)
+    for s in samples:  # each logprob is the model's own, recomputed in one pass over prompt + sample
+        assert s.logprob == pytest.approx(logprob_of(model, vocab, "hi", s.text), rel=1e-6)  # float32 logits
+    assert samples[0].text == "".join(sample(model, vocab, "hi", 40, temperature=1.3, seed=7))  # stream 0 = seed
+    monkeypatch.setattr(generation, "SAMPLE_BATCH", 2)  # batches of 2 draw the same samples
+    assert [s.text for s in sample_many(model, vocab, "hi", 40, 5, temperature=1.3, seed=7)] == [s.text for s in samples]
+
+
+def test_a_sample_stops_at_the_first_stop_string(tmp_path):
+    from nextchar.generate import sample, sample_many
+
+    model, vocab = _tiny(tmp_path)
+    for s in sample_many(model, vocab, "h", 300, 6, temperature=2.0, seed=1, stop="e"):
+        assert s.text.count("e") <= 1 and (s.text.endswith("e") or len(s.text) == 300)
+    streamed = "".join(sample(model, vocab, "h", 300, temperature=2.0, seed=1, stop="e"))
+    assert streamed.endswith("e") and streamed.count("e") == 1
+
+
+def test_beam_search_is_never_below_greedy_and_exhaustive_when_it_can_be(tmp_path):
+    import itertools
+
+    from nextchar.generate import beam_search, logprob_of, sample_many
+
+    for family in ("rnn", "lstm", "gru"):
+        model, vocab = _tiny(tmp_path, family=family)
+        greedy = sample_many(model, vocab, "hi", 12, 1, greedy=True)[0]
+        for beam in (1, 2, 5):
+            best = beam_search(model, vocab, "hi", 12, beam)
+            assert best.logprob >= greedy.logprob - 1e-12
+            assert best.logprob == pytest.approx(logprob_of(model, vocab, "hi", best.text), rel=1e-6)
+            assert beam_search(model, vocab, "hi", 12, beam) == best  # deterministic
+    model, vocab = _tiny(tmp_path, text="abc", hidden_size=3)
+    length = 4
+    every = max(("".join(s) for s in itertools.product(vocab.chars, repeat=length)),
+                key=lambda s: logprob_of(model, vocab, "a", s))
+    found = beam_search(model, vocab, "a", length, beam=len(vocab) ** (length - 1))
+    assert found.text == every and found.logprob == pytest.approx(logprob_of(model, vocab, "a", every), rel=1e-6)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda m, v: __import__("nextchar.generate").generate.sample_many(m, v, "hi", 5, 0), "--num-samples must be"),
+    (lambda m, v: __import__("nextchar.generate").generate.sample_many(m, v, "hi", 5, 10**9), "--num-samples must be"),
+    (lambda m, v: __import__("nextchar.generate").generate.beam_search(m, v, "hi", 5, 0), "--beam must be"),
+    (lambda m, v: __import__("nextchar.generate").generate.sample_many(m, v, "hé", 5, 2), "not in the model's"),
+    (lambda m, v: __import__("nextchar.generate").generate.sample_many(m, v, "hi", 5, 2, stop=""), "stop string"),
+])
+def test_bad_generation_arguments_are_named_before_any_work(tmp_path, call, message):
+    model, vocab = _tiny(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        call(model, vocab)

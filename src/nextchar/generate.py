@@ -1,15 +1,19 @@
 """Sampling text and next-character probabilities from a trained model.
 
 Generation warms up on the prompt in one pass, then carries the state one character at a time
-(as pytorch/examples' word_language_model/generate.py does), never re-feeding the context.
+(as pytorch/examples' word_language_model/generate.py does), never re-feeding the context. One sample
+streams (:func:`sample`); many are one batched forward per step for all of them (:func:`sample_many`),
+each with its own stream of the seed; :func:`beam_search` keeps the K likeliest continuations.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .cells import State
 from .model import CharModel
 from .vocab import Vocab
 
@@ -30,34 +34,181 @@ def generate(model: CharModel, vocab: Vocab, prompt: str, length: int, temperatu
     return prompt + "".join(sample(model, vocab, prompt, length, temperature, top_k, greedy, seed))
 
 
-def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
-           top_k: int | None = None, greedy: bool = False, seed: int | None = None) -> Iterator[str]:
-    """The ``length`` characters after ``prompt``, one at a time as they are drawn (so a long sample can be
-    shown, or stopped, as it goes). The arguments are checked at once, before the first character."""
+def _check(length: int, temperature: float, top_k: int | None, greedy: bool, stop: str | None) -> None:
     if length < 0:
         raise ValueError(f"generate: length must be >= 0, got {length}")
     if not greedy and not temperature > 0:
         raise ValueError(f"generate: temperature must be > 0 (or use --greedy), got {temperature}")
     if top_k is not None and not 1 <= top_k:
         raise ValueError(f"generate: top_k must be >= 1, got {top_k}")
+    if stop is not None and not stop:
+        raise ValueError("generate: the stop string must have at least one character")
+
+
+def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
+           top_k: int | None = None, greedy: bool = False, seed: int | None = None,
+           stop: str | None = None) -> Iterator[str]:
+    """The ``length`` characters after ``prompt``, one at a time as they are drawn (so a long sample can be
+    shown, or stopped, as it goes), ending early after the first ``stop`` string. The arguments are checked
+    at once, before the first character."""
+    _check(length, temperature, top_k, greedy, stop)
     indices = _prompt_indices(vocab, prompt, "generate")
-    return _draw(model, vocab, indices, length, temperature, top_k, greedy, seed)
+    return _draw(model, vocab, indices, length, temperature, top_k, greedy, seed, stop)
 
 
 @torch.no_grad()
 def _draw(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, temperature: float, top_k: int | None,
-          greedy: bool, seed: int | None) -> Iterator[str]:
+          greedy: bool, seed: int | None, stop: str | None = None) -> Iterator[str]:
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else torch.seed())
     model.eval()
     logits, state = model(prompt.to(device))  # (T, V): warm up on the whole prompt in one pass
-    last = logits[-1]
+    last, tail = logits[-1], ""
     for _ in range(length):
         index = _choose(last, temperature, top_k, greedy, generator)
         yield vocab.chars[index]
+        tail = (tail + vocab.chars[index])[-len(stop):] if stop else ""
+        if stop and tail == stop:
+            return
         logits, state = model(torch.tensor([index], device=device), state)
         last = logits[-1]
+
+
+@torch.no_grad()
+def logprob_of(model: CharModel, vocab: Vocab, prompt: str, text: str) -> float:
+    """The model's log probability of ``text`` following ``prompt`` (one forward pass over both)."""
+    if not text:
+        return 0.0
+    indices = _prompt_indices(vocab, prompt + text, "generate")
+    model.eval()
+    logits, _ = model(indices.to(next(model.parameters()).device))  # (T, V)
+    steps = logits[len(prompt) - 1:-1].double().log_softmax(-1)  # the predictions of text's characters
+    return float(steps.gather(1, indices[len(prompt):, None].to(steps.device)).sum())
+
+
+MAX_SAMPLES = 100_000
+"""The most samples one call draws (each is kept as text); past it, a clear error."""
+SAMPLE_BATCH = 1024
+"""Samples computed together: the forward's memory is that of this many states, however many are asked."""
+
+
+@dataclass
+class Sample:
+    text: str
+    """The generated characters (the prompt not included), up to and including a stop string."""
+    logprob: float
+    """The model's log probability of ``text`` given the prompt (its own distribution: temperature 1)."""
+    done: bool = False
+
+
+def stream_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index``'s own stream: sample 0 uses ``seed`` itself (as a single sample does)."""
+    if index == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def sample_many(model: CharModel, vocab: Vocab, prompt: str, length: int, num_samples: int,
+                temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0,
+                stop: str | None = None, into: list[Sample] | None = None) -> list[Sample]:
+    """``num_samples`` independent samples, one batched forward per step for all of a batch. ``into``, if
+    given, is filled as the samples grow (what a caller shows after Ctrl-C)."""
+    _check(length, temperature, top_k, greedy, stop)
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise ValueError(f"generate: --num-samples must be 1..{MAX_SAMPLES}, got {num_samples}")
+    indices = _prompt_indices(vocab, prompt, "generate")
+    samples = into if into is not None else []
+    samples.extend(Sample("", 0.0) for _ in range(num_samples))
+    for first in range(0, num_samples, SAMPLE_BATCH):
+        batch = samples[first:first + SAMPLE_BATCH]
+        seeds = [stream_seed(seed, first + i) for i in range(len(batch))]
+        _draw_batch(model, vocab, indices, length, temperature, top_k, greedy, seeds, stop, batch)
+    return samples
+
+
+@torch.no_grad()
+def _warm_up(model: CharModel, prompt: Tensor, batch: int) -> tuple[Tensor, State]:
+    """The prompt's last logits and the state after it, repeated for ``batch`` rows: (B, V), (L, B, H)."""
+    from .cells import map_state
+
+    device = next(model.parameters()).device
+    model.eval()
+    logits, state = model(prompt.to(device))  # (T, V); state (L, H)
+    return logits[-1].expand(batch, -1), map_state(lambda s: s.unsqueeze(1).expand(-1, batch, -1).contiguous(),
+                                                   state)
+
+
+@torch.no_grad()
+def _draw_batch(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, temperature: float, top_k: int | None,
+                greedy: bool, seeds: list[int], stop: str | None, samples: list[Sample]) -> None:
+    device = next(model.parameters()).device
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    last, state = _warm_up(model, prompt, len(samples))
+    for _ in range(length):
+        log_probs = last.double().log_softmax(-1)  # (B, V)
+        chosen = [_choose(last[b], temperature, top_k, greedy, generators[b]) for b in range(len(samples))]
+        for b, (sample, index) in enumerate(zip(samples, chosen)):
+            if not sample.done:
+                sample.text += vocab.chars[index]
+                sample.logprob += float(log_probs[b, index])
+                sample.done = bool(stop) and sample.text.endswith(stop)
+        if all(sample.done for sample in samples):
+            return
+        logits, state = model(torch.tensor([chosen], device=device), state)  # (1, B, V)
+        last = logits[0]
+
+
+MAX_BEAM = 4096
+
+
+def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: int, length_penalty: float = 0.0,
+                stop: str | None = None) -> Sample:
+    """The continuation of ``length`` characters (or ending at ``stop``) with the highest log probability
+    (divided by its length ** ``length_penalty``) among the ``beam`` kept at each step; deterministic. The
+    greedy continuation is a candidate too, so the result never scores below it."""
+    _check(length, 1.0, None, True, stop)
+    if not 1 <= beam <= MAX_BEAM:
+        raise ValueError(f"generate: --beam must be 1..{MAX_BEAM}, got {beam}")
+    indices = _prompt_indices(vocab, prompt, "generate")
+    score = lambda s: s.logprob / max(len(s.text), 1) ** length_penalty  # noqa: E731
+    candidates = _beams(model, vocab, indices, length, beam, stop)
+    candidates.append(_greedy(model, vocab, indices, length, stop))
+    return max(candidates, key=score)
+
+
+def _greedy(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, stop: str | None) -> Sample:
+    greedy = [Sample("", 0.0)]
+    _draw_batch(model, vocab, prompt, length, 1.0, None, True, [0], stop, greedy)
+    return greedy[0]
+
+
+@torch.no_grad()
+def _beams(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, beam: int, stop: str | None) -> list[Sample]:
+    """The live beams after ``length`` steps, and every beam that met ``stop`` on the way."""
+    from .cells import map_state
+
+    device = next(model.parameters()).device
+    last, state = _warm_up(model, prompt, 1)
+    live, finished = [Sample("", 0.0)], []
+    for _ in range(length):
+        totals = torch.tensor([s.logprob for s in live], dtype=torch.float64, device=device)[:, None]
+        scores = (totals + last.double().log_softmax(-1)).flatten()  # (K * V)
+        best = scores.topk(min(beam, scores.numel())).indices.tolist()  # ties: topk's own order, deterministic
+        rows = [i // len(vocab) for i in best]
+        live = [Sample(live[r].text + vocab.chars[i % len(vocab)], float(scores[i])) for r, i in zip(rows, best)]
+        state = map_state(lambda s: s[:, rows], state)
+        keep = [k for k, s in enumerate(live) if not (stop and s.text.endswith(stop))]
+        finished += [Sample(s.text, s.logprob, True) for k, s in enumerate(live) if k not in keep]
+        if not keep:
+            return finished
+        live, state = [live[k] for k in keep], map_state(lambda s: s[:, keep], state)
+        chars = torch.tensor([[vocab.chars.index(s.text[-1]) for s in live]], device=device)
+        logits, state = model(chars, state)  # (1, K, V)
+        last = logits[0]
+    return live + finished
 
 
 def _choose(logits: Tensor, temperature: float, top_k: int | None, greedy: bool, generator: torch.Generator) -> int:

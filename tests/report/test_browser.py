@@ -25,3 +25,26 @@ def test_the_page_in_headless_chromium(inputs, tmp_path):  # noqa: F811
         assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_report_live_runs_the_runs_model_in_a_try_it_panel(inputs, tmp_path):  # noqa: F811
+    from nextchar.generate import predict
+    from nextchar.run.checkpoint import load_checkpoint
+
+    small = build_report([inputs["run"]], tmp_path / "plain.html")
+    assert "<iframe" not in small.read_text()  # off by default: the default report stays small
+    page = build_report([inputs["run"]], tmp_path / "live.html", live=True)
+    checkpoint = inputs["run"] / ("best.safetensors" if (inputs["run"] / "best.safetensors").exists()
+                                  else "last.safetensors")
+    ckpt = load_checkpoint(checkpoint)
+    driver = _driver()
+    try:
+        driver.get(page.resolve().as_uri())
+        page_is_self_contained(driver)
+        driver.switch_to.frame(driver.find_element("css selector", "iframe.live"))
+        got = driver.execute_script("return window.nextchar.probabilities('def ')")
+        want = predict(ckpt.build_model(), ckpt.vocab, "def ")[-1].tolist()
+        assert max(abs(a - b) for a, b in zip(got, want)) < 1e-5
+        assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        driver.quit()

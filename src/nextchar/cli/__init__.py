@@ -1,7 +1,7 @@
 """The ``nextchar`` command: each subcommand parses its flags and calls one library function.
 
 ``common.py`` holds what they share; ``exam.py`` the exam's commands (exam, verify, claims, bench);
-``text.py`` training on any text (train, generate, predict); ``inspect.py`` inside a model;
+``text.py`` training on any text (train, predict); ``generate.py`` sampling and beam search; ``inspect.py`` inside a model; ``export.py`` a model as a page or ONNX;
 ``sweep.py`` many models over a grid.
 """
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import click
 
 from .exam import bench, claims, exam, verify
+from .export import export
+from .generate import generate
 from .inspect import inspect
 from .report import report
 from .sweep import sweep
-from .text import generate, predict, train
+from .text import predict, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +23,7 @@ def main() -> None:
     """nextchar: next-character prediction with RNN, LSTM and GRU, from the exam to any text."""
 
 
-for command in (exam, verify, claims, train, generate, predict, inspect, bench, sweep, report):
+for command in (exam, verify, claims, train, generate, predict, inspect, export, bench, sweep, report):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -13,20 +13,22 @@ from .common import clear_errors, prepare_outputs, set_threads
 @click.argument("inputs", nargs=-1, type=click.Path(exists=True))
 @click.option("--out", default="nextchar-report.html", show_default=True, type=click.Path(dir_okay=False),
               help="The page to write (one file; opens offline).")
-def report(inputs, out) -> None:
+@click.option("--live", is_flag=True,
+              help="Give each run folder a \"try it\" panel: its best checkpoint running in the page (nextchar export).")
+def report(inputs, out, live) -> None:
     """Build one page from INPUTS: the JSON of exam, verify, claims, sweep or bench (--json) and train run
     folders, each recognised from its content. With no INPUTS, runs the exam and verify first."""
     set_threads(1)
     prepare_outputs({"--out": out})
     with clear_errors():
         if inputs:
-            _build(inputs, out)
+            _build(inputs, out, live)
             return
         with tempfile.TemporaryDirectory(prefix="nextchar-report-") as folder:  # the page holds what it shows
             _build(_run_exam_and_verify(Path(folder)), out)
 
 
-def _build(inputs, out: str) -> None:
+def _build(inputs, out: str, live: bool = False) -> None:
     """Build the page; what it leaves out of an input (a figure outside the JSON's folder, ...) is a warning."""
     import warnings
 
@@ -35,7 +37,7 @@ def _build(inputs, out: str) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ReportWarning)
-        path = build_report(inputs, out)
+        path = build_report(inputs, out, live)
     for warning in caught:
         if issubclass(warning.category, ReportWarning):
             click.echo(f"warning: {warning.message}", err=True)

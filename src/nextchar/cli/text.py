@@ -12,10 +12,8 @@ from ..data import CORPORA, CORPUS_BYTES
 from ..engines import ENGINES, engine_device
 from ..step import OPTIMIZERS, perplexity
 from .common import (
-    SEED,
     check_device,
     clear_errors,
-    ctrl_c_interrupts,
     device_option,
     end_distributed_run,
     field_option,
@@ -131,44 +129,6 @@ def _resume_command() -> str:
     """This command line with --resume (and without --overwrite)."""
     args = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
     return shlex.join(["nextchar", *args, "--resume"])
-
-
-@click.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--prompt", default="\\n", show_default=True, help="Text to warm up on; \\n stands for a newline.")
-@click.option("--length", default=500, show_default=True, type=click.IntRange(min=0), help="Characters to generate.")
-@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0),
-              help="Softmax temperature: lower is more conservative; must be > 0 unless --greedy.")
-@click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample only among the k most likely.")
-@click.option("--greedy", is_flag=True, help="Always take the most likely character.")
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Sampling seed.")
-@device_option
-@threads_option(1)
-def generate(checkpoint, prompt, length, temperature, top_k, greedy, seed, device, threads) -> None:
-    """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time."""
-    from ..device import resolve_device
-    from ..generate import sample
-    from ..run.checkpoint import load_checkpoint
-
-    set_threads(threads)
-    prompt = prompt.replace("\\n", "\n")
-    with clear_errors():
-        ckpt = load_checkpoint(checkpoint)
-        model = ckpt.build_model(resolve_device(device))
-        characters = sample(model, ckpt.vocab, prompt, length, temperature, top_k, greedy, seed)
-    out, written = sys.stdout, 0
-    out.write(prompt)
-    try:  # each character as it is drawn: a long sample shows as it goes, and Ctrl-C keeps what was printed
-        with ctrl_c_interrupts():
-            for written, char in enumerate(characters, 1):
-                out.write(char)
-                out.flush()
-    except KeyboardInterrupt:
-        out.write("\n")
-        out.flush()
-        click.echo(f"stopped by Ctrl-C after {written} of {length} characters", err=True)
-        sys.exit(130)
-    out.write("\n")
 
 
 @click.command()

@@ -53,11 +53,14 @@ def render(items: Sequence[ReportInput]) -> str:
     return template.render(meta=meta, sections=sections)
 
 
-def build_report(inputs: Sequence[str | Path], out: str | Path) -> Path:
-    """Recognise each input, render the page and write it atomically to ``out``."""
+def build_report(inputs: Sequence[str | Path], out: str | Path, live: bool = False) -> Path:
+    """Recognise each input, render the page and write it atomically to ``out``; ``live``: each run folder
+    gets a "try it" panel, the export's page of its best checkpoint."""
+    import dataclasses
+
     from ..outputs import write_text_atomic
 
-    items = [recognize(path) for path in inputs]
+    items = [dataclasses.replace(recognize(path), live=live) for path in inputs]
     if not items:
         raise ReportInputError("report: no inputs")
     return write_text_atomic(out, render(items))

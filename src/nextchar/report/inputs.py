@@ -27,6 +27,8 @@ class ReportInput:
     """The path it came from."""
     data: Any
     """The parsed JSON, or for a run folder the folder's Path."""
+    live: bool = False
+    """For a run folder: embed the export's page of its best checkpoint (``report --live``)."""
 
 
 def kind_of(data: Any) -> str | None:

@@ -139,7 +139,7 @@ def run_section(item: ReportInput) -> dict:
 
     folder = item.data
     out: dict[str, Any] = dict.fromkeys(("last", "curves", "steps", "sample", "heatmap", "model_config",
-                                         "train_config", "step", "checkpoint"))
+                                         "train_config", "step", "checkpoint", "live"))
     out["folder"] = str(folder)
     try:
         history = read_history(folder) if (folder / "history.json").is_file() else None
@@ -175,6 +175,10 @@ def run_section(item: ReportInput) -> dict:
                                   "next-character probabilities", rows=len(shown), row_labels=list(shown))
         out.update({"sample": sample, "heatmap": data_uri(fig), "model_config": ckpt.model_config.__dict__,
                     "train_config": ckpt.train_config, "step": ckpt.step, "checkpoint": checkpoint.name})
+        if item.live:
+            from ..export.html import export_html
+
+            out["live"] = export_html(model, ckpt.vocab, f"{folder.name}/{checkpoint.name}")
     return out
 
 

@@ -1,0 +1,61 @@
+"""The ONNX graph gives the torch model's numbers (onnxruntime, 1e-5) for every family and formulation, two
+layers, a batch, a carried state; and it is one clear error where the extra is missing."""
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nextchar.cli import main
+from nextchar.export.onnx_graph import build_onnx
+from tests.helpers import model_checkpoint
+
+CASES = [("rnn", "module", "tanh", None), ("rnn", "cell", "relu", 5), ("rnn", "scratch", "tanh", None),
+         ("lstm", "module", "tanh", 4), ("lstm", "cell", "tanh", None), ("lstm", "scratch", "tanh", None),
+         ("gru", "module", "tanh", None), ("gru", "cell", "tanh", 3), ("gru", "scratch", "tanh", None)]
+
+
+@pytest.mark.parametrize("family,kind,nonlinearity,embedding_dim", CASES)
+def test_onnxruntime_gives_the_torch_models_logits_and_states(tmp_path, family, kind, nonlinearity, embedding_dim):
+    ort = pytest.importorskip("onnxruntime")
+    model, vocab = model_checkpoint(tmp_path / "m.safetensors", family, kind, hidden_size=6, num_layers=2,
+                                    embedding_dim=embedding_dim, nonlinearity=nonlinearity)
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.safetensors"), "--onnx", str(tmp_path / "m.onnx")])
+    assert out.exit_code == 0, out.output
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [i.name for i in session.get_inputs()] == (["x", "h0", "c0"] if family == "lstm" else ["x", "h0"])
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randint(0, len(vocab), (7, 3), generator=generator)  # (T, B)
+    state = tuple(torch.randn(2, 3, 6, generator=generator) for _ in range(2 if family == "lstm" else 1))
+    feeds = {"x": x.numpy(), **{name: s.numpy() for name, s in zip(("h0", "c0"), state)}}
+    for _ in range(2):  # the second call starts from the state the first returned: a carried state
+        outputs = session.run(None, feeds)
+        with torch.no_grad():
+            logits, new_state = model(x, state if family == "lstm" else state[0])
+        new_state = new_state if family == "lstm" else (new_state,)
+        np.testing.assert_allclose(outputs[0], logits.numpy(), atol=1e-5)
+        for got, want in zip(outputs[1:], new_state):
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+        state = new_state
+        feeds.update({name: o for name, o in zip(("h0", "c0"), outputs[1:])})
+
+
+def test_the_graph_has_the_documented_interface_and_opset(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model, _ = model_checkpoint(tmp_path / "m.safetensors", "gru", hidden_size=4)
+    proto = build_onnx(model, opset=18)
+    assert proto.opset_import[0].version == 18
+    assert [o.name for o in proto.graph.output] == ["logits", "hn"]
+    onnx.checker.check_model(proto)
+    with pytest.raises(ValueError, match="--opset 12 is too old"):
+        build_onnx(model, opset=12)
+
+
+def test_without_the_extra_onnx_export_is_one_clear_error_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    model_checkpoint(tmp_path / "m.safetensors")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.safetensors"), "--onnx", str(tmp_path / "m.onnx"),
+                                    "--html", str(tmp_path / "m.html")])
+    assert out.exit_code != 0 and "pip install 'nextchar[onnx]'" in out.output
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.html").exists()

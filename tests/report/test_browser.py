@@ -10,7 +10,7 @@ from .test_report import inputs  # noqa: F401  (the fixture)
 
 def test_the_page_in_headless_chromium(inputs, tmp_path):  # noqa: F811
     page = build_report([inputs[k] for k in ("exam", "verify", "claims", "sweep", "bench", "run",
-                                                                   "inspect")], tmp_path / "r.html")
+                                                                   "inspect", "tune")], tmp_path / "r.html")
     driver = _driver()
     try:
         driver.get(page.resolve().as_uri())

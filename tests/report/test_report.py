@@ -31,6 +31,9 @@ def inputs(tmp_path_factory):
                 str(root / "run")],
         "inspect": ["inspect", str(root / "run" / "last.safetensors"), "--text", "def f(x):\n    return (x, 'y')",
                     "--rows", "20", "--json", str(root / "inspect.json"), "--html", str(root / "inspect.html")],
+        "tune": ["tune", str(FIXTURE), "--trials", "3", "--max-steps", "6", "--eval-every", "3", "--out", str(root / "tune"),
+                 "--param", "hidden-size=choice:8,16", "--param", "num-layers=int:1:1", "--seq-len", "16", "--batch-size",
+                 "4", "--no-progress", "--device", "cpu", "--json", str(root / "tune.json")],
     }
     for kind, command in commands.items():
         out = runner.invoke(main, command)
@@ -38,7 +41,7 @@ def inputs(tmp_path_factory):
     return {kind: root / (f"{kind}.json" if kind != "run" else "run") for kind in commands}
 
 
-@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "run", "inspect"])
+@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "run", "inspect", "tune"])
 def test_each_kind_is_recognised_and_makes_a_page_alone(inputs, kind, tmp_path):
     assert recognize(inputs[kind]).kind == kind
     page = build_report([inputs[kind]], tmp_path / "r.html").read_text()

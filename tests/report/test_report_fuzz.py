@@ -1,4 +1,4 @@
-"""Mutated inputs of all seven kinds (fields dropped or retyped, values blown up, files cut, nesting past any
+"""Mutated inputs of all eight kinds (fields dropped or retyped, values blown up, files cut, nesting past any
 depth, partial run folders): each renders, or is a one-line ``report:`` error naming the file."""
 import json
 import random
@@ -53,7 +53,7 @@ def _outcome(path) -> str:
         return str(error)
 
 
-@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "inspect"])
+@pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "inspect", "tune"])
 def test_mutated_json_renders_or_is_a_one_line_error(inputs, kind, tmp_path):  # noqa: F811
     document, rng = json.loads(inputs[kind].read_text()), random.Random(kind)
     outcomes = []

@@ -2,7 +2,7 @@
 
 ``common.py`` holds what they share; ``exam.py`` the exam's commands (exam, verify, claims, bench);
 ``text.py`` training on any text (train, predict); ``generate.py`` sampling and beam search; ``inspect.py`` inside a model; ``export.py`` a model as a page or ONNX;
-``sweep.py`` many models over a grid.
+``sweep.py`` many models over a grid; ``tune.py`` an Optuna study over train runs.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .inspect import inspect
 from .report import report
 from .sweep import sweep
 from .text import predict, train
+from .tune import tune
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +24,7 @@ def main() -> None:
     """nextchar: next-character prediction with RNN, LSTM and GRU, from the exam to any text."""
 
 
-for command in (exam, verify, claims, train, generate, predict, inspect, export, bench, sweep, report):
+for command in (exam, verify, claims, train, generate, predict, inspect, export, bench, sweep, tune, report):
     main.add_command(command)
 
 if __name__ == "__main__":

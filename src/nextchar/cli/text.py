@@ -76,27 +76,19 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
     --max-steps, --eval-every and --device may change. Ctrl-C (or SIGTERM) saves last.safetensors at the
     current step and exits 130 (143) with the command that resumes.
     """
-    from ..config import parse_formulation
-    from ..data import load_corpus, read_text_file
     from ..run.interrupt import TrainingInterrupted
     from ..run.trainer import train as run_train
 
     set_threads(threads)
     if (text_file is None) == (corpus is None):
         raise click.UsageError("give either TEXT_FILE or --corpus, not both or neither")
-    family, kind = parse_formulation(formulation)
-    model = {"family": family, "kind": kind, "hidden_size": hidden_size, "num_layers": num_layers,
-             "dropout": dropout, "nonlinearity": nonlinearity, "embedding_dim": embedding_dim or None, "engine": engine}
-    device = engine_device(engine, device)
-    config = {"seq_len": seq_len, "batch_size": batch_size, "epochs": epochs, "max_steps": max_steps, "lr": lr,
-              "optimizer": optimizer, "clip": clip or None, "val_fraction": val_fraction, "eval_every": eval_every,
-              "seed": seed, "device": device}
+    model, config = train_configs(click.get_current_context().params)
     if resume:  # only what was given: the rest is the checkpoint's
         given = _given_flags()
         model = {k: v for k, v in model.items() if {"family": "formulation", "kind": "formulation"}.get(k, k) in given}
         config = {k: v for k, v in config.items() if k in given or (k == "device" and "engine" in given)}
     with clear_errors():
-        text = read_text_file(text_file) if text_file else load_corpus(corpus, corpus_bytes)
+        text = read_train_text(click.get_current_context().params)
         try:
             result = run_train(text, model, config, out, resume=resume, progress=not no_progress, overwrite=overwrite,
                                tensorboard=tensorboard)
@@ -114,6 +106,29 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {perplexity(result.best_val_loss):.3f}); "
                    f"run folder {out}")
     end_distributed_run()
+
+
+def train_configs(params: dict) -> tuple[dict, dict]:
+    """The model's and the training's settings from ``nextchar train``'s parsed flags (also ``tune``'s trials)."""
+    from ..config import parse_formulation
+
+    family, kind = parse_formulation(params["formulation"])
+    model = {"family": family, "kind": kind, "hidden_size": params["hidden_size"], "num_layers": params["num_layers"],
+             "dropout": params["dropout"], "nonlinearity": params["nonlinearity"],
+             "embedding_dim": params["embedding_dim"] or None, "engine": params["engine"]}
+    config = {name: params[name] for name in ("seq_len", "batch_size", "epochs", "max_steps", "lr", "optimizer",
+                                              "val_fraction", "eval_every", "seed")}
+    config.update(clip=params["clip"] or None, device=engine_device(params["engine"], params["device"]))
+    return model, config
+
+
+def read_train_text(params: dict) -> str:
+    """The text ``nextchar train``'s flags name: TEXT_FILE or the built-in --corpus."""
+    from ..data import load_corpus, read_text_file
+
+    if params["text_file"]:
+        return read_text_file(params["text_file"])
+    return load_corpus(params["corpus"], params["corpus_bytes"])
 
 
 def _given_flags() -> set[str]:

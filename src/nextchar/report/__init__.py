@@ -14,7 +14,7 @@ from .inputs import KINDS, ReportInput, ReportInputError, recognize
 
 HEADINGS = {"exam": "The exam", "verify": "Formulations agree (verify)", "claims": "The true/false claims",
             "sweep": "Sweep", "bench": "Performance (bench)", "run": "Training run",
-            "inspect": "Inside the model (inspect)"}
+            "inspect": "Inside the model (inspect)", "tune": "Tuning study (tune)"}
 
 
 def _meta() -> dict:

@@ -1,7 +1,7 @@
 """What ``nextchar report`` reads: each input is recognised from its content, not its name.
 
 JSON files written by ``exam --json``, ``verify --json``, ``claims --json``, ``sweep --json``,
-``bench --json`` and ``inspect --json``, and ``train`` run folders. Anything else is a clear error naming the input.
+``bench --json``, ``inspect --json`` and ``tune --json``, and ``train`` run folders. Anything else is a clear error naming the input.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-KINDS = ("exam", "verify", "claims", "sweep", "bench", "run", "inspect")
+KINDS = ("exam", "verify", "claims", "sweep", "bench", "run", "inspect", "tune")
 MAX_INPUT_BYTES = 512 << 20
 """The largest JSON input read (a sweep of a million runs is about 400 MB)."""
 
@@ -35,8 +35,8 @@ def kind_of(data: Any) -> str | None:
     """The kind of a parsed JSON document, or None."""
     if not isinstance(data, dict):
         return None
-    if data.get("kind") == "inspect":
-        return "inspect"
+    if data.get("kind") in ("inspect", "tune"):
+        return data["kind"]
     if isinstance(data.get("problems"), dict) and "checks" in data:
         return "exam"
     if isinstance(data.get("families"), list) and all(isinstance(f, dict) and "diffs" in f for f in data["families"]):
@@ -55,7 +55,7 @@ def recognize(path: str | Path) -> ReportInput:
     from .schema import SCHEMAS, SchemaError, conform
 
     path = Path(path)
-    expected = ("expected the JSON of exam, verify, claims, sweep, bench or inspect (--json), or a train run folder "
+    expected = ("expected the JSON of exam, verify, claims, sweep, bench, inspect or tune (--json), or a train run folder "
                 "(with last.safetensors or history.json)")
     if path.is_dir():
         if (path / "last.safetensors").is_file() or (path / "history.json").is_file():

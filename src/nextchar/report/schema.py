@@ -58,6 +58,11 @@ SCHEMAS: dict[str, dict] = {
                                       "correlation": nullable(NUM)}]),
                 "exam_period?": nullable({"start": INT, "layers": [{"h": TABLE, "c?": nullable(TABLE), "*": ANY}]}),
                 "checkpoint?": nullable(STR), "command?": nullable(STR), "*": ANY},
+    "tune": {"study": STR, "storage": STR, "direction": STR, "metric": STR,
+             "trials": [{"number": INT, "state": STR, "params": nullable({"*": ANY}), "value": nullable(NUM),
+                         "steps": nullable(INT), "seconds": nullable(NUM), "folder": nullable(STR), "*": ANY}],
+             "best": nullable({"number": INT, "value": NUM, "command": STR, "*": ANY}), "command?": nullable(STR),
+             "*": ANY},
 }
 
 

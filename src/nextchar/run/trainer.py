@@ -113,14 +113,15 @@ def _val_streams(val_encoded: Tensor, config: TrainConfig) -> Tensor | None:
 
 def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None,
           run_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False,
-          tensorboard: bool = False) -> TrainResult:
+          tensorboard: bool = False, on_eval: Callable[[dict], None] | None = None) -> TrainResult:
     """Train a character model on ``text`` into the run folder ``run_dir``; see the module docstring.
 
     ``model_config`` may omit vocab_size (a dict). On resume, None or a dict of only what changes takes the
     checkpoint's settings; what defines the model or the data must match it (``resume.py``). A folder that
     holds another run is refused unless ``overwrite``. Raises :class:`TrainingInterrupted` after saving
     ``last`` when SIGINT or SIGTERM arrives. ``tensorboard`` also writes the scalars as TensorBoard event
-    files in ``run_dir/tensorboard`` (needs the ``tensorboard`` package).
+    files in ``run_dir/tensorboard`` (needs the ``tensorboard`` package). ``on_eval(record)`` is called after
+    each evaluation has been saved (``nextchar tune`` reports it to its trial; raising stops the run there).
     """
     if str(run_dir) == "":
         raise ValueError("train: --out is empty; give the run folder's name")
@@ -131,7 +132,7 @@ def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfi
         with StopRequests() if not dist.enabled else nullcontext() as stop:
             session = _start(text, model_config, config, run_dir=run_dir, resume=resume, dist=dist)
             return _run(session, run_dir=run_dir, dist=dist, stop=stop, progress=progress, tensorboard=tensorboard,
-                        held=held)
+                        held=held, on_eval=on_eval)
     finally:
         if held is not None:
             held.release()
@@ -206,7 +207,7 @@ def _restore(session: _Session, checkpoint: Checkpoint, dist: Distributed) -> No
 
 
 def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopRequests | None, progress: bool,
-         tensorboard: bool, held: RunClaim | None) -> TrainResult:
+         tensorboard: bool, held: RunClaim | None, on_eval: Callable[[dict], None] | None = None) -> TrainResult:
     """Step through the windows from ``session.step``; evaluate and save every ``eval_every`` steps."""
     config, result = session.config, session.result
     step = session.step
@@ -248,6 +249,8 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
             improved = record.get("val_loss") is not None and (
                 result.best_val_loss is None or record["val_loss"] < result.best_val_loss)
             saver.save(step, epoch, record, best=improved or session.val_streams is None, write=bar.write)
+            if on_eval is not None:
+                on_eval(record)
             interval_start, interval_steps = time.perf_counter(), 0
         elif stop is not None and stop.signum is not None:
             saver.save(step, epoch, None, best=False, write=bar.write)

@@ -80,7 +80,10 @@ def parameters_figure(records: list[dict]):
             ax.set_xticks(range(len(categories)), categories)
         ax.scatter(xs, [v for _, v in points], s=18)
         if name == "lr":
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
         ax.set(xlabel=name, ylabel="validation loss" if i == 0 else "")
         ax.grid(alpha=0.3)
     fig.tight_layout()

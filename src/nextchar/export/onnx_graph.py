@@ -36,6 +36,41 @@ def _reordered(weight: torch.Tensor, family: str, hidden: int) -> torch.Tensor:
     return torch.cat([blocks[i] for i in ONNX_GATE_ORDER[family]])
 
 
+class _Graph:
+    """The nodes and initializers of a graph being built."""
+
+    def __init__(self, helper, numpy_helper) -> None:
+        self.helper, self.numpy_helper, self.nodes, self.inits = helper, numpy_helper, [], []
+
+    def constant(self, name: str, tensor: torch.Tensor) -> str:
+        self.inits.append(self.numpy_helper.from_array(tensor.detach().cpu().contiguous().numpy(), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], **attributes) -> None:
+        self.nodes.append(self.helper.make_node(op, inputs, outputs, **attributes))
+
+
+def _layer(graph: _Graph, k: int, weights: dict, config, previous: str, states: list[str]) -> str:
+    """Layer k as one ONNX recurrent node reading ``previous`` (T, B, I); returns its output (T, B, H)."""
+    family, hidden = config.family, config.hidden_size
+    w = _reordered(weights["weight_ih"], family, hidden).float()[None]  # (1, G*H, I)
+    r = _reordered(weights["weight_hh"], family, hidden).float()[None]  # (1, G*H, H)
+    biases = [weights[name] if weights[name] is not None else torch.zeros(weights["weight_ih"].shape[0])
+              for name in ("bias_ih", "bias_hh")]
+    b = torch.cat([_reordered(bias, family, hidden) for bias in biases]).float()[None]  # (1, 2*G*H)
+    inputs = [previous, graph.constant(f"W{k}", w), graph.constant(f"R{k}", r), graph.constant(f"B{k}", b), ""]
+    for s in states:  # this layer's initial state: (L, B, H)[k] -> (1, B, H)
+        graph.node("Gather", [s, graph.constant(f"{s}_index{k}", torch.tensor([k]))], [f"{s}_{k}"], axis=0)
+        inputs.append(f"{s}_{k}")
+    attributes = {"rnn": {"activations": ["Relu" if config.nonlinearity == "relu" else "Tanh"]}, "lstm": {},
+                  "gru": {"linear_before_reset": 1}}[family]
+    outputs = [f"Y{k}", f"h0_out{k}"] + ([f"c0_out{k}"] if family == "lstm" else [])
+    graph.node({"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[family], inputs, outputs, hidden_size=hidden,
+               **attributes)
+    graph.node("Squeeze", [f"Y{k}", graph.constant(f"axis1_{k}", torch.tensor([1]))], [f"out{k}"])  # drop directions
+    return f"out{k}"
+
+
 def build_onnx(model: CharModel, opset: int = DEFAULT_OPSET):
     """The ``onnx.ModelProto`` of ``model`` (checked with ``onnx.checker``)."""
     onnx = require_onnx()
@@ -44,56 +79,29 @@ def build_onnx(model: CharModel, opset: int = DEFAULT_OPSET):
     if opset < MIN_OPSET:
         raise ValueError(f"export: --opset {opset} is too old; expected {MIN_OPSET} or newer")
     config = model.config
-    family, hidden, layers = config.family, config.hidden_size, config.num_layers
-    inits, nodes = [], []
-
-    def constant(name: str, tensor: torch.Tensor):
-        inits.append(numpy_helper.from_array(tensor.detach().cpu().contiguous().numpy(), name))
-        return name
-
+    graph = _Graph(helper, numpy_helper)
     table = model.embedding.weight if model.embedding is not None else torch.eye(config.vocab_size)
-    nodes.append(helper.make_node("Gather", [constant("input_table", table.float()), "x"], ["features"], axis=0))
-    axis1 = constant("axis1", torch.tensor([1], dtype=torch.int64))
-    operator = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[family]
-    extra = {"rnn": {"activations": ["Relu" if config.nonlinearity == "relu" else "Tanh"]}, "lstm": {},
-             "gru": {"linear_before_reset": 1}}[family]
-    states = ["h0", "c0"] if family == "lstm" else ["h0"]
-    previous, finals = "features", {s: [] for s in states}
+    graph.node("Gather", [graph.constant("input_table", table.float()), "x"], ["features"], axis=0)
+    states = ["h0", "c0"] if config.family == "lstm" else ["h0"]
+    previous = "features"
     with torch.no_grad():
         for k, weights in enumerate(model.layer_weights()):
-            w = _reordered(weights["weight_ih"], family, hidden).float()[None]  # (1, G*H, I)
-            r = _reordered(weights["weight_hh"], family, hidden).float()[None]  # (1, G*H, H)
-            biases = [weights[name] if weights[name] is not None else torch.zeros(weights["weight_ih"].shape[0])
-                      for name in ("bias_ih", "bias_hh")]
-            b = torch.cat([_reordered(bias, family, hidden) for bias in biases]).float()[None]  # (1, 2*G*H)
-            inputs = [previous, constant(f"W{k}", w), constant(f"R{k}", r), constant(f"B{k}", b), ""]
-            for s in states:  # this layer's initial state: (L, B, H)[k] -> (1, B, H)
-                index = constant(f"{s}_index{k}", torch.tensor([k], dtype=torch.int64))
-                nodes.append(helper.make_node("Gather", [s, index], [f"{s}_{k}"], axis=0))
-                inputs.append(f"{s}_{k}")
-            outputs = [f"Y{k}", f"Yh{k}"] + ([f"Yc{k}"] if family == "lstm" else [])
-            nodes.append(helper.make_node(operator, inputs, outputs, hidden_size=hidden, **extra))
-            nodes.append(helper.make_node("Squeeze", [f"Y{k}", axis1], [f"out{k}"]))  # (T, 1, B, H) -> (T, B, H)
-            finals["h0"].append(f"Yh{k}")
-            if family == "lstm":
-                finals["c0"].append(f"Yc{k}")
-            previous = f"out{k}"
-        head_t = constant("head_weight_t", model.head.weight.float().T.contiguous())  # (H, V)
-        head_b = constant("head_bias", model.head.bias.float())
-    nodes.append(helper.make_node("MatMul", [previous, head_t], ["scores"]))
-    nodes.append(helper.make_node("Add", ["scores", head_b], ["logits"]))
+            previous = _layer(graph, k, weights, config, previous, states)
+        head_t = graph.constant("head_weight_t", model.head.weight.float().T.contiguous())  # (H, V)
+        head_b = graph.constant("head_bias", model.head.bias.float())
+    graph.node("MatMul", [previous, head_t], ["scores"])
+    graph.node("Add", ["scores", head_b], ["logits"])
     out_names = {"h0": "hn", "c0": "cn"}
     for s in states:
-        nodes.append(helper.make_node("Concat", finals[s], [out_names[s]], axis=0))
-    state_shape = [layers, "B", hidden]
-    graph = helper.make_graph(
-        nodes, f"nextchar_{family}",
+        graph.node("Concat", [f"{s}_out{k}" for k in range(config.num_layers)], [out_names[s]], axis=0)
+    state_shape = [config.num_layers, "B", config.hidden_size]
+    proto = helper.make_model(helper.make_graph(
+        graph.nodes, f"nextchar_{config.family}",
         [helper.make_tensor_value_info("x", TensorProto.INT64, ["T", "B"])]
         + [helper.make_tensor_value_info(s, TensorProto.FLOAT, state_shape) for s in states],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["T", "B", config.vocab_size])]
         + [helper.make_tensor_value_info(out_names[s], TensorProto.FLOAT, state_shape) for s in states],
-        initializer=inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="nextchar")
+        initializer=graph.inits), opset_imports=[helper.make_opsetid("", opset)], producer_name="nextchar")
     proto.ir_version = min(proto.ir_version, 8)  # runtimes of the opset's age read IR 8
     onnx.checker.check_model(proto)
     return proto

@@ -126,8 +126,7 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
     config, hidden = model.config, model.config.hidden_size
     base = text_features(text, options.features, characters=False, dtype=np.float32)  # (T,) each
     chars = sorted(set(text))
-    names = [*base, *(f"char {c!r}" for c in chars)]
-    stats = [FeatureCorrelations(names, hidden) for _ in range(config.num_layers)]
+    stats = [FeatureCorrelations([*base, *(f"char {c!r}" for c in chars)], hidden) for _ in range(config.num_layers)]
     counts: list[dict[str, SaturationCounts]] = [{} for _ in range(config.num_layers)]
     window = _Window(options.offset, options.offset + options.rows)
     period_at = _exam_period_start(vocab, text)
@@ -148,19 +147,27 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
             for name in SIGMOID_GATES:
                 if name in layer.gates:
                     counts[k].setdefault(name, SaturationCounts(hidden)).update(layer.gates[name])
-        window.add(start, part)
-        if period is not None:
-            period.add(start, part)
-        for p in wanted:
-            if start <= p < stop:
-                at = p - start  # copies, for the same reason
-                states[p] = [layer.h[at].clone() if layer.c is None else (layer.h[at].clone(), layer.c[at].clone())
-                             for layer in part.layers]
+        for kept in (window, period):
+            if kept is not None:
+                kept.add(start, part)
+        states.update({p: _state_at(part, p - start) for p in wanted if start <= p < stop})
         start = stop
     found = influence(model, vocab, text, options.position, states.get, options.horizon, positions)
-    shown = window.trace()
     units = [{"layer": k, **record} for k, s in enumerate(stats) for record in s.rank(options.top)]
-    document = {
+    return _document(model, vocab, text, options, window.trace(), units, counts, found,
+                     None if period is None else (period_at, period.trace()))
+
+
+def _state_at(part: Trace, at: int) -> list[State]:
+    """Each layer's state after position ``at`` of a chunk, copied (a view would keep the chunk alive)."""
+    return [layer.h[at].clone() if layer.c is None else (layer.h[at].clone(), layer.c[at].clone())
+            for layer in part.layers]
+
+
+def _document(model, vocab, text, options, shown: Trace, units, counts, found, period) -> dict:
+    """The JSON layout of ``inspect --json`` with the shown window's arrays."""
+    config, hidden = model.config, model.config.hidden_size
+    return {
         "kind": "inspect", "checkpoint": None, "text": shown.text, "start": options.offset, "length": len(text),
         "window": {"offset": options.offset, "rows": len(shown.text)},
         "vocab": list(vocab.chars), "family": config.family, "num_layers": config.num_layers,
@@ -175,11 +182,10 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
                       "context": text[max(found.position - options.horizon, 0):found.position + 1],
                       "positions": len(found.positions)},
         "strips": _strips(units, options, hidden),
-        "exam_period": None if period is None else {"start": period_at,
-                                                    "layers": [_layer_lists(layer) for layer in period.trace().layers]},
+        "exam_period": None if period is None else {"start": period[0],
+                                                    "layers": [_layer_lists(layer) for layer in period[1].layers]},
         "command": None,
     }
-    return document
 
 
 def _layer_lists(layer: LayerTrace) -> dict:

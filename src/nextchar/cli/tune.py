@@ -39,6 +39,13 @@ def _fixed_flags(ctx) -> set[str]:
 @click.argument("text_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--corpus", default=None, help="A built-in corpus instead of TEXT_FILE (python-stdlib).")
 @click.option("--corpus-bytes", default=None, type=click.IntRange(min=1000), help="Characters of the corpus to use.")
+@click.option("--problem", default=None, type=click.IntRange(1, 6),
+              help="An exam-size study of this exam problem instead of a text: batches of trials, each batch one "
+                   "call of the many engine (dimensions lr and seed).")
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="With --problem: epochs per trial.  [default: the problem's]")
+@click.option("--batch", default=256, show_default=True, type=click.IntRange(min=1),
+              help="With --problem: trials asked of the sampler at once, trained together.")
 @click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
               help="Finished trials the study should hold (all workers together).")
 @click.option("--out", default="runs/tune", show_default=True, type=click.Path(file_okay=False),
@@ -64,18 +71,29 @@ def _fixed_flags(ctx) -> set[str]:
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bar over trials.")
 @click.pass_context
-def tune(ctx, text_file, corpus, corpus_bytes, trials, out, params, max_steps, eval_every, timeout, sampler, pruner,
-         sampler_seed, storage, study_name, heartbeat, json_path, no_progress) -> None:
+def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, out, params, max_steps, eval_every,
+         timeout, sampler, pruner, sampler_seed, storage, study_name, heartbeat, json_path, no_progress) -> None:
     """Search training configurations of nextchar train with Optuna: a default space (--lr, --hidden-size,
     --num-layers, --dropout, --model) or --param NAME=SPEC; every other train flag is fixed for the study.
     Each trial is a run folder; the study lives in a database, so several workers share it and a rerun
     resumes it (a dead worker's trial resumes from its own folder)."""
     from ..tune import tune as run_tune
-    from ..tune.results import leaderboard
     from .text import read_train_text, train_configs
 
+    if problem is not None:
+        if text_file or corpus or ctx.args:
+            raise click.UsageError("--problem studies the exam's protocol: drop TEXT_FILE, --corpus and train's flags")
+        from ..tune.problems import tune_problem
+
+        prepare_outputs({"--json": json_path}, {"--out": out})
+        with clear_errors():
+            result = tune_problem(problem, trials, out, params=params, epochs=epochs, batch=batch, sampler=sampler,
+                                  seed=sampler_seed, storage=storage,
+                                  study=None if study_name == "nextchar" else study_name, progress=not no_progress)
+        _results(result, json_path)
+        return
     if (text_file is None) == (corpus is None):
-        raise click.UsageError("give either TEXT_FILE or --corpus, not both or neither")
+        raise click.UsageError("give either TEXT_FILE or --corpus, not both or neither (or --problem N)")
     source = [text_file] if text_file else ["--corpus", corpus, *(["--corpus-bytes", str(corpus_bytes)]
                                                                   if corpus_bytes else [])]
     train_ctx = _train_context(source, list(ctx.args), max_steps, eval_every)
@@ -98,9 +116,18 @@ def tune(ctx, text_file, corpus, corpus_bytes, trials, out, params, max_steps, e
             if isinstance(error, TrainingInterrupted):
                 _interrupted()
             raise
-    click.echo(leaderboard(result.trials))
+    _results(result, json_path)
+
+
+def _results(result, json_path: str | None) -> None:
+    """The leaderboard (the best twenty), the best and its command, the figures, the JSON."""
+    from ..tune.results import leaderboard
+
+    click.echo(leaderboard(result.trials, top=20))
+    if len(result.trials) > 20:
+        click.echo(f"... {len(result.trials) - 20} more trials (all in --json)")
     if result.best:
-        click.echo(f"\nbest: trial {result.best['number']}, validation loss {result.best['value']:.4f}\n"
+        click.echo(f"\nbest: trial {result.best['number']}, {result.metric} {result.best['value']:.4g}\n"
                    f"  {result.best['command']}")
     for name, path in result.figures.items():
         click.echo(f"{name}: {path}")

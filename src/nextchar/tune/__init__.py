@@ -2,7 +2,8 @@
 
 ``space.py`` holds the search space (dimensions named by train's flags), ``study.py`` the study in its
 storage and the trials (run folders, pruning, retries of dead trials from their own folder),
-``results.py`` the leaderboard, the JSON and the figures. :func:`tune` is the Python API.
+``results.py`` the leaderboard, the JSON and the figures, ``problems.py`` exam-size studies (a batch of
+trials as one call of the many engine). :func:`tune` is the Python API.
 """
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ class TuneResult:
     best: dict | None
     """The best complete trial, with ``command``: the ``nextchar train`` that trains its configuration."""
     figures: dict[str, Path]
+    metric: str = "val_loss"
+    """What the trials minimise: the best validation loss of a run (``final_loss`` for exam studies)."""
 
     def to_json(self, command: str | None = None) -> dict:
-        from .study import DIRECTION, METRIC
+        from .study import DIRECTION
 
         return {"kind": "tune", "study": self.study, "storage": self.storage, "direction": DIRECTION,
-                "metric": METRIC, "trials": self.trials, "best": self.best,
+                "metric": self.metric, "trials": self.trials, "best": self.best,
                 "figures": {name: path.name for name, path in self.figures.items()}, "command": command}
 
 

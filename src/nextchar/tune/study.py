@@ -26,8 +26,25 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
-def open_storage(url: str, heartbeat: int = HEARTBEAT):
-    """An Optuna storage for ``url`` (``journal:PATH`` for a journal file), or a one-line error."""
+RACE_SIGNS = ("already exists", "locked", "UNIQUE constraint", "alembic")
+"""What a worker sees when another creates the same new database's tables at the same moment."""
+
+
+def open_storage(url: str, heartbeat: int = HEARTBEAT, attempts: int = 5):
+    """An Optuna storage for ``url`` (``journal:PATH`` for a journal file), or a one-line error. Workers
+    that start together on a new database race to create its tables: the loser tries again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _open_storage(url, heartbeat)
+        except ValueError as error:
+            racing = any(sign in str(error) for sign in RACE_SIGNS)
+            if not racing or attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _open_storage(url: str, heartbeat: int):
     import optuna
 
     try:
@@ -63,19 +80,19 @@ def _stale_callback_name() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
 
 
-def open_study(name: str, storage, sampler, pruner):
+def open_study(name: str, storage, sampler, pruner, metric: str = METRIC):
     """Create the study, or load it; one that minimises another metric (or maximises) is refused."""
     import optuna
 
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                 direction=DIRECTION, load_if_exists=True)
     if study.direction != optuna.study.StudyDirection.MINIMIZE:
-        raise ValueError(f"tune: study {name!r} in this storage maximises; nextchar tune minimises {METRIC}")
-    metric = study.user_attrs.get("metric")
-    if metric is None:
-        study.set_user_attr("metric", METRIC)
-    elif metric != METRIC:
-        raise ValueError(f"tune: study {name!r} in this storage optimises {metric!r}, not {METRIC!r}")
+        raise ValueError(f"tune: study {name!r} in this storage maximises; nextchar tune minimises {metric}")
+    recorded = study.user_attrs.get("metric")
+    if recorded is None:
+        study.set_user_attr("metric", metric)
+    elif recorded != metric:
+        raise ValueError(f"tune: study {name!r} in this storage optimises {recorded!r}, not {metric!r}")
     return study
 
 

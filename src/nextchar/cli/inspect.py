@@ -77,7 +77,9 @@ def inspect(checkpoint, text, text_file, rows, offset, layer, units, features, p
     options = InspectOptions(rows, offset, layer, units, position, horizon, features)
     with clear_errors():
         if lstmvis_dir:
-            _need_h5py()
+            from ..inspect.exports import require_h5py
+
+            require_h5py()
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model(resolve_device(device))
         text = text if text is not None else "".join(read_pieces(text_file, "inspect"))
@@ -91,13 +93,6 @@ def inspect(checkpoint, text, text_file, rows, offset, layer, units, features, p
     for flag, path in (("page", html_path), ("json", json_path), ("npz", npz_path), ("lstmvis", lstmvis_dir)):
         if path:
             click.echo(f"{flag}: {path}")
-
-
-def _need_h5py() -> None:
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        raise ValueError("inspect: --lstmvis needs h5py; install the extra: pip install 'nextchar[lstmvis]'") from None
 
 
 def _run(model, vocab, text, options, checkpoint, html_path, json_path, npz_path, lstmvis_dir) -> dict:

@@ -148,14 +148,20 @@ def _dictionary_label(char: str) -> str:
     return WHITESPACE_NAMES.get(char) or (f"<U+{ord(char):04X}>" if char.isspace() else char)
 
 
-def write_lstmvis(document: dict, store: ArrayStore, text: str, folder: str | Path) -> Path:
-    """LSTMVis's project folder: ``states.hdf5`` (per layer ``states<k>`` the cell state c of an LSTM, else
-    h, and ``output<k>`` the hidden state h; k from 1), ``train.hdf5`` (``words``: the character ids, from
-    1), ``words.dict`` (``character id`` per line) and ``lstm.yml``."""
+def require_h5py():
+    """h5py, or the one-line error that names the extra to install."""
     try:
         import h5py
     except ImportError:
         raise ValueError("inspect: --lstmvis needs h5py; install the extra: pip install 'nextchar[lstmvis]'") from None
+    return h5py
+
+
+def write_lstmvis(document: dict, store: ArrayStore, text: str, folder: str | Path) -> Path:
+    """LSTMVis's project folder: ``states.hdf5`` (per layer ``states<k>`` the cell state c of an LSTM, else
+    h, and ``output<k>`` the hidden state h; k from 1), ``train.hdf5`` (``words``: the character ids, from
+    1), ``words.dict`` (``character id`` per line) and ``lstm.yml``."""
+    h5py = require_h5py()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab = document["vocab"]

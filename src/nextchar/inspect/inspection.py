@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ..cells import State
 from ..model import CharModel
 from ..vocab import EXAM_TEXT, Vocab
 from .exports import chunk_arrays
 from .influence import HORIZON, influence, influence_positions
-from .trace import LayerTrace, Trace, trace_chunks
+from .trace import LayerTrace, Trace, concat, trace_chunks
 from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, regex_feature, text_features
 
 EXAM_PERIOD = EXAM_TEXT[:10]
@@ -87,20 +86,17 @@ class _Window:
 
     def add(self, first: int, part: Trace) -> None:
         lo, hi = max(self.start - first, 0), min(self.stop - first, len(part.text))
-        if lo < hi:  # a copy: a view would keep the whole chunk alive
-            self.parts.append(_slice(part, lo, hi, copy=True))
+        if lo < hi:
+            self.parts.append(_copied_slice(part, lo, hi))
 
     def trace(self) -> Trace:
-        parts = self.parts
-        layers = [LayerTrace(torch.cat([p.layers[k].h for p in parts]),
-                             None if parts[0].layers[k].c is None else torch.cat([p.layers[k].c for p in parts]),
-                             {g: torch.cat([p.layers[k].gates[g] for p in parts]) for g in parts[0].layers[k].gates})
-                  for k in range(len(parts[0].layers))]
-        return Trace("".join(p.text for p in parts), parts[0].vocab, layers, torch.cat([p.probs for p in parts]))
+        return concat(self.parts)
 
 
-def _slice(part: Trace, lo: int, hi: int, copy: bool = False) -> Trace:
-    cut = (lambda t: t[lo:hi].clone()) if copy else (lambda t: t[lo:hi])
+def _copied_slice(part: Trace, lo: int, hi: int) -> Trace:
+    """Positions lo..hi-1 of a chunk's trace, copied: a view would keep the whole chunk alive."""
+    def cut(t):
+        return t[lo:hi].clone()
     layers = [LayerTrace(cut(layer.h), None if layer.c is None else cut(layer.c),
                          {g: cut(v) for g, v in layer.gates.items()}) for layer in part.layers]
     return Trace(part.text[lo:hi], part.vocab, layers, cut(part.probs))

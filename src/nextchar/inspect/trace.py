@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..cells import GATE_NAMES, WEIGHT_NAMES, State, hidden_of, zero_state
+from ..cells import GATE_NAMES, WEIGHT_NAMES, State, hidden_of, map_state, zero_state
 from ..model import SEQUENCE_MODULES, CharModel, copy_weights
 from ..vocab import Vocab
 
@@ -87,12 +87,16 @@ def trace(model: CharModel, vocab: Vocab, text: str, chunk: int = CHUNK) -> Trac
     """Every layer's h (and c) and gates, and the probabilities, at every position of ``text``."""
     if not text:
         raise ValueError("inspect: the text must have at least one character")
-    parts = list(trace_chunks(model, vocab, [text], chunk))
+    return concat(list(trace_chunks(model, vocab, [text], chunk)))
+
+
+def concat(parts: list[Trace]) -> Trace:
+    """Consecutive pieces of a trace as one."""
     layers = [LayerTrace(torch.cat([p.layers[k].h for p in parts]),
                          None if parts[0].layers[k].c is None else torch.cat([p.layers[k].c for p in parts]),
                          {g: torch.cat([p.layers[k].gates[g] for p in parts]) for g in parts[0].layers[k].gates})
               for k in range(len(parts[0].layers))]
-    return Trace(text, vocab, layers, torch.cat([p.probs for p in parts]))
+    return Trace("".join(p.text for p in parts), parts[0].vocab, layers, torch.cat([p.probs for p in parts]))
 
 
 def _one_layer_modules(model: CharModel) -> list[torch.nn.Module]:
@@ -152,11 +156,11 @@ def _layer_by_steps(cell, module, inputs: Tensor, state: State, family: str) -> 
 
 
 def _batched(state: State) -> State:
-    return state.unsqueeze(0) if isinstance(state, Tensor) else tuple(s.unsqueeze(0) for s in state)
+    return map_state(lambda s: s.unsqueeze(0), state)
 
 
 def _unbatched(state: State) -> State:
-    return state[0] if isinstance(state, Tensor) else tuple(s[0] for s in state)
+    return map_state(lambda s: s[0], state)
 
 
 def _layer_at_once(cell, module, inputs: Tensor, state: State, family: str) -> tuple[LayerTrace, State]:

@@ -32,9 +32,12 @@ def _guesses(vocab: list[str], row: np.ndarray, top: int = 3) -> str:
 
 def _strip(text: str, values: np.ndarray, probs: np.ndarray, vocab: list[str], start: int, what: str) -> list[dict]:
     limit = float(np.abs(values).max()) if len(values) else 0.0
-    return [{"char": _shown(c), "style": _background(float(v), limit), "guesses": _guesses(vocab, p),
-             "title": f"position {start + i}: {c!r}, {what} = {v:.3f}; next: {_guesses(vocab, p)}"}
-            for i, (c, v, p) in enumerate(zip(text, values, probs))]
+    chars = []
+    for i, (c, v, p) in enumerate(zip(text, values, probs)):
+        guesses = _guesses(vocab, p)
+        chars.append({"char": _shown(c), "style": _background(float(v), limit), "guesses": guesses,
+                      "title": f"position {start + i}: {c!r}, {what} = {v:.3f}; next: {guesses}"})
+    return chars
 
 
 def _window(doc: dict):

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from ..tune import PRUNERS, SAMPLERS
 from .common import clear_errors, command_line, ctrl_c_interrupts, prepare_outputs
 
 OWN = {"out", "resume", "overwrite", "tensorboard", "max-steps", "eval-every", "no-progress", "threads"}
@@ -58,8 +59,8 @@ def _fixed_flags(ctx) -> set[str]:
               help="Steps between evaluations: the pruning interval.")
 @click.option("--timeout", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Seconds for the whole study (no trial starts after).")
-@click.option("--sampler", default="tpe", show_default=True, type=click.Choice(["tpe", "random", "grid"]))
-@click.option("--pruner", default="median", show_default=True, type=click.Choice(["median", "asha", "hyperband", "none"]))
+@click.option("--sampler", default="tpe", show_default=True, type=click.Choice(SAMPLERS))
+@click.option("--pruner", default="median", show_default=True, type=click.Choice(PRUNERS))
 @click.option("--seed", "sampler_seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="The sampler's seed (each trial's training seed is train's --seed).")
 @click.option("--storage", default=None,
@@ -77,6 +78,7 @@ def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, o
     --num-layers, --dropout, --model) or --param NAME=SPEC; every other train flag is fixed for the study.
     Each trial is a run folder; the study lives in a database, so several workers share it and a rerun
     resumes it (a dead worker's trial resumes from its own folder)."""
+    from ..run.interrupt import TrainingInterrupted
     from ..tune import tune as run_tune
     from .text import read_train_text, train_configs
 
@@ -108,14 +110,8 @@ def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, o
                                   sampler=sampler, pruner=pruner, seed=sampler_seed, storage=storage,
                                   study=study_name, timeout=timeout, heartbeat=heartbeat,
                                   train_args=[*source, *ctx.args], progress=not no_progress)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TrainingInterrupted):  # the trainer saved the interrupted trial first
             _interrupted()
-        except Exception as error:  # a trial stopped by Ctrl-C (the trainer saved it first)
-            from ..run.interrupt import TrainingInterrupted
-
-            if isinstance(error, TrainingInterrupted):
-                _interrupted()
-            raise
     _results(result, json_path)
 
 

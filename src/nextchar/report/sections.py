@@ -184,13 +184,11 @@ def run_section(item: ReportInput) -> dict:
 
 def tune_section(item: ReportInput) -> dict:
     """The leaderboard (best first) and the optimization history and parameters, drawn from the JSON."""
-    from ..tune.results import history_figure, parameters_figure, short_value
+    from ..tune.results import flags_text, history_figure, parameters_figure, ranked
 
     trials = item.data["trials"]
-    ranked = sorted(trials, key=lambda r: (r["value"] is None, r["value"] or 0.0, r["number"]))
     rows = [[str(r["number"]), r["state"], _number(r["value"], ".4f"), str(r["steps"] or 0),
-             _number(r["seconds"], ".1f"), " ".join(f"--{k} {short_value(v)}" for k, v in (r["params"] or {}).items())]
-            for r in ranked]
+             _number(r["seconds"], ".1f"), flags_text(r["params"])] for r in ranked(trials)]
     figures = [{"uri": data_uri(history_figure(trials)), "alt": "Each trial's validation loss and the best so far"},
                {"uri": data_uri(parameters_figure(trials)), "alt": "Each parameter against the validation loss"}]
     return {"rows": rows, "best": item.data["best"], "study": item.data["study"], "figures": figures,

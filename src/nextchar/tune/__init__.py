@@ -69,32 +69,19 @@ def tune(text: str, trials: int, out: str | Path, *, model: dict | None = None, 
     the default space. Each trial trains ``max_steps`` steps into ``out/trial-NNNN``, evaluated (and
     pruned) every ``eval_every``. ``train_args``: the train arguments of the study, for the best's command.
     """
-    import optuna
-
     from . import study as studies
     from .results import best_record, train_command
 
-    if trials < 1:
-        raise ValueError(f"tune: --trials must be >= 1, got {trials}")
-    if sampler not in SAMPLERS or pruner not in PRUNERS:
-        raise ValueError(f"tune: --sampler must be one of {SAMPLERS} and --pruner one of {PRUNERS}")
+    if pruner not in PRUNERS:
+        raise ValueError(f"tune: --pruner must be one of {PRUNERS}, got {pruner!r}")
     space = build_space(list(params), set(fixed))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    storage_url = storage or studies.default_storage(out)
-    import warnings
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial shows in the leaderboard, with its reason
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat's helpers
-    opened = studies.open_storage(storage_url, heartbeat or studies.HEARTBEAT)
-    the_study = studies.open_study(study, opened, None, make_pruner(pruner, eval_every, max_steps))
-    # Seeded by the study's size at start: a rerun does not redraw the trials it already has.
-    the_study.sampler = make_sampler(sampler, seed + len(the_study.trials), space)
+    out, storage_url, the_study = open_tuning(out, trials, storage, study, sampler, seed, space,
+                                              make_pruner(pruner, eval_every, max_steps), studies.METRIC, heartbeat)
     fixed_model, fixed_config = dict(model or {}), {**(config or {}), "max_steps": max_steps, "eval_every": eval_every}
     runner = studies.TrialRunner(out, space, _train_run(text, fixed_model, fixed_config), trials)
-    bar = _bar(trials, progress)
+    bar = progress_bar(trials, progress)
     try:
-        studies.run_workers(the_study, runner, trials, timeout, on_progress or (lambda done: _advance(bar, done)))
+        studies.run_workers(the_study, runner, trials, timeout, on_progress or (lambda done: advance(bar, done)))
     finally:
         bar.close()
     records = studies.trial_records(the_study)
@@ -103,7 +90,33 @@ def tune(text: str, trials: int, out: str | Path, *, model: dict | None = None, 
         flags = [a for k, v in best["params"].items() for a in (f"--{k}", str(v))]
         best = {**best, "command": train_command([*train_args, *flags, "--max-steps", str(max_steps),
                                                   "--eval-every", str(eval_every)])}
-    return TuneResult(study, storage_url, records, best, _figures(the_study, records, out))
+    return TuneResult(study, storage_url, records, best, write_figures(the_study, records, out))
+
+
+def open_tuning(out: str | Path, trials: int, storage: str | None, name: str, sampler: str, seed: int,
+                space: dict[str, Dimension], pruner, metric: str, heartbeat: int | None = None):
+    """What every study starts with: the checks, ``out``, the storage (default ``out/study.db``) and the
+    study, its sampler seeded by the study's size at start (a rerun does not redraw the trials it has).
+    Returns (out, storage URL, study)."""
+    import warnings
+
+    import optuna
+
+    from . import study as studies
+
+    if trials < 1:
+        raise ValueError(f"tune: --trials must be >= 1, got {trials}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"tune: --sampler must be one of {SAMPLERS}, got {sampler!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage_url = storage or studies.default_storage(out)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial shows in the leaderboard, with its reason
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat's helpers
+    opened = studies.open_storage(storage_url, heartbeat or studies.HEARTBEAT)
+    the_study = studies.open_study(name, opened, None, pruner, metric=metric)
+    the_study.sampler = make_sampler(sampler, seed + len(the_study.trials), space)
+    return out, storage_url, the_study
 
 
 def _train_run(text: str, model: dict, config: dict):
@@ -116,18 +129,19 @@ def _train_run(text: str, model: dict, config: dict):
     return run
 
 
-def _bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, unit="trial", dynamic_ncols=True)
 
 
-def _advance(bar, done: int) -> None:
+def advance(bar, done: int) -> None:
+    """The bar at ``done`` finished trials (they may finish in any worker)."""
     bar.n = min(done, bar.total)
     bar.refresh()
 
 
-def _figures(study, records: list[dict], out: Path) -> dict[str, Path]:
+def write_figures(study, records: list[dict], out: Path) -> dict[str, Path]:
     """history.png, parameters.png and importances.png in ``out`` (importances from 2 complete trials)."""
     import optuna
 

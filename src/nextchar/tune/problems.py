@@ -39,29 +39,25 @@ def tune_problem(number: int, trials: int, out: str | Path, *, params: Sequence[
     from ..exam.problems import PROBLEMS, build_problem_model
     from ..many import fit_many
     from ..vocab import exam_data
-    from . import TuneResult, _bar, _figures, make_sampler
+    from . import TuneResult, advance, open_tuning, progress_bar, write_figures
     from . import study as studies
     from .results import best_record
 
     if number not in PROBLEMS:
         raise ValueError(f"tune: --problem {number} is not one of the exam's problems {sorted(PROBLEMS)}")
-    if trials < 1 or batch < 1:
-        raise ValueError(f"tune: --trials and --batch must be >= 1, got {trials} and {batch}")
+    if batch < 1:
+        raise ValueError(f"tune: --batch must be >= 1, got {batch}")
     problem, space = PROBLEMS[number], problem_space(params)
     epochs = epochs or problem.epochs
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    storage_url, name = storage or studies.default_storage(out), study or f"nextchar-problem{number}"
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    the_study = studies.open_study(name, studies.open_storage(storage_url), None, optuna.pruners.NopPruner(),
-                                   metric=METRIC)
-    the_study.sampler = make_sampler(sampler, seed + len(the_study.trials), space)
+    name = study or f"nextchar-problem{number}"
+    out, storage_url, the_study = open_tuning(out, trials, storage, name, sampler, seed, space,
+                                              optuna.pruners.NopPruner(), METRIC)
     _, x, y = exam_data()
-    bar = _bar(trials, progress)
+    bar = progress_bar(trials, progress)
     try:
-        while (done := sum(studies.finished(t) for t in studies.counted(the_study.get_trials()))) < trials:
-            bar.n = done
-            bar.refresh()
+        while (done := sum(studies.finished(t) for t in studies.counted(the_study.get_trials(deepcopy=False)))) \
+                < trials:
+            advance(bar, done)
             asked = [the_study.ask() for _ in range(min(batch, trials - done))]
             values = [suggest(trial, space) for trial in asked]
             models = [build_problem_model(problem, int(v.get("seed", problem.seed))) for v in values]
@@ -81,7 +77,7 @@ def tune_problem(number: int, trials: int, out: str | Path, *, params: Sequence[
         best = {**best, "command": shlex.join(["nextchar", "sweep", "--problem", str(number), "--seeds",
                                                str(best["params"].get("seed", problem.seed)), "--lr",
                                                str(best["params"].get("lr", 0.1)), "--epochs", str(epochs)])}
-    return TuneResult(name, storage_url, records, best, _figures(the_study, records, out), METRIC)
+    return TuneResult(name, storage_url, records, best, write_figures(the_study, records, out), METRIC)
 
 
 def _tell(study, trial, values: dict, result, seconds: float) -> None:

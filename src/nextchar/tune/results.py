@@ -11,16 +11,24 @@ def train_command(argv: Sequence[str], out: str = "runs/best") -> str:
     return shlex.join(["nextchar", "train", *argv, "--out", out])
 
 
+def ranked(records: list[dict]) -> list[dict]:
+    """The trials best first: by value (those without one last), then number."""
+    return sorted(records, key=lambda r: (r["value"] is None, r["value"] if r["value"] is not None else 0.0,
+                                          r["number"]))
+
+
+def flags_text(params: dict | None) -> str:
+    """A trial's parameters as train flags, floats at 4 significant digits."""
+    return " ".join(f"--{k} {short_value(v)}" for k, v in (params or {}).items())
+
+
 def leaderboard(records: list[dict], top: int | None = None) -> str:
     """One line per trial, best first: number, state, best validation loss, steps, seconds, parameters."""
-    ranked = sorted(records, key=lambda r: (r["value"] is None, r["value"] if r["value"] is not None else 0.0,
-                                            r["number"]))
     lines = [f"{'trial':>5}  {'state':<8} {'val loss':>9} {'steps':>6} {'seconds':>8}  parameters"]
-    for r in ranked[:top]:
+    for r in ranked(records)[:top]:
         value = f"{r['value']:.4f}" if r["value"] is not None else "—"
-        params = " ".join(f"--{k} {short_value(v)}" for k, v in (r["params"] or {}).items())
         lines.append(f"{r['number']:>5}  {r['state']:<8} {value:>9} {r['steps'] or 0:>6} "
-                     f"{r['seconds'] or 0:>8.1f}  {params}")
+                     f"{r['seconds'] or 0:>8.1f}  {flags_text(r['params'])}")
     return "\n".join(lines)
 
 

@@ -18,8 +18,6 @@ from typing import Any, Callable
 DIRECTION, METRIC = "minimize", "val_loss"
 HEARTBEAT = 30
 """Seconds between a running trial's heartbeats; a trial silent for twice this is taken as dead."""
-FINISHED_FAIL_REASONS = ("diverged",)
-"""Failed trials that count as finished (a diverging configuration is an answer, not a crash)."""
 
 
 def default_storage(out: Path) -> str:
@@ -33,15 +31,14 @@ RACE_SIGNS = ("already exists", "locked", "UNIQUE constraint", "alembic")
 def open_storage(url: str, heartbeat: int = HEARTBEAT, attempts: int = 5):
     """An Optuna storage for ``url`` (``journal:PATH`` for a journal file), or a one-line error. Workers
     that start together on a new database race to create its tables: the loser tries again."""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             return _open_storage(url, heartbeat)
         except ValueError as error:
-            racing = any(sign in str(error) for sign in RACE_SIGNS)
-            if not racing or attempt == attempts:
+            if not any(sign in str(error) for sign in RACE_SIGNS):
                 raise
             time.sleep(0.5 * attempt)
-    raise AssertionError("unreachable")
+    return _open_storage(url, heartbeat)
 
 
 def _open_storage(url: str, heartbeat: int):
@@ -215,7 +212,8 @@ def run_workers(study, runner: TrialRunner, wanted: int, timeout: float | None, 
     seen = -1
     while deadline is None or time.monotonic() < deadline:
         optuna.storages.fail_stale_trials(study)
-        trials = counted(study.get_trials(deepcopy=False))
+        every = study.get_trials(deepcopy=False)
+        trials = counted(every)
         done = sum(finished(t) for t in trials)
         if done != seen:
             progress(done)
@@ -223,7 +221,7 @@ def run_workers(study, runner: TrialRunner, wanted: int, timeout: float | None, 
         if done >= wanted:
             return
         open_slots = wanted - len(trials)
-        waiting = any(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False))
+        waiting = any(t.state == TrialState.WAITING for t in every)
         if open_slots <= 0 and not waiting:
             time.sleep(poll)  # the last slots run elsewhere
             continue
@@ -259,7 +257,7 @@ def trial_records(study) -> list[dict]:
 
 
 def _last_value(trial) -> float | None:
-    """A pruned trial's last reported validation loss (its best, since the pruner judged it on those)."""
+    """A pruned trial's best reported validation loss (what the pruner judged it on)."""
     values = list(trial.intermediate_values.values())
     return min(values) if values else None
 

@@ -190,23 +190,22 @@ def _beams(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, beam: in
     """The live beams after ``length`` steps, and every beam that met ``stop`` on the way."""
     from .cells import map_state
 
-    device = next(model.parameters()).device
+    device, V = next(model.parameters()).device, len(vocab)
     last, state = _warm_up(model, prompt, 1)
     live, finished = [Sample("", 0.0)], []
     for _ in range(length):
         totals = torch.tensor([s.logprob for s in live], dtype=torch.float64, device=device)[:, None]
-        scores = (totals + last.double().log_softmax(-1)).flatten()  # (K * V)
+        scores = (totals + last.double().log_softmax(-1)).flatten()  # (K * V): beam row * V + next character
         best = scores.topk(min(beam, scores.numel())).indices.tolist()  # ties: topk's own order, deterministic
-        rows = [i // len(vocab) for i in best]
-        live = [Sample(live[r].text + vocab.chars[i % len(vocab)], float(scores[i])) for r, i in zip(rows, best)]
-        state = map_state(lambda s: s[:, rows], state)
-        keep = [k for k, s in enumerate(live) if not (stop and s.text.endswith(stop))]
-        finished += [Sample(s.text, s.logprob, True) for k, s in enumerate(live) if k not in keep]
-        if not keep:
+        grown = [Sample(live[i // V].text + vocab.chars[i % V], float(scores[i])) for i in best]
+        ended = [bool(stop) and s.text.endswith(stop) for s in grown]
+        finished += [Sample(s.text, s.logprob, True) for s, end in zip(grown, ended) if end]
+        kept = [i for i, end in zip(best, ended) if not end]
+        if not kept:
             return finished
-        live, state = [live[k] for k in keep], map_state(lambda s: s[:, keep], state)
-        chars = torch.tensor([[vocab.chars.index(s.text[-1]) for s in live]], device=device)
-        logits, state = model(chars, state)  # (1, K, V)
+        live = [s for s, end in zip(grown, ended) if not end]
+        state = map_state(lambda s: s[:, [i // V for i in kept]], state)  # each kept beam's parent's state
+        logits, state = model(torch.tensor([[i % V for i in kept]], device=device), state)  # (1, K, V)
         last = logits[0]
     return live + finished
 

@@ -60,7 +60,8 @@ EXACTNESS_PAIRS = ((3, 2), (6, 5))
 
 
 def fitted_table(probs: torch.Tensor) -> list[list[float]]:
-    """The exam's printed table of fitted probabilities (T, V): the first 10 rows, 3 decimals."""
+    """The exam's printed table of fitted probabilities (T, V): the first 10 rows, 3 decimals (also the
+    inside panel's hidden units, (T, H))."""
     return [[round(v, 3) for v in row] for row in probs[:10].tolist()]
 
 
@@ -95,13 +96,10 @@ class ProblemResult:
         traced through the bit-equal hand-written twin (``inspect.trace``)."""
         from ..inspect.trace import trace
 
-        model = CharModel(self.model_config)
-        model.load_state_dict(self.model_state)
-        layer = trace(model, Vocab.from_mapping(MAPPING), TEXT[:10]).layers[0]
-        head = {"h": layer.h}
-        if layer.c is not None:
-            head["c"] = layer.c
-        return {name: [[round(v, 3) for v in row] for row in values.tolist()] for name, values in head.items()}
+        checkpoint = self.checkpoint()
+        layer = trace(checkpoint.build_model(), checkpoint.vocab, TEXT[:10]).layers[0]
+        head = {"h": layer.h} if layer.c is None else {"h": layer.h, "c": layer.c}
+        return {name: fitted_table(values) for name, values in head.items()}
 
     def to_json(self) -> dict:
         out = {"probs_head": self.probs_head, "final_loss": self.fit.final_loss, "seed": self.seed,

@@ -120,3 +120,10 @@ def model_checkpoint(path, family="lstm", kind="module", hidden_size=6, num_laye
                                   embedding_dim=embedding_dim, nonlinearity=nonlinearity)).eval()
     save_checkpoint(path, Checkpoint(model_config=model.config, vocab=vocab, model_state=model.state_dict()))
     return model, vocab
+
+
+def assert_one_error(out, message: str) -> None:
+    """A command that failed with exactly one ``Error`` line (click adds usage lines to flag errors), naming
+    ``message``."""
+    errors = [line for line in out.output.splitlines() if line.startswith("Error")]
+    assert out.exit_code != 0 and len(errors) == 1 and message in errors[0], out.output

@@ -3,7 +3,7 @@ import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
-from tests.helpers import model_checkpoint, with_tensors
+from tests.helpers import assert_one_error, model_checkpoint, with_tensors
 
 
 @pytest.mark.parametrize("args,message", [
@@ -24,7 +24,5 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)).replace("{ckpt}", str(checkpoint)) for a in args]
     before = checkpoint.read_bytes()
     out = CliRunner().invoke(main, ["export", str(checkpoint), *args])
-    assert out.exit_code != 0
-    errors = [line for line in out.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and message in errors[0], out.output
+    assert_one_error(out, message)
     assert checkpoint.read_bytes() == before and not (tmp_path / "p.html").exists()

@@ -13,6 +13,7 @@ from nextchar.report import build_report, recognize
 from nextchar.run.checkpoint import load_checkpoint
 from tests.helpers import (
     FIXTURE,
+    assert_one_error,
     headless_chromium,
     page_is_self_contained,
     peak_rss_mb,
@@ -153,9 +154,7 @@ def test_bad_input_is_one_line_naming_the_value_before_any_work(models, tmp_path
         args[1] = "".join(vocab.chars[i % len(vocab)] for i in range(100_001))
     html = tmp_path / "never.html"
     out = _inspect(checkpoint, *args, *([] if "--html" in args else ["--html", html]))
-    assert out.exit_code != 0
-    errors = [line for line in out.output.splitlines() if line.startswith("Error")]  # (click adds usage to flag errors)
-    assert len(errors) == 1 and message in errors[0], out.output
+    assert_one_error(out, message)
     assert "Traceback" not in out.output and not html.exists()
 
 

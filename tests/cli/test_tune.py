@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
-from tests.helpers import FIXTURE
+from tests.helpers import FIXTURE, assert_one_error
 
 pytest.importorskip("optuna")
 TRAIN = ["--seq-len", "16", "--batch-size", "4", "--device", "cpu"]
@@ -130,7 +130,5 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message):
                             direction="maximize")
         args = []
     out = _tune(tmp_path / "s", "--max-steps", "5", "--eval-every", "5", *args)
-    assert out.exit_code != 0
-    errors = [line for line in out.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and message in errors[0], out.output
+    assert_one_error(out, message)
     assert not list((tmp_path / "s").glob("trial-*"))

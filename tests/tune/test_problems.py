@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
+from tests.helpers import assert_one_error
 
 pytest.importorskip("optuna")
 
@@ -41,5 +42,4 @@ def test_an_exam_study_records_divergence_and_refuses_what_the_protocol_fixes(tm
     for args, message in ((["--param", "hidden-size=int:4:8"], "the exam's protocol fixes"),
                           (["--seq-len", "16"], "drop TEXT_FILE, --corpus and train's flags")):
         bad = CliRunner().invoke(main, ["tune", "--problem", "2", "--out", str(tmp_path / "b"), *args])
-        errors = [line for line in bad.output.splitlines() if line.startswith("Error")]
-        assert bad.exit_code != 0 and len(errors) == 1 and message in errors[0], bad.output
+        assert_one_error(bad, message)

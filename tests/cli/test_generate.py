@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from nextchar.cli import main
 from nextchar.generate import beam_search
-from tests.helpers import model_checkpoint
+from tests.helpers import assert_one_error, model_checkpoint
 
 
 @pytest.fixture()
@@ -55,10 +55,11 @@ def test_a_stop_string_ends_the_sample(checkpoint):
     (["--prompt", "hé"], "characters ['é'] are not in the model's vocabulary"),
     (["--stop", ""], "the stop string must have at least one character"),
     (["--json", "/proc/nextchar/g.json"], "/proc/nextchar"),
+    (["--json", "{checkpoint}"], "is the checkpoint; it would be replaced"),
 ])
 def test_bad_input_is_one_line_before_any_work(checkpoint, args, message):
-    out = _generate(checkpoint, "--length", "5", *args)
-    assert out.exit_code != 0
-    errors = [line for line in out.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and message in errors[0], out.output
+    before = checkpoint.read_bytes()
+    out = _generate(checkpoint, "--length", "5", *[a.replace("{checkpoint}", str(checkpoint)) for a in args])
+    assert checkpoint.read_bytes() == before
+    assert_one_error(out, message)
     assert "Traceback" not in out.output

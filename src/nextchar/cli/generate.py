@@ -13,6 +13,7 @@ from .common import (
     ctrl_c_interrupts,
     device_option,
     prepare_outputs,
+    refuse_overwriting_inputs,
     set_threads,
     threads_option,
 )
@@ -57,8 +58,8 @@ def generate(ctx, checkpoint, prompt, length, temperature, top_k, greedy, seed, 
     from ..run.checkpoint import load_checkpoint
 
     _refuse_mixing(ctx, beam, num_samples)
-    refuse = {"--json": json_path}
-    prepare_outputs(refuse)
+    refuse_overwriting_inputs({"--json": json_path}, {"the checkpoint": checkpoint})
+    prepare_outputs({"--json": json_path})
     set_threads(threads)
     prompt, stop = prompt.replace("\\n", "\n"), None if stop is None else stop.replace("\\n", "\n")
     with clear_errors():

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..cells import GATE_NAMES
 from ..outputs import OutputError, atomic_file
+from .npz import float32_bytes, npy_header
 from .trace import Trace
 
 MAX_JSON_CHARACTERS = 100_000
@@ -50,8 +51,7 @@ class ArrayStore:
         self.files = {}
         for name, width in widths.items():
             handle = open(self.path(name), "wb")
-            np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
-                                                          "shape": (length, width)})
+            handle.write(npy_header(length, width))
             self.files[name] = handle
 
     def path(self, name: str) -> Path:
@@ -60,7 +60,7 @@ class ArrayStore:
     def append(self, arrays: dict[str, np.ndarray]) -> None:
         """The next rows of every array (:func:`chunk_arrays`)."""
         for name, values in arrays.items():
-            self.files[name].write(memoryview(np.ascontiguousarray(values, dtype="<f4")).cast("B"))
+            self.files[name].write(float32_bytes(values))
         self.written += len(arrays["probs"])
 
     def release(self) -> None:

@@ -39,6 +39,11 @@ def npy_header(rows: int, width: int) -> bytes:
     return buffer.getvalue()
 
 
+def float32_bytes(values) -> memoryview:
+    """An array's values as contiguous little-endian float32 bytes, without a copy where they already are."""
+    return memoryview(np.ascontiguousarray(values, dtype="<f4")).cast("B")
+
+
 def _local_header(member: _Member, dos_time: int, dos_date: int) -> bytes:
     extra = struct.pack("<HHQQ", ZIP64_EXTRA, 16, member.size, member.size)
     return struct.pack("<IHHHHHIIIHH", 0x04034B50, ZIP64_VERSION, 0, 0, dos_time, dos_date, member.crc, FULL, FULL,
@@ -73,10 +78,10 @@ class NpzWriter:
         """The next rows of each array (every array must get the same rows, in order)."""
         for name, values in arrays.items():
             member = self.members[name]
-            block = np.ascontiguousarray(values, dtype="<f4")
+            block = float32_bytes(values)
             self.handle.seek(member.data + member.written)
-            self.handle.write(memoryview(block).cast("B"))
-            member.crc = zlib.crc32(memoryview(block).cast("B"), member.crc)
+            self.handle.write(block)
+            member.crc = zlib.crc32(block, member.crc)
             member.written += block.nbytes
 
     def finish(self) -> None:

@@ -1,5 +1,5 @@
-"""The many-models engine: K models in one call equal K compiled fits, bit for bit (rnn and lstm through the
-SIMD-lanes kernel, padded to whole blocks; gru through the per-model kernel)."""
+"""The many-models engine: K models in one call equal K compiled fits, bit for bit (every family through the
+compiled trainer's SIMD lanes, padded to whole blocks)."""
 import pytest
 import torch
 

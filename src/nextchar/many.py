@@ -3,11 +3,10 @@
 Two engines run :func:`fitting.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
 own initial weights and learning rate:
 
-- :func:`fit_many` (``many``): one compiled call spread over the CPU cores; each model's result equals
-  ``fit`` of that model alone with ``engine="compiled"``, bit for bit (the same operations per model).
-  RNN and LSTM run ``fused/lanes.py`` (the model as the innermost axis: SIMD lanes over models, blocks of
-  them over the cores); the GRU runs ``fused/many.py`` (the compiled code per model, models over the
-  cores). Cross-entropy, CPU.
+- :func:`fit_many` (``many``): one call of the compiled trainer (``fused/trainer.py``: the model as the
+  innermost axis, SIMD lanes over models, blocks of them over the cores); each model's result equals
+  ``fit`` of that model alone with ``engine="compiled"`` (the same trainer with one lane), bit for bit.
+  Cross-entropy, CPU.
 - :func:`fit_stacked` (``stacked``): the K models as one torch module with stacked weights
   (``stacked.py``), on any device (``cuda`` too) and with either loss; equal to training each model
   alone to float round-off.
@@ -39,12 +38,12 @@ def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: in
                       epochs=epochs)
 
 
-def _use_lanes(models: Sequence[CharModel], x: Tensor, epochs: int) -> bool:
-    """RNN and LSTM run on SIMD lanes, unless padding to whole blocks would not fit in memory where the
-    per-model kernel (the same arithmetic, bit for bit) does."""
-    from .fused.lanes import LANES
+def _lane_width(models: Sequence[CharModel], x: Tensor, epochs: int) -> int:
+    """Models per block: :data:`~nextchar.fused.trainer.LANES`, unless padding to whole blocks would not fit
+    in memory; then one per block (the same arithmetic, bit for bit)."""
+    from .fused.trainer import LANES
 
-    return models[0].config.family in ("rnn", "lstm") and models_memory(models, x, epochs, LANES) <= memory_limit()
+    return LANES if models_memory(models, x, epochs, LANES) <= memory_limit() else 1
 
 
 def _trained_tensors(model: CharModel) -> list[Tensor]:
@@ -91,18 +90,19 @@ def _from_lanes(a: np.ndarray, K: int) -> np.ndarray:
     return merged.reshape(-1, *merged.shape[2:])[:K]
 
 
-def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs) -> np.ndarray:
-    """fused/lanes.py's kernel on (K, ...) arrays, in place; returns each model's completed epochs (K,)."""
-    from .fused.lanes import LANES, train_lanes
+def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs, width) -> np.ndarray:
+    """The compiled trainer on (K, ...) arrays in blocks of ``width`` lanes, in place; returns each model's
+    completed epochs (K,)."""
+    from .fused.trainer import train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
-    laned = [_to_lanes(a, LANES) for a in arrays]
-    out_losses, out_correct, out_probs = (_to_lanes(a, LANES) for a in (losses, correct, probs))
+    laned = [_to_lanes(a, width) for a in arrays]
+    out_losses, out_correct, out_probs = (_to_lanes(a, width) for a in (losses, correct, probs))
     done = train_lanes(family, relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *laned,
-                       _to_lanes(adam, LANES), out_losses, out_correct, out_probs)
+                       _to_lanes(adam, width), out_losses, out_correct, out_probs)
     for array, lanes in zip((*arrays, losses, correct, probs), (*laned, out_losses, out_correct, out_probs)):
         array[...] = _from_lanes(lanes, K)
-    return np.repeat(done, LANES)[:K]
+    return np.repeat(done, width)[:K]
 
 
 DIVERGED = ("raise", "record")
@@ -137,7 +137,6 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     model keeps its initial weights.
     """
     from .fused.compiled import FAMILY_CODES, adam_scalars
-    from .fused.many import train_many
 
     lrs = [float(lrs)] * len(models) if isinstance(lrs, (int, float)) else [float(lr) for lr in lrs]
     if len(lrs) != len(models):
@@ -156,12 +155,8 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
-    if _use_lanes(models, x, epochs):  # SIMD lanes over models: the model as the innermost axis
-        done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays,
-                            adam, losses, correct, probs)
-    else:
-        done = train_many(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype is np.float32, dtype(1),
-                          xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
+    done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays, adam,
+                        losses, correct, probs, _lane_width(models, x, epochs))
     stopped = [k for k in range(K) if done[k] < epochs]
     failed = {k for k in stopped if not np.isfinite(losses[k, done[k]])}
     if diverged == "raise":

@@ -140,11 +140,11 @@ def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_
 
     whole = sweep(parse_seeds("8"), epochs=5)
     monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about one exam model at a time, no block of 32 lanes
-    real, lanes = many._use_lanes, []
-    monkeypatch.setattr(many, "_use_lanes", lambda *args: lanes.append(real(*args)) or lanes[-1])
+    real, widths = many._lane_width, []
+    monkeypatch.setattr(many, "_lane_width", lambda *args: widths.append(real(*args)) or widths[-1])
     chunked = sweep(parse_seeds("8"), epochs=5)
     assert [asdict(r) for r in chunked.runs] == [asdict(r) for r in whole.runs]
-    assert len(lanes) > 1 and not any(lanes)  # several calls, none on lanes
+    assert len(widths) > 1 and set(widths) == {1}  # several calls, each a block per model
 
 
 def test_a_diverging_configuration_is_recorded_and_the_rest_of_the_sweep_is_kept(tmp_path):

@@ -32,17 +32,27 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 
 
 def first_calls() -> None:
-    """Call every recurrence kernel and the compiled-epoch helpers once, in float32 and float64."""
-    from . import compiled, kernels
+    """Call every recurrence kernel and the compiled trainer (each family, one lane and a parallel block)
+    once, in float32 and float64."""
+    from . import kernels, trainer
 
     for dtype in (np.float32, np.float64):
         for name in KERNELS:
             getattr(kernels, name)(*kernel_example_args(name, dtype))
-        x, w, b = np.ones((3, 2), dtype), np.ones((4, 2), dtype), np.ones(4, dtype)
-        out = np.empty((3, 4), dtype)
-        compiled.linear_forward(x, w, b, out)
-        compiled.linear_backward(x, out, np.empty_like(w), np.empty_like(b))
-        kernels.matmul_into(out, w, np.empty_like(x))
-        compiled.softmax_cross_entropy(out, out, dtype(1 / 3), dtype is np.float32, np.empty_like(out),
-                                       np.empty_like(out))
-        compiled.adam_update(w, w.copy(), w.copy(), w.copy(), *compiled.adam_scalars(1, 0.1, dtype))
+        kernels.matmul_into(np.ones((3, 4), dtype), np.ones((4, 2), dtype), np.empty((3, 2), dtype))
+        for family, gates in ((0, 1), (1, 4), (2, 3)):
+            for relu in ((False, True) if family == 0 else (False,)):
+                trainer.train_lanes(*_trainer_example_args(family, relu, gates, dtype))
+
+
+def _trainer_example_args(family: int, relu: bool, gates: int, dtype, T: int = 3, I: int = 2, H: int = 2,
+                          L: int = 2) -> tuple:
+    """One block of L lanes, one epoch: train_lanes' arguments of the right shapes and dtype."""
+    from .compiled import adam_scalars
+
+    xs, targets = np.eye(I, dtype=dtype)[[0, 1, 0]], np.eye(I, dtype=dtype)[[1, 0, 1]]
+    params = [np.full(shape, 0.1, dtype) for shape in ((1, gates * H, I, L), (1, gates * H, H, L), (1, gates * H, L),
+                                                         (1, gates * H, L), (1, I, H, L), (1, I, L))]
+    adam = np.repeat(np.array(adam_scalars(1, 0.1, dtype), dtype)[None, None, :, None], L, axis=3)
+    return (family, relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *params, adam,
+            np.zeros((1, 1, L)), np.zeros((1, 1, L), np.int64), np.empty((1, T, I, L), dtype))

@@ -97,3 +97,29 @@ def test_the_stacked_engine_records_a_diverging_model_and_trains_the_others_as_b
     for got, want in zip((results[0], results[2]), healthy):
         torch.testing.assert_close(got.probs, want.probs)
         assert [h["loss"] for h in got.history] == pytest.approx([h["loss"] for h in want.history])
+
+
+@pytest.mark.parametrize("family,nonlinearity,dtype", [("rnn", "relu", torch.float32), ("rnn", "tanh", torch.float64),
+                                                       ("lstm", "tanh", torch.float64), ("gru", "tanh", torch.float64)])
+def test_relu_and_float64_models_equal_each_model_trained_alone(family, nonlinearity, dtype):
+    """The trainer's relu branch and its float64 path (libm's exp, not the float32 expf): each of 35 models
+    (a whole block and three more) is bit-equal to training it alone with the compiled engine (one lane)."""
+    _, x, y = exam_data()
+    x, y = x[:150].to(dtype), y[:150].to(dtype)
+    models = []
+    for seed in range(35):
+        torch.manual_seed(seed)
+        models.append(CharModel(ModelConfig(7, family, "cell", 5, nonlinearity=nonlinearity)).to(dtype))
+    lrs = [(0.1, 0.03)[k % 2] for k in range(35)]
+    alone = []
+    for model, lr in zip(models, lrs):
+        compiled = CharModel(ModelConfig(7, family, "scratch", 5, nonlinearity=nonlinearity, engine="compiled"))
+        compiled = copy_weights(model, compiled.to(dtype))
+        alone.append((compiled, fit(compiled, x, y, epochs=9, lr=lr)))
+    for (compiled, single), together, model in zip(alone, fit_many(models, x, y, epochs=9, lrs=lrs), models):
+        assert together.probs.dtype == dtype
+        assert torch.equal(together.probs, single.probs)
+        assert [h["loss"] for h in together.history] == [h["loss"] for h in single.history]
+        for name, weights in model.layer_weights()[0].items():
+            assert torch.equal(weights, compiled.layer_weights()[0][name]), name
+        assert torch.equal(model.head.weight, compiled.head.weight)

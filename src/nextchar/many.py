@@ -90,17 +90,24 @@ def _from_lanes(a: np.ndarray, K: int) -> np.ndarray:
     return merged.reshape(-1, *merged.shape[2:])[:K]
 
 
+def _flat_lanes(a: np.ndarray) -> np.ndarray:
+    """(blocks, rows, ..., lanes) -> (blocks, rows, rest·lanes), the trainer's layout (a view); a bias
+    (blocks, G, lanes) -> (blocks, G·lanes)."""
+    return a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(a.shape[0], a.shape[1], -1)
+
+
 def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs, width) -> np.ndarray:
     """The compiled trainer on (K, ...) arrays in blocks of ``width`` lanes, in place; returns each model's
     completed epochs (K,)."""
-    from .fused.trainer import train_lanes
+    from .fused.trainer import lane_tag, train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
-    laned = [_to_lanes(a, width) for a in arrays]
-    out_losses, out_correct, out_probs = (_to_lanes(a, width) for a in (losses, correct, probs))
-    done = train_lanes(family, relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *laned,
-                       _to_lanes(adam, width), out_losses, out_correct, out_probs)
-    for array, lanes in zip((*arrays, losses, correct, probs), (*laned, out_losses, out_correct, out_probs)):
+    laned = [_to_lanes(a, width) for a in (*arrays, probs)]
+    out_losses, out_correct = _to_lanes(losses, width), _to_lanes(correct, width)
+    flat = [_flat_lanes(a) for a in laned]
+    done = train_lanes(lane_tag(width), family, relu, dtype(1), xs, targets, dtype(1 / T), *flat[:6],
+                       _to_lanes(adam, width), out_losses, out_correct, flat[6])
+    for array, lanes in zip((*arrays, probs, losses, correct), (*laned, out_losses, out_correct)):
         array[...] = _from_lanes(lanes, K)
     return np.repeat(done, width)[:K]
 

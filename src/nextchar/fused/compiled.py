@@ -53,19 +53,19 @@ FAMILY_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
 def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list, callback=None) -> Tensor:
     """Train in place for ``epochs`` in one compiled call; appends per-epoch loss/accuracy to ``history``
     (and calls ``callback(epoch, loss)`` for each, after the call); returns the last epoch's probs."""
-    from .trainer import train_block
+    from .trainer import lane_tag, train_block
 
     cell, head = model.core.cells[0], model.head
     params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias]
-    arrays = [p.detach().numpy()[..., None] for p in params]  # one lane; views: updates land in the model
+    arrays = [p.detach().numpy() for p in params]  # with one lane the trainer's layout is torch's: views
     dtype = arrays[0].dtype.type
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy())
     T = xs.shape[0]
     adam = np.array([adam_scalars(epoch, lr, dtype) for epoch in range(1, epochs + 1)], dtype).reshape(epochs, 6, 1)
     losses, correct = np.zeros((epochs, 1), np.float64), np.zeros((epochs, 1), np.int64)
-    probs = np.empty((T, targets.shape[1], 1), dtype)
-    done = train_block(FAMILY_CODES[model.config.family], model.config.nonlinearity == "relu",
-                       dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
+    probs = np.empty((T, targets.shape[1]), dtype)
+    done = train_block(lane_tag(1), FAMILY_CODES[model.config.family], model.config.nonlinearity == "relu",
+                       dtype(1), xs, targets, dtype(1 / T), *arrays, adam, losses, correct, probs)
     for epoch in range(1, done + 1):
         history.append({"epoch": epoch, "loss": float(losses[epoch - 1, 0]),
                         "accuracy": int(correct[epoch - 1, 0]) / T})
@@ -73,4 +73,4 @@ def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: l
             callback(epoch, float(losses[epoch - 1, 0]))
     if done < epochs:
         check_finite(losses[done, 0], f"epoch {done + 1}")
-    return torch.from_numpy(probs[..., 0].copy())
+    return torch.from_numpy(probs)

@@ -26,11 +26,6 @@ def _one(t: Tensor):
     return np.dtype(str(t.dtype).removeprefix("torch.")).type(1)
 
 
-def _fast_exp(t: Tensor) -> bool:
-    """The vectorizable expf is float32-accurate; float64 keeps libm's exp."""
-    return t.dtype == torch.float32
-
-
 def _hidden_weight_grads(dgh: Tensor, hs: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
     """dW_hh = Σ_t dgh_t^T h_{t-1}, db_hh = Σ_t Σ_b dgh_t: one matmul over all steps (G, H), (G,)."""
     h_prev = torch.cat([h0[None], hs[:-1]])  # (T, B, H)
@@ -41,7 +36,7 @@ class RNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor, relu: bool):
         hs = torch.empty(gi.shape[:2] + h0.shape[-1:], dtype=gi.dtype)
-        kernels.rnn_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), relu, _one(gi), _fast_exp(gi), hs.numpy())
+        kernels.rnn_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), relu, _one(gi), hs.numpy())
         ctx.save_for_backward(hs, h0, w_hh)
         ctx.relu = relu
         return hs, hs[-1].clone()
@@ -60,7 +55,7 @@ class LSTMSequence(torch.autograd.Function):
     def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor, c0: Tensor):
         hs = torch.empty(gi.shape[:2] + h0.shape[-1:], dtype=gi.dtype)
         cs, tanh_cs, gates = torch.empty_like(hs), torch.empty_like(hs), torch.empty_like(gi)
-        kernels.lstm_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _np(c0), _one(gi), _fast_exp(gi),
+        kernels.lstm_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _np(c0), _one(gi),
                              hs.numpy(), cs.numpy(), tanh_cs.numpy(), gates.numpy())
         ctx.save_for_backward(hs, cs, tanh_cs, gates, h0, c0, w_hh)
         return hs, hs[-1].clone(), cs[-1].clone()
@@ -80,7 +75,7 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor):
         hs = torch.empty(gi.shape[:2] + h0.shape[-1:], dtype=gi.dtype)
         gates = torch.empty(gi.shape[:2] + (4 * h0.shape[-1],), dtype=gi.dtype)
-        kernels.gru_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _one(gi), _fast_exp(gi), hs.numpy(),
+        kernels.gru_forward(_np(gi), _np(w_hh.t()), _np(b_hh), _np(h0), _one(gi), hs.numpy(),
                             gates.numpy())
         ctx.save_for_backward(hs, gates, h0, w_hh)
         return hs, hs[-1].clone()

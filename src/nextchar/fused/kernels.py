@@ -13,7 +13,9 @@ silently promote a float32 kernel. Run with NUMBA_DISABLE_JIT=1 to step through 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir as llvm_ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
 SMALL_MATMUL = 16_384
 """Below this many multiply-adds per step, plain loops beat a BLAS call's overhead (the exam: 64)."""
@@ -58,36 +60,50 @@ P0, P1, P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float3
 P3, P4, P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
 
 
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose bits are the int32 ``bits``: one LLVM bitcast (a scalar ``.view`` is a call, which
+    keeps the loop around it scalar)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+def _expf(x):
+    v = np.minimum(np.maximum(x, EXP_MIN), EXP_MAX)  # the ufuncs are selects; builtin min/max branch (scalar loops)
+    m = np.floor(v * LOG2E + HALF)
+    r = v - m * LN2_HI - m * LN2_LO
+    p = (((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5) * (r * r) + r
+    return (p + (HALF + HALF)) * _float32_from_bits(np.int32((np.int64(m) + 127) << 23))
+
+
+def exp_of(x):
+    """exp x, chosen by x's type when compiled: the vectorizable expf above for float32, libm's exp for
+    float64. Inlined, so LLVM vectorizes the loop that calls it. (Plain Python, NUMBA_DISABLE_JIT: np.exp.)"""
+    return np.exp(x)
+
+
+@overload(exp_of, inline="always")
+def _exp_of_typed(x):
+    return _expf if x == types.float32 else (lambda x: np.exp(x))
+
+
 @njit(cache=True)
-def exp_inplace(x, bits, fast):
-    """x[k] = exp(x[k]) over a flat buffer; ``fast`` (float32 only) uses the vectorizable expf above,
-    else libm's exp. ``bits``: int32 scratch of x's size."""
-    n = x.size
-    if not fast:
-        for k in range(n):
-            x[k] = np.exp(x[k])
-        return
-    for k in range(n):
-        v = min(max(x[k], EXP_MIN), EXP_MAX)
-        m = np.floor(v * LOG2E + HALF)
-        r = v - m * LN2_HI - m * LN2_LO
-        p = (((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5) * (r * r) + r
-        x[k] = p + (HALF + HALF)
-        bits[k] = (np.int32(m) + 127) << 23
-    scale = bits.view(np.float32)
-    for k in range(n):
-        x[k] *= scale[k]
+def exp_inplace(x):
+    """x[k] = exp(x[k]) over a flat buffer (:func:`exp_of`)."""
+    for k in range(x.size):
+        x[k] = exp_of(x[k])
 
 
 # ---- RNN: h_t = act(gi_t + W_hh h_{t-1} + b_hh), act = tanh or relu ----
 
 @njit(cache=True)
-def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs):
+def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, hs):
     """Writes hs (T, B, H). tanh(a) = 2 / (1 + e^{-2a}) - 1, the exponentials taken in one batched pass."""
     T, B, H = hs.shape
     zero, two = one - one, one + one
     gh = np.empty((B, H), gi.dtype)
-    e, bits = np.empty(B * H, gi.dtype), np.empty(B * H, np.int32)
+    e = np.empty(B * H, gi.dtype)
     h = h0.copy()
     small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
     for t in range(T):
@@ -103,7 +119,7 @@ def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, fast_exp, hs):
                 else:
                     e[b * H + j] = -(a + a)
         if not relu:
-            exp_inplace(e, bits, fast_exp)
+            exp_inplace(e)
             for b in range(B):
                 for j in range(H):
                     h[b, j] = two / (one + e[b * H + j]) - one
@@ -137,7 +153,7 @@ def rnn_backward(dhs, dh_last, hs, w_hh, relu, one, dgh):
 # ---- LSTM: i,f,g,o = σ,σ,tanh,σ(gi + W_hh h + b_hh);  c' = f c + i g;  h' = o tanh(c') ----
 
 @njit(cache=True)
-def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, fast_exp, hs, cs, tanh_cs, gates):
+def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, hs, cs, tanh_cs, gates):
     """Writes hs, cs, tanh_cs (T, B, H) and gates (T, B, 4H): the activated i, f, g, o, for the backward.
 
     All five nonlinearities come from exponentials taken in two batched passes per step:
@@ -146,7 +162,6 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, fast_exp, hs, cs, tanh_cs, gates
     G = 4 * H
     gh = np.empty((B, G), gi.dtype)
     e_gates, e_cell = np.empty(B * G, gi.dtype), np.empty(B * H, gi.dtype)
-    bits_gates, bits_cell = np.empty(B * G, np.int32), np.empty(B * H, np.int32)
     two = one + one
     h, c = h0.copy(), c0.copy()
     small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
@@ -159,7 +174,7 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, fast_exp, hs, cs, tanh_cs, gates
             for g in range(G):
                 a = gi[t, b, g] + (gh[b, g] + b_hh[g])
                 e_gates[b * G + g] = -(a + a) if 2 * H <= g < 3 * H else -a
-        exp_inplace(e_gates, bits_gates, fast_exp)
+        exp_inplace(e_gates)
         for b in range(B):
             for j in range(H):
                 i = one / (one + e_gates[b * G + j])
@@ -169,7 +184,7 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, fast_exp, hs, cs, tanh_cs, gates
                 c[b, j] = f * c[b, j] + i * g  # c' = f c + i g
                 e_cell[b * H + j] = -(c[b, j] + c[b, j])
                 gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
-        exp_inplace(e_cell, bits_cell, fast_exp)
+        exp_inplace(e_cell)
         for b in range(B):
             for j in range(H):
                 tanh_c = two / (one + e_cell[b * H + j]) - one
@@ -206,14 +221,13 @@ def lstm_backward(dhs, dh_last, dc_last, cs, tanh_cs, c0, gates, w_hh, one, dgh)
 # ---- GRU: r,z = σ(gi + gh);  n = tanh(gi_n + r (W_hn h + b_hn));  h' = (1 - z) n + z h ----
 
 @njit(cache=True)
-def gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates):
+def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
     """Writes hs (T, B, H) and gates (T, B, 4H): r, z, n and hn = W_hn h_{t-1} + b_hn.
     Two batched exponential passes per step: σ for r and z, then tanh(a) = 2 σ(2a) - 1 for n (needs r)."""
     T, B, H = hs.shape
     two = one + one
     gh = np.empty((B, 3 * H), gi.dtype)
     e_rz, e_n = np.empty(B * 2 * H, gi.dtype), np.empty(B * H, gi.dtype)
-    bits_rz, bits_n = np.empty(B * 2 * H, np.int32), np.empty(B * H, np.int32)
     h = h0.copy()
     small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
     for t in range(T):
@@ -224,7 +238,7 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates):
         for b in range(B):
             for g in range(2 * H):
                 e_rz[b * 2 * H + g] = -(gi[t, b, g] + (gh[b, g] + b_hh[g]))
-        exp_inplace(e_rz, bits_rz, fast_exp)
+        exp_inplace(e_rz)
         for b in range(B):
             for j in range(H):
                 r = one / (one + e_rz[b * 2 * H + j])
@@ -232,7 +246,7 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, fast_exp, hs, gates):
                 a = gi[t, b, 2 * H + j] + r * hn
                 e_n[b * H + j] = -(a + a)
                 gates[t, b, j], gates[t, b, 3 * H + j] = r, hn
-        exp_inplace(e_n, bits_n, fast_exp)
+        exp_inplace(e_n)
         for b in range(B):
             for j in range(H):
                 z = one / (one + e_rz[b * 2 * H + H + j])

@@ -18,13 +18,13 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 
     one = dtype(1)
     return {
-        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, dtype is np.float32, z(T, B, H)),
+        "rnn_forward": (r(T, B, H), r(H, H), r(H), r(B, H), False, one, z(T, B, H)),
         "rnn_backward": (r(T, B, H), r(B, H), r(T, B, H), r(H, H), False, one, z(T, B, H)),
-        "lstm_forward": (r(T, B, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H), one, dtype is np.float32,
+        "lstm_forward": (r(T, B, 4 * H), r(H, 4 * H), r(4 * H), r(B, H), r(B, H), one,
                          z(T, B, H), z(T, B, H), z(T, B, H), z(T, B, 4 * H)),
         "lstm_backward": (r(T, B, H), r(B, H), r(B, H), r(T, B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(4 * H, H),
                           one, z(T, B, 4 * H)),
-        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, dtype is np.float32, z(T, B, H),
+        "gru_forward": (r(T, B, 3 * H), r(H, 3 * H), r(3 * H), r(B, H), one, z(T, B, H),
                         z(T, B, 4 * H)),
         "gru_backward": (r(T, B, H), r(B, H), r(T, B, H), r(B, H), r(T, B, 4 * H), r(3 * H, H), one,
                          z(T, B, 3 * H), z(T, B, 3 * H)),
@@ -40,19 +40,24 @@ def first_calls() -> None:
         for name in KERNELS:
             getattr(kernels, name)(*kernel_example_args(name, dtype))
         kernels.matmul_into(np.ones((3, 4), dtype), np.ones((4, 2), dtype), np.empty((3, 2), dtype))
-        for family, gates in ((0, 1), (1, 4), (2, 3)):
-            for relu in ((False, True) if family == 0 else (False,)):
-                trainer.train_lanes(*_trainer_example_args(family, relu, gates, dtype))
+        for width in (1, trainer.LANES):  # the compiled engine's width and the many engine's
+            args = _trainer_example_args(dtype, width)
+            if width == 1:  # the compiled engine calls one block directly
+                trainer.train_block(*args[:7], *(a[0] for a in args[7:]))
+            else:
+                trainer.train_lanes(*args)
 
 
-def _trainer_example_args(family: int, relu: bool, gates: int, dtype, T: int = 3, I: int = 2, H: int = 2,
-                          L: int = 2) -> tuple:
-    """One block of L lanes, one epoch: train_lanes' arguments of the right shapes and dtype."""
+def _trainer_example_args(dtype, L: int, T: int = 3, I: int = 2, H: int = 2) -> tuple:
+    """One block of L lanes, one epoch of an lstm: train_lanes' arguments of the right shapes and dtype (the
+    family and relu are values, not types: one compilation serves them all)."""
     from .compiled import adam_scalars
+    from .trainer import lane_tag
 
     xs, targets = np.eye(I, dtype=dtype)[[0, 1, 0]], np.eye(I, dtype=dtype)[[1, 0, 1]]
-    params = [np.full(shape, 0.1, dtype) for shape in ((1, gates * H, I, L), (1, gates * H, H, L), (1, gates * H, L),
-                                                         (1, gates * H, L), (1, I, H, L), (1, I, L))]
+    G = 4 * H
+    params = [np.full(shape, 0.1, dtype) for shape in ((1, G, I * L), (1, G, H * L), (1, G * L), (1, G * L),
+                                                         (1, I, H * L), (1, I * L))]
     adam = np.repeat(np.array(adam_scalars(1, 0.1, dtype), dtype)[None, None, :, None], L, axis=3)
-    return (family, relu, dtype is np.float32, dtype(1), xs, targets, dtype(1 / T), *params, adam,
-            np.zeros((1, 1, L)), np.zeros((1, 1, L), np.int64), np.empty((1, T, I, L), dtype))
+    return (lane_tag(L), 1, False, dtype(1), xs, targets, dtype(1 / T), *params, adam,
+            np.zeros((1, 1, L)), np.zeros((1, 1, L), np.int64), np.empty((1, T, I * L), dtype))

@@ -1,0 +1,120 @@
+"""One step of each cell on the lanes layout (``lanes.py``), forward and backward: rnn (tanh, relu), lstm
+(i f g o) and gru (r z n), PyTorch's gate order. States live in rows: hs (T + 1, H·L) holds h_t in row t + 1
+(row 0: h_{-1} = 0), cs likewise; ``gates`` keeps what BPTT needs. Every literal is built from ``one``
+(the arrays' dtype): a bare 1.0 would promote a float32 kernel to float64.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from .kernels import exp_of
+from .lanes import INLINE, hidden_matmul, outer_sum
+
+
+@njit(**INLINE)
+def rnn_step(t, gi, w_hh_t, b_hh, gh, relu, one, hs, lanes):
+    """h_t = act(gi + W_hh h_{t-1} + b_hh), act = relu or tanh (2 σ(2a) - 1), into hs[t + 1]."""
+    zero, two = one - one, one + one
+    hidden_matmul(t, hs, w_hh_t, gh, lanes)
+    for q in range(hs.shape[1]):
+        a = gi[t, q] + (gh[0, q] + b_hh[q])
+        if relu:
+            hs[t + 1, q] = a if a > zero else zero
+        else:
+            hs[t + 1, q] = two / (one + exp_of(-(a + a))) - one
+
+
+@njit(**INLINE)
+def lstm_step(t, gi, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
+    """i, f, g, o = σ, σ, tanh, σ of (gi + W_hh h + b_hh); c' = f c + i g; h' = o tanh(c'). cs like hs (row 0:
+    c_{-1} = 0). One store per loop: more would need more run-time overlap checks than LLVM makes."""
+    HL = hs.shape[1]
+    two = one + one
+    hidden_matmul(t, hs, w_hh_t, gh, lanes)
+    for q in range(4 * HL):  # each gate's block is a contiguous run of H·L
+        a = gi[t, q] + (gh[0, q] + b_hh[q])
+        if 2 * HL <= q < 3 * HL:
+            gates[t, q] = two / (one + exp_of(-(a + a))) - one
+        else:
+            gates[t, q] = one / (one + exp_of(-a))
+    for q in range(HL):
+        cs[t + 1, q] = gates[t, HL + q] * cs[t, q] + gates[t, q] * gates[t, 2 * HL + q]
+    for q in range(HL):
+        tanh_cs[t, q] = two / (one + exp_of(-(cs[t + 1, q] + cs[t + 1, q]))) - one
+    for q in range(HL):
+        hs[t + 1, q] = gates[t, 3 * HL + q] * tanh_cs[t, q]
+
+
+@njit(**INLINE)
+def gru_step(t, gi, w_hh_t, b_hh, gh, one, hs, gates, lanes):
+    """r, z = σ(gi + gh); n = tanh(gi_n + r hn), hn = W_hn h + b_hn; h' = (h - n) z + n. gates: r, z, n, hn."""
+    HL = hs.shape[1]
+    two = one + one
+    hidden_matmul(t, hs, w_hh_t, gh, lanes)
+    for q in range(2 * HL):  # r and z
+        gates[t, q] = one / (one + exp_of(-(gi[t, q] + (gh[0, q] + b_hh[q]))))
+    for q in range(HL):
+        gates[t, 3 * HL + q] = gh[0, 2 * HL + q] + b_hh[2 * HL + q]
+    for q in range(HL):
+        a = gi[t, 2 * HL + q] + gates[t, q] * gates[t, 3 * HL + q]
+        gates[t, 2 * HL + q] = two / (one + exp_of(-(a + a))) - one
+    for q in range(HL):
+        n = gates[t, 2 * HL + q]
+        hs[t + 1, q] = (hs[t, q] - n) * gates[t, HL + q] + n
+
+
+@njit(**INLINE)
+def rnn_step_back(t, dhs, dh_next, hs, w_hh, relu, one, dgh, lanes):
+    """dgh[t] = ∂L/∂(pre-activation); dh_next = its gradient into h_{t-1}. hs (T + 1, H·L): h_t in row t + 1."""
+    zero = one - one
+    for q in range(hs.shape[1]):
+        dh = dhs[t, q] + dh_next[0, q]
+        hv = hs[t + 1, q]
+        if relu:
+            dgh[t, q] = dh if hv > zero else zero
+        else:
+            dgh[t, q] = dh * (one - hv * hv)
+        dh_next[0, q] = zero
+    outer_sum(dgh, t, w_hh, dh_next, 0, lanes)
+
+
+@njit(**INLINE)
+def lstm_step_back(t, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh, lanes):
+    """cs (T + 1, H·L): c_t in row t + 1, c_{-1} = 0 in row 0."""
+    HL = cs.shape[1]
+    zero = one - one
+    for q in range(HL):
+        i, f, g, o = gates[t, q], gates[t, HL + q], gates[t, 2 * HL + q], gates[t, 3 * HL + q]
+        dh = dhs[t, q] + dh_next[0, q]
+        tanh_c = tanh_cs[t, q]
+        c_prev = cs[t, q]
+        dc = dc_next[0, q] + dh * o * (one - tanh_c * tanh_c)
+        dgh[t, q] = dc * g * i * (one - i)
+        dgh[t, HL + q] = dc * c_prev * f * (one - f)
+        dgh[t, 2 * HL + q] = dc * i * (one - g * g)
+        dgh[t, 3 * HL + q] = dh * tanh_c * o * (one - o)
+        dc_next[0, q] = dc * f
+        dh_next[0, q] = zero
+    outer_sum(dgh, t, w_hh, dh_next, 0, lanes)
+
+
+@njit(**INLINE)
+def gru_step_back(t, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, direct, lanes):
+    """dgi and dgh differ in the n block: gi_n enters n directly, the hidden part through r * (·). hs (T + 1,
+    H·L): h_{t-1} in row t."""
+    HL = hs.shape[1]
+    zero = one - one
+    for q in range(HL):
+        r, z, n, hn = gates[t, q], gates[t, HL + q], gates[t, 2 * HL + q], gates[t, 3 * HL + q]
+        dh = dhs[t, q] + dh_next[0, q]
+        h_prev = hs[t, q]
+        dn = dh * (one - z) * (one - n * n)  # ∂L/∂(pre-tanh n)
+        dr = dn * hn * r * (one - r)
+        dz = dh * (h_prev - n) * z * (one - z)
+        dgi[t, q], dgi[t, HL + q], dgi[t, 2 * HL + q] = dr, dz, dn
+        dgh[t, q], dgh[t, HL + q], dgh[t, 2 * HL + q] = dr, dz, dn * r
+        direct[0, q] = dh * z  # the direct path h' = ... + z h
+        dh_next[0, q] = zero
+    outer_sum(dgh, t, w_hh, dh_next, 0, lanes)
+    for q in range(HL):
+        dh_next[0, q] = direct[0, q] + dh_next[0, q]

@@ -1,0 +1,100 @@
+"""Softmax cross-entropy of the head on the lanes layout (``lanes.py``): the loss, probabilities and
+∂loss/∂logits of every lane against the targets they share, and the gradient back into the hidden states.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .kernels import exp_of
+from .lanes import INLINE, outer_sum, width
+
+
+@njit(**INLINE)
+def row_max(logits, n, tops, best, lanes):
+    """tops[n] (L,) = row n's max per lane, best (L,) = its first index (argmax's)."""
+    L = width(lanes)
+    V = logits.shape[1] // L
+    if len(lanes) == 1:  # one lane: the running max in a register (a 7-long run cannot vectorize)
+        top, first = logits[n, 0], 0
+        for v in range(1, V):
+            if logits[n, v] > top:
+                top, first = logits[n, v], v
+        tops[n, 0], best[0] = top, first
+    else:
+        for k in range(L):
+            tops[n, k] = logits[n, k]
+        for v in range(V):
+            for k in range(L):
+                tops[n, k] = np.maximum(tops[n, k], logits[n, v * L + k])  # a select (builtin max branches)
+        for v in range(V - 1, -1, -1):  # the lowest v at the max wins: a select per lane, no branch
+            for k in range(L):
+                best[k] = v if logits[n, v * L + k] == tops[n, k] else best[k]
+
+
+@njit(**INLINE)
+def softmax_rows(logits, best_target, probs, tops, best, right, lanes):
+    """probs (T, V·L) = exp(logits - each row's max), unnormalised; tops (T, L): the max; right (L,): how
+    often the first index of the max is the target's."""
+    L = width(lanes)
+    for k in range(L):
+        right[k] = 0
+    for n in range(logits.shape[0]):
+        row_max(logits, n, tops, best, lanes)
+        for k in range(L):
+            right[k] += best[k] == best_target[n]
+        for v in range(logits.shape[1] // L):
+            for k in range(L):
+                probs[n, v * L + k] = logits[n, v * L + k] - tops[n, k]
+    flat = probs.reshape(-1)
+    for q in range(flat.size):  # one long run: vectorized at any width
+        flat[q] = exp_of(flat[q])
+
+
+@njit(**INLINE)
+def row_sums(probs, n, denom, lanes):
+    """denom (L,) = Σ_v probs[n, v] per lane (v ascending)."""
+    L = width(lanes)
+    if len(lanes) == 1:  # one lane: in a register
+        d = probs[n, 0] - probs[n, 0]
+        for v in range(probs.shape[1]):
+            d += probs[n, v]
+        denom[0] = d
+    else:
+        for k in range(L):
+            denom[k] = 0
+        for v in range(probs.shape[1] // L):
+            for k in range(L):
+                denom[k] += probs[n, v * L + k]
+
+
+@njit(**INLINE)
+def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, denom, best, right, total, lanes):
+    """Softmax cross-entropy of logits (T, V·L) against the shared targets (T, V): writes probs, dlogits
+    (∂ loss / ∂ logits, times ``scale`` = 1/T), each lane's summed loss ``total`` (float64: ~1000 rows) and
+    correct count ``right``."""
+    L = width(lanes)
+    T, V = logits.shape[0], logits.shape[1] // L
+    softmax_rows(logits, best_target, probs, tops, best, right, lanes)
+    for k in range(L):
+        total[k] = 0.0
+    for n in range(T):
+        row_sums(probs, n, denom, lanes)
+        for k in range(L):  # -Σ_v y_v log p_v = Σ_v y_v log Σ - Σ_v y_v (logit_v - top)
+            total[k] += float(mass[n]) * float(np.log(denom[k]))
+        for v in range(V):
+            t_nv = targets[n, v]
+            for k in range(L):
+                probs[n, v * L + k] /= denom[k]
+                if t_nv != 0:
+                    total[k] -= float(t_nv) * float(logits[n, v * L + k] - tops[n, k])
+                dlogits[n, v * L + k] = (probs[n, v * L + k] * mass[n] - t_nv) * scale
+
+
+@njit(**INLINE)
+def into_hidden(dlogits, w_out, dhs, lanes):
+    """dhs (T, H·L) = dlogits W_out; w_out (V, H·L)."""
+    for n in range(dhs.shape[0]):
+        for q in range(dhs.shape[1]):
+            dhs[n, q] = 0
+        outer_sum(dlogits, n, w_out, dhs, n, lanes)

@@ -1,0 +1,162 @@
+"""The lanes layout of the compiled trainer (``trainer.py``) and the products written over it.
+
+Every array is 2-D, rows by (column, lane), the lane innermost: entry (r, c) of model k is ``a[r, c * L + k]``
+(``w_hh`` (G, H·L), ``hs`` (T + 1, H·L), biases (G·L,)). Each loop's innermost run over the L models is
+contiguous, so LLVM turns it into vector instructions: one instruction advances several models. Nothing
+crosses lanes, so each model's arithmetic is the same whatever L is; with L = 1 the layout is torch's.
+
+``lanes`` (:func:`lane_tag`) tells the compiler which width: a 1-tuple compiles L = 1 in, so the lane loops
+vanish and the loop above each (over gates or units, contiguous too) is the one LLVM vectorizes; a 2-tuple
+carries L at run time (a constant 32 is unrolled into scalar code before the loop vectorizer sees it:
+measured 2.4x slower). Every sum runs in the same order at every width, so the widths agree bit for bit: no
+fast-math (LLVM may not reassociate or fuse), and ``error_model="numpy"`` only drops the zero-divisor check
+that would keep the loops scalar (no divisor here can be zero: each is 1 + exp(·), a softmax sum or Adam's
+denominator).
+
+Matrix products are sums of outer products, ``out[g] += x[p] w_t[p, g]`` with p ascending, over transposed
+copies of the weights where the forward pass needs them (``*_t`` (P, G·L), refreshed each epoch): the
+innermost run is then (g, lane), contiguous, and no product is a horizontal reduction.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.core.compiler import Compiler
+
+
+class DistinctArrays(Compiler):
+    """numba's pipeline with every array argument marked ``noalias`` for LLVM: true of the phase functions
+    below (each gets distinct buffers), and it lets the loop vectorizer drop the run-time overlap checks it
+    would otherwise run before every inner loop (at 32 lanes, one per 32 multiply-adds)."""
+
+    def define_pipelines(self):
+        self.state.flags.noalias = True
+        return super().define_pipelines()
+
+
+INLINE = dict(cache=True, error_model="numpy", inline="always")
+COMPILED = dict(cache=True, error_model="numpy")
+PHASE = dict(cache=True, error_model="numpy", pipeline_class=DistinctArrays)
+
+
+def lane_tag(width: int) -> tuple:
+    """The ``lanes`` argument for ``width`` models per block: (1,) compiles one lane in, (width, width)
+    leaves the width to run time."""
+    return (1,) if width == 1 else (width, width)
+
+
+@njit(**INLINE)
+def width(lanes):
+    return 1 if len(lanes) == 1 else lanes[0]
+
+
+@njit(**INLINE)
+def transpose(w, w_t, lanes):
+    """w_t (P, G·L) = w (G, P·L) with its two axes swapped, lane by lane."""
+    L = width(lanes)
+    G, P = w.shape[0], w_t.shape[0]
+    for g in range(G):
+        for p in range(P):
+            for k in range(L):
+                w_t[p, g * L + k] = w[g, p * L + k]
+
+
+@njit(**INLINE)
+def outer_sum(x, n, w_t, out, m, lanes):
+    """out[m] (G·L) += Σ_p x[n, p] w_t[p] (p ascending); x (N, P·L), w_t (P, G·L), out (M, G·L)."""
+    L = width(lanes)
+    P, G = w_t.shape[0], w_t.shape[1] // L
+    for p in range(P):
+        for g in range(G):
+            for k in range(L):
+                out[m, g * L + k] += x[n, p * L + k] * w_t[p, g * L + k]
+
+
+@njit(**INLINE)
+def project(x, w, w_t, b, out, lanes):
+    """out (N, G·L) = b + Σ_p x[n, p] w[:, p] (p ascending); x (N, P·L): each lane its own input; w (G, P·L)
+    and its transpose w_t (P, G·L)."""
+    if len(lanes) == 1:  # one lane: each sum in a register over w's contiguous rows (same order, same bits)
+        for n in range(out.shape[0]):
+            for g in range(out.shape[1]):
+                acc = b[g]
+                for p in range(w.shape[1]):
+                    acc += x[n, p] * w[g, p]
+                out[n, g] = acc
+    else:
+        for n in range(out.shape[0]):
+            for q in range(out.shape[1]):
+                out[n, q] = b[q]
+            outer_sum(x, n, w_t, out, n, lanes)
+
+
+@njit(**INLINE)
+def project_shared(xs, w_t, b, out, lanes):
+    """out (N, G·L) = b + Σ_i xs[n, i] w_t[i] (i ascending); xs (N, I) is shared by the lanes. A zero input
+    adds nothing (+0 is exact), so a one-hot row costs one pass, not I."""
+    N, I = xs.shape
+    for n in range(N):
+        for q in range(out.shape[1]):
+            out[n, q] = b[q]
+        for i in range(I):
+            x = xs[n, i]
+            if x != 0:
+                for q in range(out.shape[1]):
+                    out[n, q] += x * w_t[i, q]
+
+
+@njit(**INLINE)
+def hidden_matmul(t, hs, w_hh_t, gh, lanes):
+    """gh (1, G·L) = W_hh h_{t-1} from zero; hs (T + 1, H·L) holds h_{t-1} in row t (row 0: h_{-1} = 0)."""
+    for q in range(gh.shape[1]):
+        gh[0, q] = 0
+    outer_sum(hs, t, w_hh_t, gh, 0, lanes)
+
+
+@njit(**INLINE)
+def weight_grads(x, dout, dw, db, lanes):
+    """dw (G, P·L) = Σ_n dout[n, g] x[n, p]; db (G·L,) = Σ_n dout[n] (n ascending); x (N, P·L)."""
+    L = width(lanes)
+    G, P = dw.shape[0], dw.shape[1] // L
+    dw[:] = 0
+    db[:] = 0
+    for n in range(dout.shape[0]):
+        for q in range(db.shape[0]):
+            db[q] += dout[n, q]
+        for g in range(G):
+            for p in range(P):
+                for k in range(L):
+                    dw[g, p * L + k] += dout[n, g * L + k] * x[n, p * L + k]
+
+
+@njit(**INLINE)
+def weight_grads_shared(xs, dout, dw, db, lanes):
+    """As :func:`weight_grads` with xs (N, I) shared by the lanes; a zero input adds nothing."""
+    L = width(lanes)
+    N, I = xs.shape
+    dw[:] = 0
+    db[:] = 0
+    for n in range(N):
+        for q in range(db.shape[0]):
+            db[q] += dout[n, q]
+        for i in range(I):
+            x = xs[n, i]
+            if x != 0:
+                for g in range(dw.shape[0]):
+                    for k in range(L):
+                        dw[g, i * L + k] += dout[n, g * L + k] * x
+
+
+@njit(**INLINE)
+def adam(param, grad, m, v, a, lanes):
+    """torch's Adam rule per element (no weight decay, not amsgrad), in its operation order; a (6, L): each
+    lane's scalars (compiled.adam_scalars)."""
+    L = width(lanes)
+    p, g_, mm, vv = param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
+    for r in range(p.size // L):
+        for k in range(L):
+            q = r * L + k
+            g = g_[q]
+            mm[q] += a[0, k] * (g - mm[q])  # exp_avg.lerp_(grad, 1 - beta1)
+            vv[q] = vv[q] * a[1, k] + a[2, k] * (g * g)  # mul_(beta2).addcmul_(g, g, 1 - beta2)
+            p[q] -= a[3, k] * (mm[q] / (np.sqrt(vv[q]) / a[4, k] + a[5, k]))  # addcdiv_

@@ -26,7 +26,7 @@ def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
     tiny = {r["engine"] for r in records if r["workload"] == "streams-tiny"}
     assert tiny == {"module", "cell", "scratch", "fused"}  # the compiled epoch runs the exam's protocol only
     (many,) = [r for r in records if r["workload"] == "exam-many"]
-    assert many["engine"] == "many" and many["models"] == 32
+    assert many["engine"] == "many" and many["models"] == 32 and many["ms_per_epoch"] > 0 and "call_ms" in many
     assert abs(many["us_per_model_epoch"] - 1000 * many["ms_per_epoch"] / 32) < 1e-9
     assert abs(many["speedup_vs_module"] - 1000 * exam["module"]["ms_per_epoch"] / many["us_per_model_epoch"]) < 1e-6
     records = [r for r in records if r["engine"] != "many"]
@@ -57,3 +57,14 @@ def test_train_reference_script_prints_one_json_object():
 def test_bench_on_a_device_without_cuda_is_a_flag_error():
     out = CliRunner().invoke(main, ["bench", "--device", "cuda"])
     assert out.exit_code == 2 and "CUDA is not available" in out.output
+
+
+def test_trainer_phases_script_prints_every_phase_and_one_json_line():
+    script = ROOT / "bench" / "trainer_phases.py"
+    done = subprocess.run([sys.executable, str(script), "--family", "gru", "--lanes", "1", "--lanes", "32", "--epochs",
+                           "1", "--reps", "1"], capture_output=True, text=True, check=True, timeout=900)
+    (one, block) = json.loads(done.stdout.splitlines()[-1])["phases"]
+    assert (one["family"], one["lanes"], block["lanes"]) == ("gru", 1, 32)
+    for row in (one, block):
+        assert set(row["us_per_model_epoch"]) == {"input", "forward", "head + loss", "backward", "gradients", "adam"}
+        assert row["total"] == sum(row["us_per_model_epoch"].values()) and row["total"] > 0

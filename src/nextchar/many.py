@@ -30,7 +30,7 @@ from .step import check_finite, param_count
 
 def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: int = 1) -> int:
     """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`); with
-    ``lanes`` > 1 the models are padded to whole blocks of that many, as the lanes kernel pads them."""
+    ``lanes`` > 1 the models are padded to whole blocks of that many, as the trainer's blocks pad them."""
     config = models[0].config
     padded = -(-len(models) // lanes) * lanes
     return fit_memory(models=padded, steps=x.shape[0], vocab_size=config.vocab_size,
@@ -143,7 +143,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     ``labels[k]`` names model k in errors (``seed 3``); ``diverged``: one of :data:`DIVERGED`. A diverged
     model keeps its initial weights.
     """
-    from .fused.compiled import FAMILY_CODES, adam_scalars
+    from .fused.compiled import FAMILY_CODES, adam_table
 
     lrs = [float(lrs)] * len(models) if isinstance(lrs, (int, float)) else [float(lr) for lr in lrs]
     if len(lrs) != len(models):
@@ -158,7 +158,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     dtype = arrays[0].dtype.type
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy().astype(arrays[0].dtype))
     K, T, V = len(models), xs.shape[0], targets.shape[1]
-    adam = np.stack([np.array([adam_scalars(e, lr, dtype) for e in range(1, epochs + 1)], dtype) for lr in lrs])
+    adam = adam_table(lrs, epochs, dtype)
     losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
     probs = np.empty((K, T, V), dtype)
     config = models[0].config

@@ -18,11 +18,16 @@ from torch import Tensor
 from ..step import check_finite
 
 
-def adam_scalars(step: int, lr: float, dtype, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-    """The scalars torch's Adam computes in Python floats at ``step``, cast to ``dtype``."""
-    bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
-    return (dtype(1 - beta1), dtype(beta2), dtype(1 - beta2), dtype(lr / bias1), dtype(math.sqrt(bias2)),
-            dtype(eps))
+def adam_table(lrs, epochs: int, dtype, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
+    """The scalars torch's Adam computes in Python floats at each step 1..E, for each learning rate, cast to
+    ``dtype``: (K, E, 6) = 1 - beta1, beta2, 1 - beta2, lr / bias1, sqrt(bias2), eps. The bias corrections
+    are Python's, once per epoch; lr / bias1, the one per-model value, is an IEEE division either way."""
+    steps = range(1, epochs + 1)
+    table = np.empty((len(lrs), epochs, 6))
+    table[..., 0], table[..., 1], table[..., 2], table[..., 5] = 1 - beta1, beta2, 1 - beta2, eps
+    table[..., 3] = np.asarray(lrs, np.float64)[:, None] / np.array([1 - beta1 ** step for step in steps])
+    table[..., 4] = [math.sqrt(1 - beta2 ** step) for step in steps]
+    return table.astype(dtype)
 
 
 SUPPORTED = ("one layer, one-hot features (T, V) as input, no dropout, Adam, cross-entropy, on the CPU "
@@ -61,7 +66,7 @@ def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: l
     dtype = arrays[0].dtype.type
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy())
     T = xs.shape[0]
-    adam = np.array([adam_scalars(epoch, lr, dtype) for epoch in range(1, epochs + 1)], dtype).reshape(epochs, 6, 1)
+    adam = adam_table([lr], epochs, dtype)[0, ..., None]  # (E, 6, 1 lane)
     losses, correct = np.zeros((epochs, 1), np.float64), np.zeros((epochs, 1), np.int64)
     probs = np.empty((T, targets.shape[1]), dtype)
     done = train_block(lane_tag(1), FAMILY_CODES[model.config.family], model.config.nonlinearity == "relu",

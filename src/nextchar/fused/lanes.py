@@ -150,7 +150,7 @@ def weight_grads_shared(xs, dout, dw, db, lanes):
 @njit(**INLINE)
 def adam(param, grad, m, v, a, lanes):
     """torch's Adam rule per element (no weight decay, not amsgrad), in its operation order; a (6, L): each
-    lane's scalars (compiled.adam_scalars)."""
+    lane's scalars (compiled.adam_table)."""
     L = width(lanes)
     p, g_, mm, vv = param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
     for r in range(p.size // L):

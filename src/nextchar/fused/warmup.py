@@ -51,13 +51,13 @@ def first_calls() -> None:
 def _trainer_example_args(dtype, L: int, T: int = 3, I: int = 2, H: int = 2) -> tuple:
     """One block of L lanes, one epoch of an lstm: train_lanes' arguments of the right shapes and dtype (the
     family and relu are values, not types: one compilation serves them all)."""
-    from .compiled import adam_scalars
+    from .compiled import adam_table
     from .trainer import lane_tag
 
     xs, targets = np.eye(I, dtype=dtype)[[0, 1, 0]], np.eye(I, dtype=dtype)[[1, 0, 1]]
     G = 4 * H
     params = [np.full(shape, 0.1, dtype) for shape in ((1, G, I * L), (1, G, H * L), (1, G * L), (1, G * L),
                                                          (1, I, H * L), (1, I * L))]
-    adam = np.repeat(np.array(adam_scalars(1, 0.1, dtype), dtype)[None, None, :, None], L, axis=3)
+    adam = np.repeat(adam_table([0.1], 1, dtype)[..., None], L, axis=3)  # (1 block, 1 epoch, 6, L)
     return (lane_tag(L), 1, False, dtype(1), xs, targets, dtype(1 / T), *params, adam,
             np.zeros((1, 1, L)), np.zeros((1, 1, L), np.int64), np.empty((1, T, I * L), dtype))

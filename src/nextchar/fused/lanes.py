@@ -25,9 +25,11 @@ from numba.core.compiler import Compiler
 
 
 class DistinctArrays(Compiler):
-    """numba's pipeline with every array argument marked ``noalias`` for LLVM: true of the phase functions
-    below (each gets distinct buffers), and it lets the loop vectorizer drop the run-time overlap checks it
-    would otherwise run before every inner loop (at 32 lanes, one per 32 multiply-adds)."""
+    """numba's pipeline with every array argument marked ``noalias`` for LLVM. True of the trainer's phase
+    functions: each writes only buffers of its own (train_block allocates them) or a model's own
+    parameters, and arrays that may share memory (the inputs and targets) are only read. It lets the loop
+    vectorizer drop the run-time overlap checks it would otherwise run before every inner loop (at 32
+    lanes, one per 32 multiply-adds)."""
 
     def define_pipelines(self):
         self.state.flags.noalias = True

@@ -102,12 +102,16 @@ def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct
     from .fused.trainer import lane_tag, train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
-    laned = [_to_lanes(a, width) for a in (*arrays, probs)]
-    out_losses, out_correct = _to_lanes(losses, width), _to_lanes(correct, width)
-    flat = [_flat_lanes(a) for a in laned]
-    done = train_lanes(lane_tag(width), family, relu, dtype(1), xs, targets, dtype(1 / T), *flat[:6],
-                       _to_lanes(adam, width), out_losses, out_correct, flat[6])
-    for array, lanes in zip((*arrays, probs, losses, correct), (*laned, out_losses, out_correct)):
+    blocks = -(-K // width)
+    laned = [_to_lanes(a, width) for a in arrays]
+    # the outputs are only written: made in blocks of lanes, not copied from the (K, ...) arrays
+    out_losses = np.zeros((blocks, *losses.shape[1:], width), losses.dtype)
+    out_correct = np.zeros((blocks, *correct.shape[1:], width), correct.dtype)
+    out_probs = np.empty((blocks, *probs.shape[1:], width), probs.dtype)
+    done = train_lanes(lane_tag(width), family, relu, dtype(1), xs, targets, dtype(1 / T),
+                       *[_flat_lanes(a) for a in laned], _to_lanes(adam, width), out_losses, out_correct,
+                       _flat_lanes(out_probs))
+    for array, lanes in zip((*arrays, probs, losses, correct), (*laned, out_probs, out_losses, out_correct)):
         array[...] = _from_lanes(lanes, K)
     return np.repeat(done, width)[:K]
 

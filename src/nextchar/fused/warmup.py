@@ -32,8 +32,8 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 
 
 def first_calls() -> None:
-    """Call every recurrence kernel and the compiled trainer (each family, one lane and a parallel block)
-    once, in float32 and float64."""
+    """Call every recurrence kernel and the compiled trainer (one lane, and a parallel block of LANES) once,
+    in float32 and float64: the family is a value, so one call compiles the trainer for all three."""
     from . import kernels, trainer
 
     for dtype in (np.float32, np.float64):

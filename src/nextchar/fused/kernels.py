@@ -46,11 +46,6 @@ def matmul_small(a, b, out):
                 out[i, j] += a_ip * b[p, j]
 
 
-@njit(cache=True, inline="always")
-def sigmoid(x, one):
-    return one / (one + np.exp(-x))
-
-
 # Cephes' expf, written so LLVM can vectorize it (libm's expf is a scalar call): exp x = 2^m p(r), with
 # m = round(x log2 e) and |r| <= ln2 / 2; 2^m is built from its exponent bits. Float32 only (≈1 ulp).
 EXP_MAX, EXP_MIN = np.float32(88.3762626647949), np.float32(-88.3762626647949)

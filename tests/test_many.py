@@ -13,11 +13,23 @@ from nextchar.vocab import exam_data
 
 
 def _alone(model, x, y, epochs, lr):
-    """The same weights, trained alone with the compiled engine."""
+    """The same weights (in the model's dtype), trained alone with the compiled engine."""
     c = model.config
-    compiled = copy_weights(model, CharModel(ModelConfig(c.vocab_size, c.family, "scratch", c.hidden_size,
-                                                         nonlinearity=c.nonlinearity, engine="compiled")))
+    compiled = CharModel(ModelConfig(c.vocab_size, c.family, "scratch", c.hidden_size, nonlinearity=c.nonlinearity,
+                                     engine="compiled")).to(model.head.weight.dtype)
+    compiled = copy_weights(model, compiled)
     return compiled, fit(compiled, x, y, epochs=epochs, lr=lr)
+
+
+def _assert_equal_alone(alone, many, models):
+    """Each model trained together equals it trained alone: probabilities, losses, accuracies, weights."""
+    for (compiled, single), together, model in zip(alone, many, models):
+        assert torch.equal(together.probs, single.probs)
+        assert [h["loss"] for h in together.history] == [h["loss"] for h in single.history]
+        assert [h["accuracy"] for h in together.history] == [h["accuracy"] for h in single.history]
+        for name, weights in model.layer_weights()[0].items():
+            assert torch.equal(weights, compiled.layer_weights()[0][name]), name
+        assert torch.equal(model.head.weight, compiled.head.weight)
 
 
 @pytest.mark.parametrize("number", [1, 3, 4, 6])
@@ -29,14 +41,7 @@ def test_many_models_equal_each_model_trained_alone(number, count):
     seeds, lrs = [12345, *range(count - 1)], [(0.1, 0.05, 0.2)[i % 3] for i in range(count)]
     models = [build_problem_model(PROBLEMS[number], seed) for seed in seeds]
     alone = [_alone(m, x, y, 12, lr) for m, lr in zip(models, lrs)]
-    many = fit_many(models, x, y, epochs=12, lrs=lrs)
-    for (compiled, single), together, model in zip(alone, many, models):
-        assert torch.equal(together.probs, single.probs)
-        assert [h["loss"] for h in together.history] == [h["loss"] for h in single.history]
-        assert [h["accuracy"] for h in together.history] == [h["accuracy"] for h in single.history]
-        for name, weights in model.layer_weights()[0].items():
-            assert torch.equal(weights, compiled.layer_weights()[0][name]), name
-        assert torch.equal(model.head.weight, compiled.head.weight)
+    _assert_equal_alone(alone, fit_many(models, x, y, epochs=12, lrs=lrs), models)
 
 
 def test_many_models_refuse_mixed_sizes_and_bad_learning_rates():
@@ -111,15 +116,7 @@ def test_relu_and_float64_models_equal_each_model_trained_alone(family, nonlinea
         torch.manual_seed(seed)
         models.append(CharModel(ModelConfig(7, family, "cell", 5, nonlinearity=nonlinearity)).to(dtype))
     lrs = [(0.1, 0.03)[k % 2] for k in range(35)]
-    alone = []
-    for model, lr in zip(models, lrs):
-        compiled = CharModel(ModelConfig(7, family, "scratch", 5, nonlinearity=nonlinearity, engine="compiled"))
-        compiled = copy_weights(model, compiled.to(dtype))
-        alone.append((compiled, fit(compiled, x, y, epochs=9, lr=lr)))
-    for (compiled, single), together, model in zip(alone, fit_many(models, x, y, epochs=9, lrs=lrs), models):
-        assert together.probs.dtype == dtype
-        assert torch.equal(together.probs, single.probs)
-        assert [h["loss"] for h in together.history] == [h["loss"] for h in single.history]
-        for name, weights in model.layer_weights()[0].items():
-            assert torch.equal(weights, compiled.layer_weights()[0][name]), name
-        assert torch.equal(model.head.weight, compiled.head.weight)
+    alone = [_alone(model, x, y, 9, lr) for model, lr in zip(models, lrs)]
+    many = fit_many(models, x, y, epochs=9, lrs=lrs)
+    assert all(together.probs.dtype == dtype for together in many)
+    _assert_equal_alone(alone, many, models)

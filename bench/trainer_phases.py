@@ -23,15 +23,9 @@ FAMILY = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
 @njit(error_model="numpy")
-def _time_forward(n, family, one, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
+def _time_forward(n, family, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
     for _ in range(n):
-        tr._forward(family, False, one, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
-
-
-@njit(error_model="numpy")
-def _time_input(n, xs, w_ih_t, b_ih, gi, lanes):
-    for _ in range(n):
-        ln.project_shared(xs, w_ih_t, b_ih, gi, lanes)
+        tr._forward(family, False, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
 
 
 @njit(error_model="numpy")
@@ -75,7 +69,7 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
     w_ih, w_hh, b_ih, b_hh, w_out, b_out = params
     w_ih_t, w_hh_t, w_out_t = np.empty((V, G * L), dt), np.empty((H, G * L), dt), np.empty((H, V * L), dt)
     ln.transpose(w_ih, w_ih_t, lanes), ln.transpose(w_hh, w_hh_t, lanes), ln.transpose(w_out, w_out_t, lanes)
-    gi, gh = np.empty((T, G * L), dt), np.empty((1, G * L), dt)
+    gi, gh = np.empty((1, G * L), dt), np.empty((1, G * L), dt)
     hs, cs, tanh_cs, gates = np.zeros((T + 1, HL), dt), np.zeros((T + 1, HL), dt), np.empty((T, HL), dt), \
         np.empty((T, 4 * HL), dt)
     logits, probs, dlogits = (np.zeros((T, V * L), dt) for _ in range(3))
@@ -85,8 +79,7 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
     means, squares = tuple(np.zeros_like(p) for p in params), tuple(np.zeros_like(p) for p in params)
     code = FAMILY[family]
     phases = {
-        "input": (_time_input, (xs, w_ih_t, b_ih, gi, lanes)),
-        "forward": (_time_forward, (code, one, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)),
+        "forward": (_time_forward, (code, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)),
         "head + loss": (_time_head, (hs, w_out, w_out_t, b_out, targets, best_target, mass, dt(1 / T), logits, probs,
                                      dlogits, np.empty((T, L), dt), np.empty(L, dt), np.zeros(L, np.int32),
                                      np.zeros(L, np.int64), np.zeros(L), dhs, lanes)),

@@ -1,6 +1,7 @@
 """One step of each cell on the lanes layout (``lanes.py``), forward and backward: rnn (tanh, relu), lstm
 (i f g o) and gru (r z n), PyTorch's gate order. States live in rows: hs (T + 1, H·L) holds h_t in row t + 1
-(row 0: h_{-1} = 0), cs likewise; ``gates`` keeps what BPTT needs. Every literal is built from ``one``
+(row 0: h_{-1} = 0), cs likewise; ``gates`` keeps what BPTT needs; gi_t (1, G·L) is step t's input projection
+(made per step: a (T, G·L) buffer would stream megabytes through the caches each epoch). Every literal is built from ``one``
 (the arrays' dtype): a bare 1.0 would promote a float32 kernel to float64.
 """
 from __future__ import annotations
@@ -12,12 +13,12 @@ from .lanes import INLINE, hidden_matmul, outer_sum
 
 
 @njit(**INLINE)
-def rnn_step(t, gi, w_hh_t, b_hh, gh, relu, one, hs, lanes):
+def rnn_step(t, gi_t, w_hh_t, b_hh, gh, relu, one, hs, lanes):
     """h_t = act(gi + W_hh h_{t-1} + b_hh), act = relu or tanh (2 σ(2a) - 1), into hs[t + 1]."""
     zero, two = one - one, one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     for q in range(hs.shape[1]):
-        a = gi[t, q] + (gh[0, q] + b_hh[q])
+        a = gi_t[0, q] + (gh[0, q] + b_hh[q])
         if relu:
             hs[t + 1, q] = a if a > zero else zero
         else:
@@ -25,18 +26,19 @@ def rnn_step(t, gi, w_hh_t, b_hh, gh, relu, one, hs, lanes):
 
 
 @njit(**INLINE)
-def lstm_step(t, gi, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
+def lstm_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
     """i, f, g, o = σ, σ, tanh, σ of (gi + W_hh h + b_hh); c' = f c + i g; h' = o tanh(c'). cs like hs (row 0:
-    c_{-1} = 0). One store per loop: more would need more run-time overlap checks than LLVM makes."""
+    c_{-1} = 0)."""
     HL = hs.shape[1]
     two = one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
-    for q in range(4 * HL):  # each gate's block is a contiguous run of H·L
-        a = gi[t, q] + (gh[0, q] + b_hh[q])
-        if 2 * HL <= q < 3 * HL:
-            gates[t, q] = two / (one + exp_of(-(a + a))) - one
-        else:
-            gates[t, q] = one / (one + exp_of(-a))
+    for q in range(2 * HL):  # i and f; each gate's block is a contiguous run of H·L
+        gates[t, q] = one / (one + exp_of(-(gi_t[0, q] + (gh[0, q] + b_hh[q]))))
+    for q in range(2 * HL, 3 * HL):  # g (one loop per formula: a select would compute both)
+        a = gi_t[0, q] + (gh[0, q] + b_hh[q])
+        gates[t, q] = two / (one + exp_of(-(a + a))) - one
+    for q in range(3 * HL, 4 * HL):  # o
+        gates[t, q] = one / (one + exp_of(-(gi_t[0, q] + (gh[0, q] + b_hh[q]))))
     for q in range(HL):
         cs[t + 1, q] = gates[t, HL + q] * cs[t, q] + gates[t, q] * gates[t, 2 * HL + q]
     for q in range(HL):
@@ -46,17 +48,17 @@ def lstm_step(t, gi, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
 
 
 @njit(**INLINE)
-def gru_step(t, gi, w_hh_t, b_hh, gh, one, hs, gates, lanes):
+def gru_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, gates, lanes):
     """r, z = σ(gi + gh); n = tanh(gi_n + r hn), hn = W_hn h + b_hn; h' = (h - n) z + n. gates: r, z, n, hn."""
     HL = hs.shape[1]
     two = one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     for q in range(2 * HL):  # r and z
-        gates[t, q] = one / (one + exp_of(-(gi[t, q] + (gh[0, q] + b_hh[q]))))
+        gates[t, q] = one / (one + exp_of(-(gi_t[0, q] + (gh[0, q] + b_hh[q]))))
     for q in range(HL):
         gates[t, 3 * HL + q] = gh[0, 2 * HL + q] + b_hh[2 * HL + q]
     for q in range(HL):
-        a = gi[t, 2 * HL + q] + gates[t, q] * gates[t, 3 * HL + q]
+        a = gi_t[0, 2 * HL + q] + gates[t, q] * gates[t, 3 * HL + q]
         gates[t, 2 * HL + q] = two / (one + exp_of(-(a + a))) - one
     for q in range(HL):
         n = gates[t, 2 * HL + q]

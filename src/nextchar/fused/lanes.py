@@ -132,18 +132,16 @@ def project(x, w, w_t, b, out, lanes):
 
 
 @njit(**INLINE)
-def project_shared(xs, w_t, b, out, lanes):
-    """out (N, G·L) = b + Σ_i xs[n, i] w_t[i] (i ascending); xs (N, I) is shared by the lanes. A zero input
+def project_shared(xs, n, w_t, b, out):
+    """out (1, G·L) = b + Σ_i xs[n, i] w_t[i] (i ascending); xs (N, I) is shared by the lanes. A zero input
     adds nothing (+0 is exact), so a one-hot row costs one pass, not I."""
-    N, I = xs.shape
-    for n in range(N):
-        for q in range(out.shape[1]):
-            out[n, q] = b[q]
-        for i in range(I):
-            x = xs[n, i]
-            if x != 0:
-                for q in range(out.shape[1]):
-                    out[n, q] += x * w_t[i, q]
+    for q in range(out.shape[1]):
+        out[0, q] = b[q]
+    for i in range(xs.shape[1]):
+        x = xs[n, i]
+        if x != 0:
+            for q in range(out.shape[1]):
+                out[0, q] += x * w_t[i, q]
 
 
 @njit(**INLINE)

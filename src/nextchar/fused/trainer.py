@@ -53,11 +53,12 @@ def _shared_targets(targets):
 
 
 @njit(**PHASE)
-def _forward(family, relu, one, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
+def _forward(family, relu, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
     """The recurrence over every step from a zero state, into hs[1:] (and cs[1:]; the family branch, once)."""
     hs[0] = 0
     cs[0] = 0
-    for t in range(gi.shape[0]):
+    for t in range(xs.shape[0]):
+        project_shared(xs, t, w_ih_t, b_ih, gi)
         if family == 1:
             lstm_step(t, gi, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes)
         elif family == 2:
@@ -139,7 +140,7 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
     w_ih_t, w_hh_t, w_out_t = np.empty((I, G * L), dtype), np.empty((HL // L, G * L), dtype), \
         np.empty((HL // L, V * L), dtype)
     best_target, mass = _shared_targets(targets)
-    gi, gh, dh_next, dc_next = np.empty((T, G * L), dtype), np.empty((1, G * L), dtype), np.empty((1, HL), dtype), \
+    gi, gh, dh_next, dc_next = np.empty((1, G * L), dtype), np.empty((1, G * L), dtype), np.empty((1, HL), dtype), \
         np.empty((1, HL), dtype)
     hs, cs, tanh_cs = np.empty((T + 1, HL), dtype), np.empty((T + 1, HL), dtype), np.empty((T, HL), dtype)
     gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((T, G * L), dtype), np.empty((T, G * L), dtype)
@@ -151,8 +152,7 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
         transpose(w_ih, w_ih_t, lanes)
         transpose(w_hh, w_hh_t, lanes)
         transpose(w_out, w_out_t, lanes)
-        project_shared(xs, w_ih_t, b_ih, gi, lanes)
-        _forward(family, relu, one, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
+        _forward(family, relu, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
         _head(hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom, best,
               right, total, dhs, lanes)
         if not _epoch_losses(epoch, total, right, T, losses, correct):

@@ -25,15 +25,19 @@ FAMILY = {"rnn": 0, "lstm": 1, "gru": 2}
 @njit(error_model="numpy")
 def _time_forward(n, family, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
     for _ in range(n):
-        tr._forward(family, False, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
+        for t0 in range(0, xs.shape[0], tr.CHUNK):
+            tr._forward(family, False, one, t0, min(xs.shape[0], t0 + tr.CHUNK), xs, w_ih_t, b_ih, gi, w_hh_t, b_hh,
+                        gh, hs, cs, tanh_cs, gates, lanes)
 
 
 @njit(error_model="numpy")
 def _time_head(n, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
-               best, right, total, dhs, lanes):
+               best, right, total, dhs, d_w_out, d_b_out, lanes):
+    T = targets.shape[0]
     for _ in range(n):
-        tr._head(hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
-                 best, right, total, dhs, lanes)
+        for t0 in range(0, T, tr.CHUNK):
+            tr._head(t0, min(T, t0 + tr.CHUNK), hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits,
+                     probs, dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes)
 
 
 @njit(error_model="numpy")
@@ -43,9 +47,9 @@ def _time_backward(n, family, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, d
 
 
 @njit(error_model="numpy")
-def _time_gradients(n, family, xs, hs, dgh, dgi, dlogits, grads, lanes):
+def _time_gradients(n, family, xs, hs, dgh, dgi, grads, lanes):
     for _ in range(n):
-        tr._gradients(family, xs, hs, dgh, dgi, dlogits, grads, lanes)
+        tr._gradients(family, xs, hs, dgh, dgi, grads, lanes)
 
 
 @njit(error_model="numpy")
@@ -72,7 +76,7 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
     gi, gh = np.empty((1, G * L), dt), np.empty((1, G * L), dt)
     hs, cs, tanh_cs, gates = np.zeros((T + 1, HL), dt), np.zeros((T + 1, HL), dt), np.empty((T, HL), dt), \
         np.empty((T, 4 * HL), dt)
-    logits, probs, dlogits = (np.zeros((T, V * L), dt) for _ in range(3))
+    probs, (logits, dlogits) = np.zeros((T, V * L), dt), (np.zeros((tr.CHUNK, V * L), dt) for _ in range(2))
     dhs = np.empty((T, HL), dt)
     best_target, mass = tr._shared_targets(targets)
     grads = tuple(np.zeros_like(p) for p in params)
@@ -81,12 +85,11 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
     phases = {
         "forward": (_time_forward, (code, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)),
         "head + loss": (_time_head, (hs, w_out, w_out_t, b_out, targets, best_target, mass, dt(1 / T), logits, probs,
-                                     dlogits, np.empty((T, L), dt), np.empty(L, dt), np.zeros(L, np.int32),
-                                     np.zeros(L, np.int64), np.zeros(L), dhs, lanes)),
+                                     dlogits, np.empty((tr.CHUNK, L), dt), np.empty(L, dt), np.zeros(L, np.int32),
+                                     np.zeros(L, np.int64), np.zeros(L), dhs, grads[4], grads[5], lanes)),
         "backward": (_time_backward, (code, one, dhs, w_hh, hs, cs, tanh_cs, gates, np.empty((1, HL), dt),
                                       np.empty((1, HL), dt), np.empty((T, G * L), dt), np.empty((T, G * L), dt), lanes)),
-        "gradients": (_time_gradients, (code, xs, hs, np.zeros((T, G * L), dt), np.zeros((T, G * L), dt), dlogits, grads,
-                                        lanes)),
+        "gradients": (_time_gradients, (code, xs, hs, np.zeros((T, G * L), dt), np.zeros((T, G * L), dt), grads, lanes)),
         "adam": (_time_adam, (params, grads, means, squares, np.full((6, L), 1e-3, dt), lanes)),
     }
     out = {}

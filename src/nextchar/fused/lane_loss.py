@@ -34,11 +34,9 @@ def row_max(logits, n, tops, best, lanes):
 
 @njit(**INLINE)
 def softmax_rows(logits, best_target, probs, tops, best, right, lanes):
-    """probs (T, V·L) = exp(logits - each row's max), unnormalised; tops (T, L): the max; right (L,): how
-    often the first index of the max is the target's."""
+    """probs (N, V·L) = exp(logits - each row's max), unnormalised; tops (N, L): the max; right (L,): adds
+    how often the first index of the max is the target's."""
     L = width(lanes)
-    for k in range(L):
-        right[k] = 0
     for n in range(logits.shape[0]):
         row_max(logits, n, tops, best, lanes)
         for k in range(L):
@@ -46,9 +44,9 @@ def softmax_rows(logits, best_target, probs, tops, best, right, lanes):
         for v in range(logits.shape[1] // L):
             for k in range(L):
                 probs[n, v * L + k] = logits[n, v * L + k] - tops[n, k]
-    flat = probs.reshape(-1)
-    for q in range(flat.size):  # one long run: vectorized at any width
-        flat[q] = exp_of(flat[q])
+    for n in range(probs.shape[0]):
+        for q in range(probs.shape[1]):  # a run of V·L: vectorized at any width
+            probs[n, q] = exp_of(probs[n, q])
 
 
 @njit(**INLINE)
@@ -70,15 +68,13 @@ def row_sums(probs, n, denom, lanes):
 
 @njit(**INLINE)
 def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, denom, best, right, total, lanes):
-    """Softmax cross-entropy of logits (T, V·L) against the shared targets (T, V): writes probs, dlogits
-    (∂ loss / ∂ logits, times ``scale`` = 1/T), each lane's summed loss ``total`` (float64: ~1000 rows) and
-    correct count ``right``."""
+    """Softmax cross-entropy of logits (N, V·L) against the shared targets (N, V): writes probs, dlogits
+    (∂ loss / ∂ logits, times ``scale`` = 1/T) and adds to each lane's summed loss ``total`` (float64: ~1000
+    rows) and correct count ``right`` (rows in order: a run's chunks add up to the whole run's sums)."""
     L = width(lanes)
-    T, V = logits.shape[0], logits.shape[1] // L
+    N, V = logits.shape[0], logits.shape[1] // L
     softmax_rows(logits, best_target, probs, tops, best, right, lanes)
-    for k in range(L):
-        total[k] = 0.0
-    for n in range(T):
+    for n in range(N):
         row_sums(probs, n, denom, lanes)
         for k in range(L):  # -Σ_v y_v log p_v = Σ_v y_v log Σ - Σ_v y_v (logit_v - top)
             total[k] += float(mass[n]) * float(np.log(denom[k]))
@@ -93,7 +89,7 @@ def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, d
 
 @njit(**INLINE)
 def into_hidden(dlogits, w_out, dhs, lanes):
-    """dhs (T, H·L) = dlogits W_out; w_out (V, H·L)."""
+    """dhs (N, H·L) = dlogits W_out; w_out (V, H·L)."""
     for n in range(dhs.shape[0]):
         for q in range(dhs.shape[1]):
             dhs[n, q] = 0

@@ -154,11 +154,9 @@ def hidden_matmul(t, hs, w_hh_t, gh, lanes):
 
 @njit(**INLINE)
 def weight_grads(x, dout, dw, db, lanes):
-    """dw (G, P·L) = Σ_n dout[n, g] x[n, p]; db (G·L,) = Σ_n dout[n] (n ascending); x (N, P·L)."""
+    """dw (G, P·L) += Σ_n dout[n, g] x[n, p]; db (G·L,) += Σ_n dout[n] (n ascending); x (N, P·L)."""
     L = width(lanes)
     G, P, N = dw.shape[0], dw.shape[1] // L, dout.shape[0]
-    dw[:] = 0
-    db[:] = 0
     for n in range(N):
         for q in range(db.shape[0]):
             db[q] += dout[n, q]
@@ -179,11 +177,9 @@ def weight_grads(x, dout, dw, db, lanes):
 
 @njit(**INLINE)
 def weight_grads_shared(xs, dout, dw, db, lanes):
-    """As :func:`weight_grads` with xs (N, I) shared by the lanes; a zero input adds nothing."""
+    """As :func:`weight_grads` (adds) with xs (N, I) shared by the lanes; a zero input adds nothing."""
     L = width(lanes)
     N, I = xs.shape
-    dw[:] = 0
-    db[:] = 0
     for n in range(N):
         for q in range(db.shape[0]):
             db[q] += dout[n, q]

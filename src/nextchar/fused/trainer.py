@@ -35,6 +35,9 @@ __all__ = ["LANES", "lane_tag", "train_block", "train_lanes"]
 
 LANES = 32
 """Models per block of the many engine (measured fastest of 8, 16, 32 and 64 here, K = 256)."""
+CHUNK = 32
+"""Steps per pass of the forward and head phases: the head reads each chunk's states while they are in
+cache, and the logits and ∂loss/∂logits (T, V·L) are never whole (measured: XXX)."""
 
 
 @njit(**COMPILED)
@@ -53,11 +56,9 @@ def _shared_targets(targets):
 
 
 @njit(**PHASE)
-def _forward(family, relu, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
-    """The recurrence over every step from a zero state, into hs[1:] (and cs[1:]; the family branch, once)."""
-    hs[0] = 0
-    cs[0] = 0
-    for t in range(xs.shape[0]):
+def _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
+    """The recurrence over steps t0..t1 - 1, into hs[t0 + 1 : t1 + 1] (and cs; the family branch, once)."""
+    for t in range(t0, t1):
         project_shared(xs, t, w_ih_t, b_ih, gi)
         if family == 1:
             lstm_step(t, gi, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes)
@@ -68,12 +69,18 @@ def _forward(family, relu, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, 
 
 
 @njit(**PHASE)
-def _head(hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom, best,
-          right, total, dhs, lanes):
-    """The head over every step: logits, softmax cross-entropy (loss, probs, dlogits) and dhs = dlogits W_out."""
-    project(hs[1:], w_out, w_out_t, b_out, logits, lanes)
-    head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, denom, best, right, total, lanes)
-    into_hidden(dlogits, w_out, dhs, lanes)
+def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
+          best, right, total, dhs, d_w_out, d_b_out, lanes):
+    """The head over steps n0..n1 - 1, while their states are in cache: logits, softmax cross-entropy (loss
+    added, probs, dlogits), dhs = dlogits W_out and the head's weight gradients (added; rows in order, so the
+    chunks sum as one pass would). logits, dlogits and tops hold one chunk."""
+    rows, h = n1 - n0, hs[n0 + 1:n1 + 1]
+    logit, dlogit, top = logits[:rows], dlogits[:rows], tops[:rows]
+    project(h, w_out, w_out_t, b_out, logit, lanes)
+    head_loss(logit, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1], dlogit, top, denom, best,
+              right, total, lanes)
+    into_hidden(dlogit, w_out, dhs[n0:n1], lanes)
+    weight_grads(h, dlogit, d_w_out, d_b_out, lanes)
 
 
 @njit(**PHASE)
@@ -92,9 +99,8 @@ def _backward(family, relu, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_
 
 
 @njit(**PHASE)
-def _gradients(family, xs, hs, dgh, dgi, dlogits, grads, lanes):
-    """The weight gradients of one epoch: head, hidden and input projections; hs (T + 1, H·L) from h_{-1} = 0."""
-    weight_grads(hs[1:], dlogits, grads[4], grads[5], lanes)
+def _gradients(family, xs, hs, dgh, dgi, grads, lanes):
+    """The hidden and input projections' weight gradients (added); hs (T + 1, H·L) from h_{-1} = 0."""
     weight_grads(hs[:-1], dgh, grads[1], grads[3], lanes)
     weight_grads_shared(xs, dgi if family == 2 else dgh, grads[0], grads[2], lanes)
 
@@ -114,6 +120,12 @@ def _adam_all(params, grads, means, squares, a, lanes):
 def _zeros_like_all(arrays):
     return (np.zeros_like(arrays[0]), np.zeros_like(arrays[1]), np.zeros_like(arrays[2]),
             np.zeros_like(arrays[3]), np.zeros_like(arrays[4]), np.zeros_like(arrays[5]))
+
+
+@njit(**COMPILED)
+def _zero_all(arrays):
+    """Each of the six gradients (a tuple of mixed ranks: indexed with constants)."""
+    arrays[0][:], arrays[1][:], arrays[2][:], arrays[3][:], arrays[4][:], arrays[5][:] = 0, 0, 0, 0, 0, 0
 
 
 @njit(**COMPILED)
@@ -144,21 +156,26 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
         np.empty((1, HL), dtype)
     hs, cs, tanh_cs = np.empty((T + 1, HL), dtype), np.empty((T + 1, HL), dtype), np.empty((T, HL), dtype)
     gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((T, G * L), dtype), np.empty((T, G * L), dtype)
-    logits, dlogits, dhs = np.empty((T, V * L), dtype), np.empty((T, V * L), dtype), np.empty((T, HL), dtype)
-    tops = np.empty((T, L), dtype)
+    logits, dlogits, dhs = np.empty((CHUNK, V * L), dtype), np.empty((CHUNK, V * L), dtype), np.empty((T, HL), dtype)
+    tops = np.empty((CHUNK, L), dtype)
     denom, best = np.empty(L, dtype), np.zeros(L, np.int32)
     right, total = np.empty(L, np.int64), np.empty(L, np.float64)
+    hs[0], cs[0] = 0, 0
     for epoch in range(losses.shape[0]):
         transpose(w_ih, w_ih_t, lanes)
         transpose(w_hh, w_hh_t, lanes)
         transpose(w_out, w_out_t, lanes)
-        _forward(family, relu, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
-        _head(hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom, best,
-              right, total, dhs, lanes)
+        _zero_all(grads)
+        right[:], total[:] = 0, 0
+        for t0 in range(0, T, CHUNK):  # the head follows the recurrence a chunk behind
+            t1 = min(T, t0 + CHUNK)
+            _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
+            _head(t0, t1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops,
+                  denom, best, right, total, dhs, grads[4], grads[5], lanes)
         if not _epoch_losses(epoch, total, right, T, losses, correct):
             return epoch
         _backward(family, relu, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes)
-        _gradients(family, xs, hs, dgh, dgi, dlogits, grads, lanes)
+        _gradients(family, xs, hs, dgh, dgi, grads, lanes)
         _adam_all(params, grads, means, squares, adam[epoch], lanes)
     return losses.shape[0]
 

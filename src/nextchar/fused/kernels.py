@@ -13,9 +13,9 @@ silently promote a float32 kernel. Run with NUMBA_DISABLE_JIT=1 to step through 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir as llvm_ir
-from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba import njit
+
+from .elementary import exp_of
 
 SMALL_MATMUL = 16_384
 """Below this many multiply-adds per step, plain loops beat a BLAS call's overhead (the exam: 64)."""
@@ -44,43 +44,6 @@ def matmul_small(a, b, out):
             a_ip = a[i, p]
             for j in range(m):
                 out[i, j] += a_ip * b[p, j]
-
-
-# Cephes' expf, written so LLVM can vectorize it (libm's expf is a scalar call): exp x = 2^m p(r), with
-# m = round(x log2 e) and |r| <= ln2 / 2; 2^m is built from its exponent bits. Float32 only (≈1 ulp).
-EXP_MAX, EXP_MIN = np.float32(88.3762626647949), np.float32(-88.3762626647949)
-LOG2E, HALF = np.float32(1.44269504088896341), np.float32(0.5)
-LN2_HI, LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
-P0, P1, P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
-P3, P4, P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
-
-
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """The float32 whose bits are the int32 ``bits``: one LLVM bitcast (a scalar ``.view`` is a call, which
-    keeps the loop around it scalar)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
-def _expf(x):
-    v = np.minimum(np.maximum(x, EXP_MIN), EXP_MAX)  # the ufuncs are selects; builtin min/max branch (scalar loops)
-    m = np.floor(v * LOG2E + HALF)
-    r = v - m * LN2_HI - m * LN2_LO
-    p = (((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5) * (r * r) + r
-    return (p + (HALF + HALF)) * _float32_from_bits(np.int32((np.int64(m) + 127) << 23))
-
-
-def exp_of(x):
-    """exp x, chosen by x's type when compiled: the vectorizable expf above for float32, libm's exp for
-    float64. Inlined, so LLVM vectorizes the loop that calls it. (Plain Python, NUMBA_DISABLE_JIT: np.exp.)"""
-    return np.exp(x)
-
-
-@overload(exp_of, inline="always")
-def _exp_of_typed(x):
-    return _expf if x == types.float32 else (lambda x: np.exp(x))
 
 
 @njit(cache=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .kernels import exp_of
+from .elementary import exp_of
 from .lanes import INLINE, hidden_matmul, outer_sum
 
 

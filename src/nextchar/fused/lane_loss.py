@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .kernels import exp_of
+from .elementary import exp_of, log_of
 from .lanes import INLINE, outer_sum, width
 
 
@@ -77,7 +77,7 @@ def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, d
     for n in range(N):
         row_sums(probs, n, denom, lanes)
         for k in range(L):  # -Σ_v y_v log p_v = Σ_v y_v log Σ - Σ_v y_v (logit_v - top)
-            total[k] += float(mass[n]) * float(np.log(denom[k]))
+            total[k] += float(mass[n]) * float(log_of(denom[k]))
         for v in range(V):
             t_nv = targets[n, v]
             for k in range(L):

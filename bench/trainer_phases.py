@@ -42,14 +42,19 @@ def _time_head(n, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, 
 
 @njit(error_model="numpy")
 def _time_backward(n, family, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes):
+    T = dhs.shape[0]
     for _ in range(n):
-        tr._backward(family, False, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes)
+        for t1 in range(T, 0, -tr.CHUNK):
+            tr._backward(family, False, one, max(0, t1 - tr.CHUNK), t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next,
+                         dc_next, dgh, dgi, lanes)
 
 
 @njit(error_model="numpy")
 def _time_gradients(n, family, xs, hs, dgh, dgi, grads, lanes):
+    T = xs.shape[0]
     for _ in range(n):
-        tr._gradients(family, xs, hs, dgh, dgi, grads, lanes)
+        for t1 in range(T, 0, -tr.CHUNK):
+            tr._gradients(family, max(0, t1 - tr.CHUNK), t1, xs, hs, dgh, dgi, grads, lanes)
 
 
 @njit(error_model="numpy")
@@ -88,8 +93,10 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
                                      dlogits, np.empty((tr.CHUNK, L), dt), np.empty(L, dt), np.zeros(L, np.int32),
                                      np.zeros(L, np.int64), np.zeros(L), dhs, grads[4], grads[5], lanes)),
         "backward": (_time_backward, (code, one, dhs, w_hh, hs, cs, tanh_cs, gates, np.empty((1, HL), dt),
-                                      np.empty((1, HL), dt), np.empty((T, G * L), dt), np.empty((T, G * L), dt), lanes)),
-        "gradients": (_time_gradients, (code, xs, hs, np.zeros((T, G * L), dt), np.zeros((T, G * L), dt), grads, lanes)),
+                                      np.empty((1, HL), dt), np.empty((tr.CHUNK, G * L), dt), np.empty((tr.CHUNK, G * L), dt),
+                                      lanes)),
+        "gradients": (_time_gradients, (code, xs, hs, np.zeros((tr.CHUNK, G * L), dt), np.zeros((tr.CHUNK, G * L), dt),
+                                        grads, lanes)),
         "adam": (_time_adam, (params, grads, means, squares, np.full((6, L), 1e-3, dt), lanes)),
     }
     out = {}

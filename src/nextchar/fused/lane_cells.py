@@ -66,22 +66,23 @@ def gru_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, gates, lanes):
 
 
 @njit(**INLINE)
-def rnn_step_back(t, dhs, dh_next, hs, w_hh, relu, one, dgh, lanes):
-    """dgh[t] = ∂L/∂(pre-activation); dh_next = its gradient into h_{t-1}. hs (T + 1, H·L): h_t in row t + 1."""
+def rnn_step_back(t, row, dhs, dh_next, hs, w_hh, relu, one, dgh, lanes):
+    """dgh[row] = ∂L/∂(pre-activation) at step t (row: t's place in the chunk's dgh); dh_next = its gradient
+    into h_{t-1}. hs (T + 1, H·L): h_t in row t + 1."""
     zero = one - one
     for q in range(hs.shape[1]):
         dh = dhs[t, q] + dh_next[0, q]
         hv = hs[t + 1, q]
         if relu:
-            dgh[t, q] = dh if hv > zero else zero
+            dgh[row, q] = dh if hv > zero else zero
         else:
-            dgh[t, q] = dh * (one - hv * hv)
+            dgh[row, q] = dh * (one - hv * hv)
         dh_next[0, q] = zero
-    outer_sum(dgh, t, w_hh, dh_next, 0, lanes)
+    outer_sum(dgh, row, w_hh, dh_next, 0, lanes)
 
 
 @njit(**INLINE)
-def lstm_step_back(t, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh, lanes):
+def lstm_step_back(t, row, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh, lanes):
     """cs (T + 1, H·L): c_t in row t + 1, c_{-1} = 0 in row 0."""
     HL = cs.shape[1]
     zero = one - one
@@ -91,17 +92,17 @@ def lstm_step_back(t, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh,
         tanh_c = tanh_cs[t, q]
         c_prev = cs[t, q]
         dc = dc_next[0, q] + dh * o * (one - tanh_c * tanh_c)
-        dgh[t, q] = dc * g * i * (one - i)
-        dgh[t, HL + q] = dc * c_prev * f * (one - f)
-        dgh[t, 2 * HL + q] = dc * i * (one - g * g)
-        dgh[t, 3 * HL + q] = dh * tanh_c * o * (one - o)
+        dgh[row, q] = dc * g * i * (one - i)
+        dgh[row, HL + q] = dc * c_prev * f * (one - f)
+        dgh[row, 2 * HL + q] = dc * i * (one - g * g)
+        dgh[row, 3 * HL + q] = dh * tanh_c * o * (one - o)
         dc_next[0, q] = dc * f
         dh_next[0, q] = zero
-    outer_sum(dgh, t, w_hh, dh_next, 0, lanes)
+    outer_sum(dgh, row, w_hh, dh_next, 0, lanes)
 
 
 @njit(**INLINE)
-def gru_step_back(t, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, direct, lanes):
+def gru_step_back(t, row, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, direct, lanes):
     """dgi and dgh differ in the n block: gi_n enters n directly, the hidden part through r * (·). hs (T + 1,
     H·L): h_{t-1} in row t."""
     HL = hs.shape[1]
@@ -113,10 +114,10 @@ def gru_step_back(t, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, direct, lanes
         dn = dh * (one - z) * (one - n * n)  # ∂L/∂(pre-tanh n)
         dr = dn * hn * r * (one - r)
         dz = dh * (h_prev - n) * z * (one - z)
-        dgi[t, q], dgi[t, HL + q], dgi[t, 2 * HL + q] = dr, dz, dn
-        dgh[t, q], dgh[t, HL + q], dgh[t, 2 * HL + q] = dr, dz, dn * r
+        dgi[row, q], dgi[row, HL + q], dgi[row, 2 * HL + q] = dr, dz, dn
+        dgh[row, q], dgh[row, HL + q], dgh[row, 2 * HL + q] = dr, dz, dn * r
         direct[0, q] = dh * z  # the direct path h' = ... + z h
         dh_next[0, q] = zero
-    outer_sum(dgh, t, w_hh, dh_next, 0, lanes)
+    outer_sum(dgh, row, w_hh, dh_next, 0, lanes)
     for q in range(HL):
         dh_next[0, q] = direct[0, q] + dh_next[0, q]

@@ -36,8 +36,8 @@ __all__ = ["LANES", "lane_tag", "train_block", "train_lanes"]
 LANES = 32
 """Models per block of the many engine (measured fastest of 8, 16, 32 and 64 here, K = 256)."""
 CHUNK = 32
-"""Steps per pass of the forward and head phases: the head reads each chunk's states while they are in
-cache, and the logits and ∂loss/∂logits (T, V·L) are never whole (measured: XXX)."""
+"""Steps per pass of each phase: the head reads a chunk's states while they are in cache, the weight
+gradients a chunk's ∂L/∂gates; logits, ∂loss/∂logits and ∂L/∂gates are never whole (T, ·) buffers."""
 
 
 @njit(**COMPILED)
@@ -84,25 +84,26 @@ def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, 
 
 
 @njit(**PHASE)
-def _backward(family, relu, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes):
-    """BPTT from the last step: dgh = ∂L/∂(W_hh h + b_hh); dgi = ∂L/∂gi, which differs for the gru's n
-    (for rnn and lstm the caller uses dgh for both)."""
-    dh_next[:] = 0
-    dc_next[:] = 0
-    for t in range(dhs.shape[0] - 1, -1, -1):
+def _backward(family, relu, one, t0, t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes):
+    """BPTT over steps t1 - 1 down to t0 (dh_next, dc_next carry on from the chunk after): dgh[t - t0] =
+    ∂L/∂(W_hh h + b_hh); dgi = ∂L/∂gi, which differs for the gru's n (for rnn and lstm the caller uses dgh)."""
+    for t in range(t1 - 1, t0 - 1, -1):
         if family == 1:
-            lstm_step_back(t, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh, lanes)
+            lstm_step_back(t, t - t0, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one, dgh, lanes)
         elif family == 2:
-            gru_step_back(t, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, dc_next, lanes)
+            gru_step_back(t, t - t0, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, dc_next, lanes)
         else:
-            rnn_step_back(t, dhs, dh_next, hs, w_hh, relu, one, dgh, lanes)
+            rnn_step_back(t, t - t0, dhs, dh_next, hs, w_hh, relu, one, dgh, lanes)
 
 
 @njit(**PHASE)
-def _gradients(family, xs, hs, dgh, dgi, grads, lanes):
-    """The hidden and input projections' weight gradients (added); hs (T + 1, H·L) from h_{-1} = 0."""
-    weight_grads(hs[:-1], dgh, grads[1], grads[3], lanes)
-    weight_grads_shared(xs, dgi if family == 2 else dgh, grads[0], grads[2], lanes)
+def _gradients(family, t0, t1, xs, hs, dgh, dgi, grads, lanes):
+    """The hidden and input projections' weight gradients of steps t0..t1 - 1, added to the later chunks'
+    (the chunks from the last, as BPTT makes them, each chunk's rows in order: a reversed view would keep
+    the loops scalar); hs (T + 1, H·L): h_{t-1} in row t."""
+    rows = t1 - t0
+    weight_grads(hs[t0:t1], dgh[:rows], grads[1], grads[3], lanes)
+    weight_grads_shared(xs[t0:t1], (dgi if family == 2 else dgh)[:rows], grads[0], grads[2], lanes)
 
 
 @njit(**COMPILED)
@@ -155,7 +156,7 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
     gi, gh, dh_next, dc_next = np.empty((1, G * L), dtype), np.empty((1, G * L), dtype), np.empty((1, HL), dtype), \
         np.empty((1, HL), dtype)
     hs, cs, tanh_cs = np.empty((T + 1, HL), dtype), np.empty((T + 1, HL), dtype), np.empty((T, HL), dtype)
-    gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((T, G * L), dtype), np.empty((T, G * L), dtype)
+    gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((CHUNK, G * L), dtype), np.empty((CHUNK, G * L), dtype)
     logits, dlogits, dhs = np.empty((CHUNK, V * L), dtype), np.empty((CHUNK, V * L), dtype), np.empty((T, HL), dtype)
     tops = np.empty((CHUNK, L), dtype)
     denom, best = np.empty(L, dtype), np.zeros(L, np.int32)
@@ -174,8 +175,11 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
                   denom, best, right, total, dhs, grads[4], grads[5], lanes)
         if not _epoch_losses(epoch, total, right, T, losses, correct):
             return epoch
-        _backward(family, relu, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes)
-        _gradients(family, xs, hs, dgh, dgi, grads, lanes)
+        dh_next[:], dc_next[:] = 0, 0
+        for t1 in range(T, 0, -CHUNK):  # the gradients follow BPTT a chunk behind
+            t0 = max(0, t1 - CHUNK)
+            _backward(family, relu, one, t0, t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes)
+            _gradients(family, t0, t1, xs, hs, dgh, dgi, grads, lanes)
         _adam_all(params, grads, means, squares, adam[epoch], lanes)
     return losses.shape[0]
 

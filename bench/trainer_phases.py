@@ -23,42 +23,43 @@ FAMILY = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
 @njit(error_model="numpy")
-def _time_forward(n, family, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
+def _time_forward(n, rows, family, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
+    T = hs.shape[0] - 1
     for _ in range(n):
-        for t0 in range(0, xs.shape[0], tr.CHUNK):
-            tr._forward(family, False, one, t0, min(xs.shape[0], t0 + tr.CHUNK), xs, w_ih_t, b_ih, gi, w_hh_t, b_hh,
-                        gh, hs, cs, tanh_cs, gates, lanes)
+        for t0 in range(0, T, rows):
+            tr._forward(family, False, one, t0, min(T, t0 + rows), xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs,
+                        tanh_cs, gates, lanes)
 
 
 @njit(error_model="numpy")
-def _time_head(n, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
+def _time_head(n, rows, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, sums,
                best, right, total, dhs, d_w_out, d_b_out, lanes):
     T = targets.shape[0]
     for _ in range(n):
-        for t0 in range(0, T, tr.CHUNK):
-            tr._head(t0, min(T, t0 + tr.CHUNK), hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits,
-                     probs, dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes)
+        for t0 in range(0, T, rows):
+            tr._head(t0, min(T, t0 + rows), hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits,
+                     probs, dlogits, tops, sums, best, right, total, dhs, d_w_out, d_b_out, lanes)
 
 
 @njit(error_model="numpy")
-def _time_backward(n, family, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes):
+def _time_backward(n, rows, family, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes):
     T = dhs.shape[0]
     for _ in range(n):
-        for t1 in range(T, 0, -tr.CHUNK):
-            tr._backward(family, False, one, max(0, t1 - tr.CHUNK), t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next,
+        for t1 in range(T, 0, -rows):
+            tr._backward(family, False, one, max(0, t1 - rows), t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next,
                          dc_next, dgh, dgi, lanes)
 
 
 @njit(error_model="numpy")
-def _time_gradients(n, family, xs, hs, dgh, dgi, grads, lanes):
-    T = xs.shape[0]
+def _time_gradients(n, rows, family, xs, hs, dgh, dgi, grads, lanes):
+    T = hs.shape[0] - 1
     for _ in range(n):
-        for t1 in range(T, 0, -tr.CHUNK):
-            tr._gradients(family, max(0, t1 - tr.CHUNK), t1, xs, hs, dgh, dgi, grads, lanes)
+        for t1 in range(T, 0, -rows):
+            tr._gradients(family, max(0, t1 - rows), t1, xs, hs, dgh, dgi, grads, lanes)
 
 
 @njit(error_model="numpy")
-def _time_adam(n, params, grads, means, squares, a, lanes):
+def _time_adam(n, rows, params, grads, means, squares, a, lanes):
     for _ in range(n):
         tr._adam_all(params, grads, means, squares, a, lanes)
 
@@ -78,26 +79,30 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
     w_ih, w_hh, b_ih, b_hh, w_out, b_out = params
     w_ih_t, w_hh_t, w_out_t = np.empty((V, G * L), dt), np.empty((H, G * L), dt), np.empty((H, V * L), dt)
     ln.transpose(w_ih, w_ih_t, lanes), ln.transpose(w_hh, w_hh_t, lanes), ln.transpose(w_out, w_out_t, lanes)
-    gi, gh = np.empty((1, G * L), dt), np.empty((1, G * L), dt)
+    head_rows, project_rows = tr.pass_rows(L, T)  # the passes train_block makes
+    B = tr.BPTT_CHUNK
+    gi, gh = np.empty((project_rows, G * L), dt), np.empty((1, G * L), dt)
     hs, cs, tanh_cs, gates = np.zeros((T + 1, HL), dt), np.zeros((T + 1, HL), dt), np.empty((T, HL), dt), \
         np.empty((T, 4 * HL), dt)
-    probs, (logits, dlogits) = np.zeros((T, V * L), dt), (np.zeros((tr.CHUNK, V * L), dt) for _ in range(2))
+    probs, (logits, dlogits) = np.zeros((T, V * L), dt), (np.zeros((head_rows, V * L), dt) for _ in range(2))
     dhs = np.empty((T, HL), dt)
     best_target, mass = tr._shared_targets(targets)
     grads = tuple(np.zeros_like(p) for p in params)
     means, squares = tuple(np.zeros_like(p) for p in params), tuple(np.zeros_like(p) for p in params)
     code = FAMILY[family]
     phases = {
-        "forward": (_time_forward, (code, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)),
-        "head + loss": (_time_head, (hs, w_out, w_out_t, b_out, targets, best_target, mass, dt(1 / T), logits, probs,
-                                     dlogits, np.empty((tr.CHUNK, L), dt), np.empty(L, dt), np.zeros(L, np.int32),
-                                     np.zeros(L, np.int64), np.zeros(L), dhs, grads[4], grads[5], lanes)),
-        "backward": (_time_backward, (code, one, dhs, w_hh, hs, cs, tanh_cs, gates, np.empty((1, HL), dt),
-                                      np.empty((1, HL), dt), np.empty((tr.CHUNK, G * L), dt), np.empty((tr.CHUNK, G * L), dt),
+        "forward": (_time_forward, (head_rows, code, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs,
+                                    gates, lanes)),
+        "head + loss": (_time_head, (head_rows, hs, w_out, w_out_t, b_out, targets, best_target, mass, dt(1 / T),
+                                     logits, probs, dlogits, np.empty((head_rows, L), dt),
+                                     np.empty((head_rows, L), dt), np.zeros(L, np.int32), np.zeros(L, np.int64),
+                                     np.zeros(L), dhs, grads[4], grads[5], lanes)),
+        "backward": (_time_backward, (B, code, one, dhs, w_hh, hs, cs, tanh_cs, gates, np.empty((1, HL), dt),
+                                      np.empty((1, HL), dt), np.empty((B, G * L), dt), np.empty((B, G * L), dt),
                                       lanes)),
-        "gradients": (_time_gradients, (code, xs, hs, np.zeros((tr.CHUNK, G * L), dt), np.zeros((tr.CHUNK, G * L), dt),
-                                        grads, lanes)),
-        "adam": (_time_adam, (params, grads, means, squares, np.full((6, L), 1e-3, dt), lanes)),
+        "gradients": (_time_gradients, (B, code, xs, hs, np.zeros((B, G * L), dt), np.zeros((B, G * L), dt), grads,
+                                        lanes)),
+        "adam": (_time_adam, (0, params, grads, means, squares, np.full((6, L), 1e-3, dt), lanes)),
     }
     out = {}
     for name, (run, args) in phases.items():

@@ -132,16 +132,18 @@ def project(x, w, w_t, b, out, lanes):
 
 
 @njit(**INLINE)
-def project_shared(xs, n, w_t, b, out):
-    """out (1, G·L) = b + Σ_i xs[n, i] w_t[i] (i ascending); xs (N, I) is shared by the lanes. A zero input
-    adds nothing (+0 is exact), so a one-hot row costs one pass, not I."""
-    for q in range(out.shape[1]):
-        out[0, q] = b[q]
-    for i in range(xs.shape[1]):
-        x = xs[n, i]
-        if x != 0:
-            for q in range(out.shape[1]):
-                out[0, q] += x * w_t[i, q]
+def project_shared(xs, n0, w_t, b, out):
+    """out[m] (G·L) = b + Σ_i xs[n0 + m, i] w_t[i] (i ascending) for every row of out (M, G·L); xs (N, I) is
+    shared by the lanes. A zero input adds nothing (+0 is exact), so a one-hot row costs one pass, not I.
+    (A list of each row's nonzero inputs, in place of the test, measured 15-20% slower at 32 lanes.)"""
+    for m in range(out.shape[0]):
+        for q in range(out.shape[1]):
+            out[m, q] = b[q]
+        for i in range(xs.shape[1]):
+            x = xs[n0 + m, i]
+            if x != 0:
+                for q in range(out.shape[1]):
+                    out[m, q] += x * w_t[i, q]
 
 
 @njit(**INLINE)
@@ -179,11 +181,10 @@ def weight_grads(x, dout, dw, db, lanes):
 def weight_grads_shared(xs, dout, dw, db, lanes):
     """As :func:`weight_grads` (adds) with xs (N, I) shared by the lanes; a zero input adds nothing."""
     L = width(lanes)
-    N, I = xs.shape
-    for n in range(N):
+    for n in range(dout.shape[0]):
         for q in range(db.shape[0]):
             db[q] += dout[n, q]
-        for i in range(I):
+        for i in range(xs.shape[1]):
             x = xs[n, i]
             if x != 0:
                 for g in range(dw.shape[0]):

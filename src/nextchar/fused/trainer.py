@@ -36,8 +36,20 @@ __all__ = ["LANES", "lane_tag", "train_block", "train_lanes"]
 LANES = 32
 """Models per block of the many engine (measured fastest of 8, 16, 32 and 64 here, K = 256)."""
 CHUNK = 32
-"""Steps per pass of each phase: the head reads a chunk's states while they are in cache, the weight
-gradients a chunk's ∂L/∂gates; logits, ∂loss/∂logits and ∂L/∂gates are never whole (T, ·) buffers."""
+"""Steps per pass of the head behind the recurrence (many lanes): it reads a chunk's states while they are in
+cache, and the logits and ∂loss/∂logits are never whole (T, V·L) buffers. One lane runs the head in one pass."""
+BPTT_CHUNK = 128
+"""Steps per pass of the weight gradients behind BPTT, at every width (the sums' order depends on it, so the
+widths agree bit for bit): ∂L/∂gates is (BPTT_CHUNK, G·L), not (T, G·L) (measured: 32 and 128 alike at 32
+lanes, 128 faster for one lane: fewer calls)."""
+
+
+@njit(**COMPILED)
+def pass_rows(L, T):
+    """Steps per head pass and per input projection pass at L lanes. One lane: the head in one pass and the
+    projections all ahead of the recurrence (chunks would only add calls and short loops); many: the head a
+    chunk behind, each projection just before its step (one row, in L1)."""
+    return (T, T) if L == 1 else (CHUNK, 1)
 
 
 @njit(**COMPILED)
@@ -58,26 +70,29 @@ def _shared_targets(targets):
 @njit(**PHASE)
 def _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
     """The recurrence over steps t0..t1 - 1, into hs[t0 + 1 : t1 + 1] (and cs; the family branch, once)."""
-    for t in range(t0, t1):
-        project_shared(xs, t, w_ih_t, b_ih, gi)
-        if family == 1:
-            lstm_step(t, gi, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes)
-        elif family == 2:
-            gru_step(t, gi, w_hh_t, b_hh, gh, one, hs, gates, lanes)
-        else:
-            rnn_step(t, gi, w_hh_t, b_hh, gh, relu, one, hs, lanes)
+    for s0 in range(t0, t1, gi.shape[0]):  # the input projections, gi.shape[0] steps at a time
+        s1 = min(t1, s0 + gi.shape[0])
+        project_shared(xs, s0, w_ih_t, b_ih, gi[:s1 - s0])
+        for t in range(s0, s1):
+            gi_t = gi[t - s0:t - s0 + 1]
+            if family == 1:
+                lstm_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes)
+            elif family == 2:
+                gru_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, gates, lanes)
+            else:
+                rnn_step(t, gi_t, w_hh_t, b_hh, gh, relu, one, hs, lanes)
 
 
 @njit(**PHASE)
-def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
+def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, sums,
           best, right, total, dhs, d_w_out, d_b_out, lanes):
     """The head over steps n0..n1 - 1, while their states are in cache: logits, softmax cross-entropy (loss
     added, probs, dlogits), dhs = dlogits W_out and the head's weight gradients (added; rows in order, so the
     chunks sum as one pass would). logits, dlogits and tops hold one chunk."""
     rows, h = n1 - n0, hs[n0 + 1:n1 + 1]
-    logit, dlogit, top = logits[:rows], dlogits[:rows], tops[:rows]
+    logit, dlogit, top, sum_ = logits[:rows], dlogits[:rows], tops[:rows], sums[:rows]
     project(h, w_out, w_out_t, b_out, logit, lanes)
-    head_loss(logit, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1], dlogit, top, denom, best,
+    head_loss(logit, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1], dlogit, top, sum_, best,
               right, total, lanes)
     into_hidden(dlogit, w_out, dhs[n0:n1], lanes)
     weight_grads(h, dlogit, d_w_out, d_b_out, lanes)
@@ -153,13 +168,15 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
     w_ih_t, w_hh_t, w_out_t = np.empty((I, G * L), dtype), np.empty((HL // L, G * L), dtype), \
         np.empty((HL // L, V * L), dtype)
     best_target, mass = _shared_targets(targets)
-    gi, gh, dh_next, dc_next = np.empty((1, G * L), dtype), np.empty((1, G * L), dtype), np.empty((1, HL), dtype), \
+    head_rows, project_rows = pass_rows(L, T)
+    gi, gh, dh_next, dc_next = np.empty((project_rows, G * L), dtype), np.empty((1, G * L), dtype), np.empty((1, HL), dtype), \
         np.empty((1, HL), dtype)
     hs, cs, tanh_cs = np.empty((T + 1, HL), dtype), np.empty((T + 1, HL), dtype), np.empty((T, HL), dtype)
-    gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((CHUNK, G * L), dtype), np.empty((CHUNK, G * L), dtype)
-    logits, dlogits, dhs = np.empty((CHUNK, V * L), dtype), np.empty((CHUNK, V * L), dtype), np.empty((T, HL), dtype)
-    tops = np.empty((CHUNK, L), dtype)
-    denom, best = np.empty(L, dtype), np.zeros(L, np.int32)
+    gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((BPTT_CHUNK, G * L), dtype), \
+        np.empty((BPTT_CHUNK, G * L), dtype)
+    logits, dlogits = np.empty((head_rows, V * L), dtype), np.empty((head_rows, V * L), dtype)
+    dhs, tops = np.empty((T, HL), dtype), np.empty((head_rows, L), dtype)
+    sums, best = np.empty((head_rows, L), dtype), np.zeros(L, np.int32)
     right, total = np.empty(L, np.int64), np.empty(L, np.float64)
     hs[0], cs[0] = 0, 0
     for epoch in range(losses.shape[0]):
@@ -168,16 +185,16 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
         transpose(w_out, w_out_t, lanes)
         _zero_all(grads)
         right[:], total[:] = 0, 0
-        for t0 in range(0, T, CHUNK):  # the head follows the recurrence a chunk behind
-            t1 = min(T, t0 + CHUNK)
+        for t0 in range(0, T, head_rows):  # the head follows the recurrence a chunk behind
+            t1 = min(T, t0 + head_rows)
             _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
             _head(t0, t1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops,
-                  denom, best, right, total, dhs, grads[4], grads[5], lanes)
+                  sums, best, right, total, dhs, grads[4], grads[5], lanes)
         if not _epoch_losses(epoch, total, right, T, losses, correct):
             return epoch
         dh_next[:], dc_next[:] = 0, 0
-        for t1 in range(T, 0, -CHUNK):  # the gradients follow BPTT a chunk behind
-            t0 = max(0, t1 - CHUNK)
+        for t1 in range(T, 0, -BPTT_CHUNK):  # the gradients follow BPTT a chunk behind
+            t0 = max(0, t1 - BPTT_CHUNK)
             _backward(family, relu, one, t0, t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes)
             _gradients(family, t0, t1, xs, hs, dgh, dgi, grads, lanes)
         _adam_all(params, grads, means, squares, adam[epoch], lanes)

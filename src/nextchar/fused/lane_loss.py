@@ -50,39 +50,38 @@ def softmax_rows(logits, best_target, probs, tops, best, right, lanes):
 
 
 @njit(**INLINE)
-def row_sums(probs, n, sums, lanes):
-    """sums[n] (L,) = Σ_v probs[n, v] per lane (v ascending)."""
+def row_sums(probs, n, denom, lanes):
+    """denom (L,) = Σ_v probs[n, v] per lane (v ascending)."""
     L = width(lanes)
     if len(lanes) == 1:  # one lane: in a register
         d = probs[n, 0] - probs[n, 0]
         for v in range(probs.shape[1]):
             d += probs[n, v]
-        sums[n, 0] = d
+        denom[0] = d
     else:
         for k in range(L):
-            sums[n, k] = 0
+            denom[k] = 0
         for v in range(probs.shape[1] // L):
             for k in range(L):
-                sums[n, k] += probs[n, v * L + k]
+                denom[k] += probs[n, v * L + k]
 
 
 @njit(**INLINE)
-def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, sums, best, right, total, lanes):
+def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, denom, best, right, total, lanes):
     """Softmax cross-entropy of logits (N, V·L) against the shared targets (N, V): writes probs, dlogits
     (∂ loss / ∂ logits, times ``scale`` = 1/T) and adds to each lane's summed loss ``total`` (float64: ~1000
-    rows) and correct count ``right`` (rows in order: a run's chunks add up to the whole run's sums). tops
-    and sums (N, L): each row's max and softmax denominator."""
+    rows) and correct count ``right`` (rows in order: a run's chunks add up to the whole run's sums)."""
     L = width(lanes)
     N, V = logits.shape[0], logits.shape[1] // L
     softmax_rows(logits, best_target, probs, tops, best, right, lanes)
     for n in range(N):
-        row_sums(probs, n, sums, lanes)
+        row_sums(probs, n, denom, lanes)
         for k in range(L):  # -Σ_v y_v log p_v = Σ_v y_v log Σ - Σ_v y_v (logit_v - top)
-            total[k] += float(mass[n]) * float(log_of(sums[n, k]))
+            total[k] += float(mass[n]) * float(log_of(denom[k]))
         for v in range(V):
             t_nv = targets[n, v]
             for k in range(L):
-                probs[n, v * L + k] /= sums[n, k]
+                probs[n, v * L + k] /= denom[k]
                 if t_nv != 0:
                     total[k] -= float(t_nv) * float(logits[n, v * L + k] - tops[n, k])
                 dlogits[n, v * L + k] = (probs[n, v * L + k] * mass[n] - t_nv) * scale

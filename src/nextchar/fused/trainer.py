@@ -4,8 +4,9 @@ BPTT, Adam), for rnn (tanh, relu), lstm and gru, with the model as the innermost
 The compiled engine (``compiled.compiled_fit``) is this trainer with one lane, on the model's own parameter
 memory, and the many engine (``many.fit_many``) runs blocks of :data:`LANES` models in parallel over the
 cores (:func:`train_lanes`): each model bit-equal to training it alone (the layout and why: ``lanes.py``;
-the cells: ``lane_cells.py``; the loss: ``lane_loss.py``). An epoch is a few phases, each a pass over every
-step: forward, head (with the loss), backward, gradients, Adam. The phases compile with their array
+the cells: ``lane_cells.py``; the loss: ``lane_loss.py``). An epoch is a few phases, each over a chunk of
+steps (:func:`pass_rows`, :data:`BPTT_CHUNK`): forward with the head behind it, then backward with the
+weight gradients behind it, then Adam. The phases compile with their array
 arguments marked distinct (:class:`~nextchar.fused.lanes.DistinctArrays`), so no inner loop checks for overlap.
 
 Shapes per block: I inputs (shared by all models), V outputs, H hidden, G = H (rnn), 4H (lstm) or 3H (gru),
@@ -84,15 +85,15 @@ def _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, 
 
 
 @njit(**PHASE)
-def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, sums,
+def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
           best, right, total, dhs, d_w_out, d_b_out, lanes):
     """The head over steps n0..n1 - 1, while their states are in cache: logits, softmax cross-entropy (loss
     added, probs, dlogits), dhs = dlogits W_out and the head's weight gradients (added; rows in order, so the
     chunks sum as one pass would). logits, dlogits and tops hold one chunk."""
     rows, h = n1 - n0, hs[n0 + 1:n1 + 1]
-    logit, dlogit, top, sum_ = logits[:rows], dlogits[:rows], tops[:rows], sums[:rows]
+    logit, dlogit, top = logits[:rows], dlogits[:rows], tops[:rows]
     project(h, w_out, w_out_t, b_out, logit, lanes)
-    head_loss(logit, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1], dlogit, top, sum_, best,
+    head_loss(logit, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1], dlogit, top, denom, best,
               right, total, lanes)
     into_hidden(dlogit, w_out, dhs[n0:n1], lanes)
     weight_grads(h, dlogit, d_w_out, d_b_out, lanes)
@@ -169,14 +170,14 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
         np.empty((HL // L, V * L), dtype)
     best_target, mass = _shared_targets(targets)
     head_rows, project_rows = pass_rows(L, T)
-    gi, gh, dh_next, dc_next = np.empty((project_rows, G * L), dtype), np.empty((1, G * L), dtype), np.empty((1, HL), dtype), \
-        np.empty((1, HL), dtype)
+    gi, gh = np.empty((project_rows, G * L), dtype), np.empty((1, G * L), dtype)
+    dh_next, dc_next = np.empty((1, HL), dtype), np.empty((1, HL), dtype)
     hs, cs, tanh_cs = np.empty((T + 1, HL), dtype), np.empty((T + 1, HL), dtype), np.empty((T, HL), dtype)
     gates, dgh, dgi = np.empty((T, 4 * HL), dtype), np.empty((BPTT_CHUNK, G * L), dtype), \
         np.empty((BPTT_CHUNK, G * L), dtype)
     logits, dlogits = np.empty((head_rows, V * L), dtype), np.empty((head_rows, V * L), dtype)
     dhs, tops = np.empty((T, HL), dtype), np.empty((head_rows, L), dtype)
-    sums, best = np.empty((head_rows, L), dtype), np.zeros(L, np.int32)
+    denom, best = np.empty(L, dtype), np.zeros(L, np.int32)
     right, total = np.empty(L, np.int64), np.empty(L, np.float64)
     hs[0], cs[0] = 0, 0
     for epoch in range(losses.shape[0]):
@@ -189,7 +190,7 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
             t1 = min(T, t0 + head_rows)
             _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
             _head(t0, t1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops,
-                  sums, best, right, total, dhs, grads[4], grads[5], lanes)
+                  denom, best, right, total, dhs, grads[4], grads[5], lanes)
         if not _epoch_losses(epoch, total, right, T, losses, correct):
             return epoch
         dh_next[:], dc_next[:] = 0, 0

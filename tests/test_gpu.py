@@ -67,16 +67,50 @@ def test_fused_engine_on_cuda_is_a_clear_error():
         model(torch.zeros(3, dtype=torch.long, device="cuda"))
 
 
-def test_bench_has_gpu_rows_for_the_torch_contenders_and_the_stacked_engine(tmp_path):
+def test_bench_has_gpu_rows_for_the_torch_contenders_the_stacked_engine_and_the_gpu_trainer(tmp_path):
     import json
+
+    from numba import cuda
 
     path = tmp_path / "bench.json"
     out = CliRunner().invoke(main, ["bench", "--device", "cuda", "--quick", "--family", "rnn", "--workload", "exam",
                                     "--workload", "exam-many", "--no-compile-timing", "--json", str(path)])
     assert out.exit_code == 0, out.output
     records = json.loads(path.read_text())["records"]
-    assert {r["engine"] for r in records} == {"module", "cell", "scratch", "stacked"}
+    gpu_trainer = {"many"} if cuda.is_available() else set()
+    assert {r["engine"] for r in records} == {"module", "cell", "scratch", "stacked"} | gpu_trainer
     assert all(r["device"].startswith("cuda") for r in records)
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+def test_gpu_trainer_equals_the_cpu_many_engine_to_round_off(family):
+    """fit_many on the GPU (numba.cuda, one model per thread) against the CPU trainer, 40 models (two warps)."""
+    from numba import cuda
+
+    from nextchar.config import ModelConfig
+    from nextchar.many import fit_many
+    from nextchar.model import CharModel
+    from nextchar.vocab import exam_data
+
+    if not cuda.is_available():
+        pytest.skip("numba.cuda finds no GPU")
+    _, x, y = exam_data()
+
+    def models():
+        out = []
+        for seed in range(40):
+            torch.manual_seed(seed)
+            out.append(CharModel(ModelConfig(7, family, "cell", 8)))
+        return out
+
+    cpu_models, gpu_models = models(), models()
+    cpu = fit_many(cpu_models, x, y, epochs=20, lrs=[0.01 + 0.002 * k for k in range(40)])
+    gpu = fit_many(gpu_models, x, y, epochs=20, lrs=[0.01 + 0.002 * k for k in range(40)], device="cuda")
+    for a, b, ma, mb in zip(cpu, gpu, cpu_models, gpu_models):
+        assert abs(a.history[-1]["loss"] - b.history[-1]["loss"]) < 1e-4
+        torch.testing.assert_close(b.probs, a.probs, atol=1e-4, rtol=0)
+        for pa, pb in zip(ma.parameters(), mb.parameters()):
+            torch.testing.assert_close(pb, pa, atol=1e-4, rtol=1e-4)
 
 
 def test_sweep_on_cuda_equals_the_cpu_many_engine_to_round_off():

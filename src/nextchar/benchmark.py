@@ -52,6 +52,8 @@ TINY = Workload("streams-tiny", 4, 8, 8, 10)
 """For the smoke test: ``nextchar bench --workload streams-tiny``."""
 MANY_MODELS, MANY_MODELS_QUICK = 256, 32
 """K of the exam-many workload: models trained together by the many engine (the second with --quick)."""
+GPU_MANY_MODELS, GPU_MANY_MODELS_QUICK = 1024, 64
+"""A second K for the GPU trainer (one model per thread: 256 threads fill few of an H200's 132 multiprocessors)."""
 WORKLOADS = ("exam", "exam-many", *(w.name for w in WINDOWS), TINY.name)
 
 
@@ -128,7 +130,7 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
     """Time every contender on each workload and family; ``threads`` None: 1 for the exam, torch's default
     for the streams. Returns the JSON payload: ``records`` (one per workload, family and engine) and more.
     On ``device`` cuda the GPU rows: the torch contenders (the numba engines run on the CPU only) and the
-    exam-many workload on the stacked engine."""
+    exam-many workload on the stacked engine and, where numba.cuda finds the GPU, the GPU trainer (many)."""
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
         raise ValueError(f"bench: workload must be one of {WORKLOADS}, got {unknown}")
@@ -185,45 +187,55 @@ def _bench_exam(quick: bool, families: tuple[str, ...], add, contenders: tuple[s
 
 
 def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log, device: str) -> list[dict]:
-    """K exam models (seeds 0..K-1) trained together by the many engine (the stacked engine on CUDA); the
-    ratio compares one module epoch (the exam record of this run, or timed here) with one model-epoch of the
-    steady state (a call of 1 + E epochs less a call of 1, over E); ``call_ms``: what a call costs besides."""
-    import numba
+    """K exam models (seeds 0..K-1) trained together by the many engine (on CUDA the stacked engine and the GPU
+    trainer); the ratio compares one module epoch (the exam record of this run, or timed here) with one
+    model-epoch of the steady state (a call of 1 + E epochs less a call of 1, over E); ``call_ms``: what a call costs besides."""
+    import numba.cuda
 
-    from .many import fit_many, fit_stacked
-
-    engine = "many" if device == "cpu" else "stacked"
     K, epochs = (MANY_MODELS_QUICK, 3) if quick else (MANY_MODELS, 40)
+    runs = [("many", K)] if device == "cpu" else [("stacked", K)]
+    if device != "cpu" and numba.cuda.is_available():  # the GPU trainer, also at the K that fills the GPU better
+        runs += [("many", K), ("many", GPU_MANY_MODELS_QUICK if quick else GPU_MANY_MODELS)]
     _, x, y = exam_data()
     out = []
     for family in families:
         module = next((r["ms_per_epoch"] for r in records if r["workload"] == "exam" and r["family"] == family
                        and r["engine"] == "module"), None) or time_exam(family, "module", epochs=3, warmup=1,
                                                                           device=device)
-        models = []
-        for seed in range(K):
-            torch.manual_seed(seed)
-            models.append(CharModel(_config(family, "cell", exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family])))
-        train = (lambda ms, e: fit_many(ms, x, y, epochs=e)) if engine == "many" else (
-            lambda ms, e: fit_stacked(ms, x, y, epochs=e, device=device))
-        train(models[:2], 2)  # compile / load the kernels (or warm CUDA) first
-        calls = []  # one epoch, then `epochs` more: the difference is the steady state, the first the call's own cost
-        for n in (1, 1 + epochs):
-            start = _now(resolve_device(device))
-            train(models, n)
-            calls.append(_now(resolve_device(device)) - start)
-        ms = 1000 * (calls[1] - calls[0]) / epochs
-        if ms <= 0:  # a noisy machine: the longer call's mean, then
-            ms = 1000 * calls[1] / (1 + epochs)
-        call_ms = 1000 * calls[0] - ms  # copying K models in and out, Adam's scalars, thread start
-        per_model_us = 1000 * ms / K
-        out.append({"workload": "exam-many", "family": family, "engine": engine, "hidden_size": exam.HIDDEN_SIZE[family],
-                    "models": K, "ms_per_epoch": ms, "us_per_model_epoch": per_model_us, "call_ms": call_ms,
-                    "speedup_vs_module": 1000 * module / per_model_us, "device": device,
-                    "threads": numba.get_num_threads() if engine == "many" else torch.get_num_threads()})
-        log(f"{'exam-many':22s} {family:5s} {engine:8s} {ms:10.3f} ms for {K} models: {per_model_us:.1f} us/model-epoch "
-            f"(+ {call_ms:.0f} ms a call)")
+        for engine, models_k in runs:
+            out.append(_time_many(engine, family, models_k, epochs, module, x, y, device, log))
     return out
+
+
+def _time_many(engine: str, family: str, K: int, epochs: int, module_ms: float, x, y, device: str, log) -> dict:
+    """One exam-many record: K models (seeds 0..K-1) of ``family`` by ``engine`` (many or stacked)."""
+    import numba
+
+    from .many import fit_many, fit_stacked
+
+    models = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        models.append(CharModel(_config(family, "cell", exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family])))
+    train = (lambda ms, e: fit_many(ms, x, y, epochs=e, device=device)) if engine == "many" else (
+        lambda ms, e: fit_stacked(ms, x, y, epochs=e, device=device))
+    train(models[:2], 2)  # compile / load the kernels (or warm CUDA) first
+    calls = []  # one epoch, then `epochs` more: the difference is the steady state, the first the call's own cost
+    for n in (1, 1 + epochs):
+        start = _now(resolve_device(device))
+        train(models, n)
+        calls.append(_now(resolve_device(device)) - start)
+    ms = 1000 * (calls[1] - calls[0]) / epochs
+    if ms <= 0:  # a noisy machine: the longer call's mean, then
+        ms = 1000 * calls[1] / (1 + epochs)
+    call_ms = 1000 * calls[0] - ms  # copying K models in and out, Adam's scalars, thread start
+    per_model_us = 1000 * ms / K
+    threads = numba.get_num_threads() if engine == "many" and device == "cpu" else torch.get_num_threads()
+    log(f"{'exam-many':22s} {family:5s} {engine:8s} {ms:10.3f} ms for {K} models: {per_model_us:.1f} us/model-epoch "
+        f"(+ {call_ms:.0f} ms a call)")
+    return {"workload": "exam-many", "family": family, "engine": engine, "hidden_size": exam.HIDDEN_SIZE[family],
+            "models": K, "ms_per_epoch": ms, "us_per_model_epoch": per_model_us, "call_ms": call_ms,
+            "speedup_vs_module": 1000 * module_ms / per_model_us, "device": device, "threads": threads}
 
 
 def format_table(result: dict) -> str:

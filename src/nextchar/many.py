@@ -6,7 +6,8 @@ own initial weights and learning rate:
 - :func:`fit_many` (``many``): one call of the compiled trainer (``fused/trainer.py``: the model as the
   innermost axis, SIMD lanes over models, blocks of them over the cores); each model's result equals
   ``fit`` of that model alone with ``engine="compiled"`` (the same trainer with one lane), bit for bit.
-  Cross-entropy, CPU.
+  Cross-entropy. With ``device="cuda"`` the same design on the GPU (``fused/cuda_trainer.py``: one model
+  per thread, every epoch in one kernel), equal to the CPU trainer to round-off.
 - :func:`fit_stacked` (``stacked``): the K models as one torch module with stacked weights
   (``stacked.py``), on any device (``cuda`` too) and with either loss; equal to training each model
   alone to float round-off.
@@ -96,24 +97,44 @@ def _flat_lanes(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(a.shape[0], a.shape[1], -1)
 
 
-def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs, width) -> np.ndarray:
+def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs, width,
+                 on_gpu=False) -> np.ndarray:
     """The compiled trainer on (K, ...) arrays in blocks of ``width`` lanes, in place; returns each model's
-    completed epochs (K,)."""
+    completed epochs (K,). ``on_gpu``: the GPU trainer, all K models one block (width K)."""
     from .fused.trainer import lane_tag, train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
+    width = K if on_gpu else width
     blocks = -(-K // width)
     laned = [_to_lanes(a, width) for a in arrays]
     # the outputs are only written: made in blocks of lanes, not copied from the (K, ...) arrays
     out_losses = np.zeros((blocks, *losses.shape[1:], width), losses.dtype)
     out_correct = np.zeros((blocks, *correct.shape[1:], width), correct.dtype)
     out_probs = np.empty((blocks, *probs.shape[1:], width), probs.dtype)
-    done = train_lanes(lane_tag(width), family, relu, dtype(1), xs, targets, dtype(1 / T),
-                       *[_flat_lanes(a) for a in laned], _to_lanes(adam, width), out_losses, out_correct,
-                       _flat_lanes(out_probs))
+    if on_gpu:
+        from .fused.cuda_trainer import train_on_gpu
+
+        done = train_on_gpu(family, relu, dtype(1), xs, targets, dtype(1 / T), *[_flat_lanes(a)[0] for a in laned],
+                            _to_lanes(adam, width)[0], out_losses[0], out_correct[0], _flat_lanes(out_probs)[0])
+    else:
+        done = train_lanes(lane_tag(width), family, relu, dtype(1), xs, targets, dtype(1 / T),
+                           *[_flat_lanes(a) for a in laned], _to_lanes(adam, width), out_losses, out_correct,
+                           _flat_lanes(out_probs))
     for array, lanes in zip((*arrays, probs, losses, correct), (*laned, out_probs, out_losses, out_correct)):
         array[...] = _from_lanes(lanes, K)
-    return np.repeat(done, width)[:K]
+    return done[:K] if on_gpu else np.repeat(done, width)[:K]
+
+
+def _gpu_asked(device: str | torch.device) -> bool:
+    """True for a cuda device, once numba.cuda sees a GPU (a clear error before any work if it does not)."""
+    if resolve_device(device).type != "cuda":
+        return False
+    from numba import cuda
+
+    if not cuda.is_available():
+        raise ValueError(f"many: device {str(device)!r} needs numba.cuda, which finds no usable GPU here "
+                         "(a CUDA driver, and numba-cuda for CUDA 12 or newer); use device cpu")
+    return True
 
 
 DIVERGED = ("raise", "record")
@@ -139,13 +160,13 @@ def _check_run(models: Sequence[CharModel], x: Tensor, epochs: int, labels: Sequ
 @torch.no_grad()
 def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
              lrs: float | Sequence[float] = exam.LR, labels: Sequence[str] | None = None,
-             diverged: str = "raise") -> list[FitResult]:
+             diverged: str = "raise", device: str | torch.device = "cpu") -> list[FitResult]:
     """Train each model in place on (x, y) for ``epochs``, model k with learning rate ``lrs[k]``.
 
     Any formulation works as a source of weights (its layer and head weights are what is trained); one
     layer, one-hot input, no dropout, as the compiled engine. Returns one :class:`FitResult` per model.
     ``labels[k]`` names model k in errors (``seed 3``); ``diverged``: one of :data:`DIVERGED`. A diverged
-    model keeps its initial weights.
+    model keeps its initial weights. ``device`` cuda: the GPU trainer (numba.cuda; each model stops alone).
     """
     from .fused.compiled import FAMILY_CODES, adam_table
 
@@ -156,6 +177,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     if bad:
         raise ValueError(f"many: learning rates must be > 0, got {bad[:5]}")
     labels = _check_run(models, x, epochs, labels, diverged)
+    on_gpu = _gpu_asked(device)
     x, y = x.cpu(), y.cpu()
     _check_alike(models, x)
     arrays = _stacked(models)
@@ -167,7 +189,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
     done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays, adam,
-                        losses, correct, probs, _lane_width(models, x, epochs))
+                        losses, correct, probs, _lane_width(models, x, epochs), on_gpu)
     stopped = [k for k in range(K) if done[k] < epochs]
     failed = {k for k in stopped if not np.isfinite(losses[k, done[k]])}
     if diverged == "raise":
@@ -187,7 +209,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     again = [k for k in stopped if k not in failed]
     if again:
         retrained = fit_many([models[k] for k in again], x, y, epochs=epochs, lrs=[lrs[k] for k in again],
-                             labels=[labels[k] for k in again], diverged=diverged)
+                             labels=[labels[k] for k in again], diverged=diverged, device=device)
         results.update(zip(again, retrained))
     return [results[k] for k in range(K)]
 

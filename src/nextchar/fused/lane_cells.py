@@ -14,12 +14,12 @@ from .lanes import INLINE, hidden_matmul, outer_sum
 
 
 @njit(**INLINE)
-def rnn_step(t, gi_t, w_hh_t, b_hh, gh, relu, one, hs, lanes):
+def rnn_step(t, gi, gi_row, w_hh_t, b_hh, gh, relu, one, hs, lanes):
     """h_t = act(gi + W_hh h_{t-1} + b_hh), act = relu or tanh (2 σ(2a) - 1), into hs[t + 1]."""
     zero, two = one - one, one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     for q in range(hs.shape[1]):
-        a = gi_t[0, q] + (gh[0, q] + b_hh[q])
+        a = gi[gi_row, q] + (gh[0, q] + b_hh[q])
         if relu:
             hs[t + 1, q] = a if a > zero else zero
         else:
@@ -27,19 +27,27 @@ def rnn_step(t, gi_t, w_hh_t, b_hh, gh, relu, one, hs, lanes):
 
 
 @njit(**INLINE)
-def lstm_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
+def lstm_step(t, gi, gi_row, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
     """i, f, g, o = σ, σ, tanh, σ of (gi + W_hh h + b_hh); c' = f c + i g; h' = o tanh(c'). cs like hs (row 0:
     c_{-1} = 0)."""
     HL = hs.shape[1]
     two = one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
-    for q in range(2 * HL):  # i and f; each gate's block is a contiguous run of H·L
-        gates[t, q] = one / (one + exp_of(-(gi_t[0, q] + (gh[0, q] + b_hh[q]))))
-    for q in range(2 * HL, 3 * HL):  # g (one loop per formula: a select would compute both)
-        a = gi_t[0, q] + (gh[0, q] + b_hh[q])
-        gates[t, q] = two / (one + exp_of(-(a + a))) - one
-    for q in range(3 * HL, 4 * HL):  # o
-        gates[t, q] = one / (one + exp_of(-(gi_t[0, q] + (gh[0, q] + b_hh[q]))))
+    if len(lanes) == 1:  # one lane: one loop of 4H with a select (loops of H = 4 would hardly vectorize)
+        for q in range(4 * HL):
+            a = gi[gi_row, q] + (gh[0, q] + b_hh[q])
+            if 2 * HL <= q < 3 * HL:
+                gates[t, q] = two / (one + exp_of(-(a + a))) - one
+            else:
+                gates[t, q] = one / (one + exp_of(-a))
+    else:
+        for q in range(2 * HL):  # i and f; each gate's block is a contiguous run of H·L
+            gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
+        for q in range(2 * HL, 3 * HL):  # g (one loop per formula: a select would compute both)
+            a = gi[gi_row, q] + (gh[0, q] + b_hh[q])
+            gates[t, q] = two / (one + exp_of(-(a + a))) - one
+        for q in range(3 * HL, 4 * HL):  # o
+            gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
     for q in range(HL):
         cs[t + 1, q] = gates[t, HL + q] * cs[t, q] + gates[t, q] * gates[t, 2 * HL + q]
     for q in range(HL):
@@ -49,17 +57,17 @@ def lstm_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes):
 
 
 @njit(**INLINE)
-def gru_step(t, gi_t, w_hh_t, b_hh, gh, one, hs, gates, lanes):
+def gru_step(t, gi, gi_row, w_hh_t, b_hh, gh, one, hs, gates, lanes):
     """r, z = σ(gi + gh); n = tanh(gi_n + r hn), hn = W_hn h + b_hn; h' = (h - n) z + n. gates: r, z, n, hn."""
     HL = hs.shape[1]
     two = one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     for q in range(2 * HL):  # r and z
-        gates[t, q] = one / (one + exp_of(-(gi_t[0, q] + (gh[0, q] + b_hh[q]))))
+        gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
     for q in range(HL):
         gates[t, 3 * HL + q] = gh[0, 2 * HL + q] + b_hh[2 * HL + q]
     for q in range(HL):
-        a = gi_t[0, 2 * HL + q] + gates[t, q] * gates[t, 3 * HL + q]
+        a = gi[gi_row, 2 * HL + q] + gates[t, q] * gates[t, 3 * HL + q]
         gates[t, 2 * HL + q] = two / (one + exp_of(-(a + a))) - one
     for q in range(HL):
         n = gates[t, 2 * HL + q]

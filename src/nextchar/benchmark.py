@@ -189,7 +189,8 @@ def _bench_exam(quick: bool, families: tuple[str, ...], add, contenders: tuple[s
 def _bench_many(quick: bool, families: tuple[str, ...], records: list[dict], log, device: str) -> list[dict]:
     """K exam models (seeds 0..K-1) trained together by the many engine (on CUDA the stacked engine and the GPU
     trainer); the ratio compares one module epoch (the exam record of this run, or timed here) with one
-    model-epoch of the steady state (a call of 1 + E epochs less a call of 1, over E); ``call_ms``: what a call costs besides."""
+    model-epoch of the steady state (a call of 1 + E epochs less a call of 1, over E); ``call_ms``: what a
+    call costs besides."""
     import numba.cuda
 
     K, epochs = (MANY_MODELS_QUICK, 3) if quick else (MANY_MODELS, 40)

@@ -100,11 +100,10 @@ def _flat_lanes(a: np.ndarray) -> np.ndarray:
 def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs, width,
                  on_gpu=False) -> np.ndarray:
     """The compiled trainer on (K, ...) arrays in blocks of ``width`` lanes, in place; returns each model's
-    completed epochs (K,). ``on_gpu``: the GPU trainer, all K models one block (width K)."""
+    completed epochs (K,). ``on_gpu``: the GPU trainer, all K models one block (``width`` = K)."""
     from .fused.trainer import lane_tag, train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
-    width = K if on_gpu else width
     blocks = -(-K // width)
     laned = [_to_lanes(a, width) for a in arrays]
     # the outputs are only written: made in blocks of lanes, not copied from the (K, ...) arrays
@@ -189,7 +188,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
     done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays, adam,
-                        losses, correct, probs, _lane_width(models, x, epochs), on_gpu)
+                        losses, correct, probs, K if on_gpu else _lane_width(models, x, epochs), on_gpu)
     stopped = [k for k in range(K) if done[k] < epochs]
     failed = {k for k in stopped if not np.isfinite(losses[k, done[k]])}
     if diverged == "raise":

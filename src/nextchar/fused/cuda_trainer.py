@@ -157,7 +157,7 @@ def _step_back(family, relu, one, t, row, k, L, dhs, hs, cs, tanh_cs, gates, w_h
 
 
 @register_jitable
-def _chunk_grads(family, t0, t1, k, L, xs, hs, dgh, dgi, d_w_ih, d_w_hh, d_b_ih, d_b_hh):
+def _chunk_grads(t0, t1, k, L, xs, hs, dgh, dgi, d_w_ih, d_w_hh, d_b_ih, d_b_hh):
     """The hidden and input projections' weight gradients of steps t0..t1 - 1 (rows in order), added."""
     G, H = d_w_hh.shape[0], hs.shape[1] // L
     for row in range(t1 - t0):
@@ -210,7 +210,7 @@ def _backward(family, relu, one, k, L, xs, hs, cs, tanh_cs, gates, dhs, w_hh, dh
         t0 = t1 - chunk if t1 > chunk else 0  # (builtin max: a varargs overload numba.cuda cannot compile)
         for t in range(t1 - 1, t0 - 1, -1):
             _step_back(family, relu, one, t, t - t0, k, L, dhs, hs, cs, tanh_cs, gates, w_hh, dh, dc, dgh, dgi)
-        _chunk_grads(family, t0, t1, k, L, xs, hs, dgh, dgi, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
+        _chunk_grads(t0, t1, k, L, xs, hs, dgh, dgi, d_w_ih, d_w_hh, d_b_ih, d_b_hh)
 
 
 @cuda.jit
@@ -239,7 +239,7 @@ def _train_kernel(family, relu, one, xs, targets, best_target, mass, scale, para
 
 
 def _flat_views(flat, shapes):
-    """Views of the flat device array ``flat``, one per shape, in order."""
+    """Views of the flat array ``flat`` (on the device or the host), one per shape, in order."""
     views, start = [], 0
     for shape in shapes:
         size = int(np.prod(shape))
@@ -272,8 +272,7 @@ def train_on_gpu(family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, 
         family, relu, one, cuda.to_device(xs), cuda.to_device(targets), cuda.to_device(best_target),
         cuda.to_device(mass), scale, flat, *_flat_views(flat, shapes), grads, *_flat_views(grads, shapes), means,
         squares, cuda.to_device(adam), d_losses, d_correct, d_probs, *[cuda.to_device(s) for s in scratch], done)
-    trained = flat.copy_to_host()
-    for p, start in zip(params, np.cumsum([0] + [p.size for p in params[:-1]])):
-        p.reshape(-1)[:] = trained[start:start + p.size]
+    for p, trained in zip(params, _flat_views(flat.copy_to_host(), shapes)):
+        p[...] = trained
     losses[...], correct[...], probs[...] = d_losses.copy_to_host(), d_correct.copy_to_host(), d_probs.copy_to_host()
     return done.copy_to_host()

@@ -82,7 +82,7 @@ def _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, 
         s1 = min(t1, s0 + gi.shape[0])
         _project(xs, s0, s1 - s0, w_ih_t, b_ih, gi)
         for t in range(s0, s1):
-            row = t - s0  # gi and a row, not a view (see project_shared)
+            row = t - s0  # step t's row of gi
             if family == 1:
                 lstm_step(t, gi, row, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lanes)
             elif family == 2:

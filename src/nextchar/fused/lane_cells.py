@@ -49,11 +49,9 @@ def lstm_step(t, gi, gi_row, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lane
         for q in range(3 * HL, 4 * HL):  # o
             gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
     for q in range(HL):
-        cs[t + 1, q] = gates[t, HL + q] * cs[t, q] + gates[t, q] * gates[t, 2 * HL + q]
-    for q in range(HL):
-        tanh_cs[t, q] = two / (one + exp_of(-(cs[t + 1, q] + cs[t + 1, q]))) - one
-    for q in range(HL):
-        hs[t + 1, q] = gates[t, 3 * HL + q] * tanh_cs[t, q]
+        c = gates[t, HL + q] * cs[t, q] + gates[t, q] * gates[t, 2 * HL + q]
+        tanh_c = two / (one + exp_of(-(c + c))) - one
+        cs[t + 1, q], tanh_cs[t, q], hs[t + 1, q] = c, tanh_c, gates[t, 3 * HL + q] * tanh_c
 
 
 @njit(**INLINE)

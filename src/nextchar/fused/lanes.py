@@ -102,7 +102,13 @@ def outer_sum(x, n, w_t, out, m, lanes):
     """out[m] (G·L) += Σ_p x[n, p] w_t[p] (p ascending); x (N, P·L), w_t (P, G·L), out (M, G·L)."""
     L = width(lanes)
     P, G = w_t.shape[0], w_t.shape[1] // L
-    if len(lanes) == 1:
+    if len(lanes) == 1 and G < vector_width(out):  # a run of G would be scalar: each sum in a register
+        for g in range(G):
+            acc = out[m, g]
+            for p in range(P):
+                acc += x[n, p] * w_t[p, g]
+            out[m, g] = acc
+    elif len(lanes) == 1:  # a vectorized run over g per p
         for p in range(P):
             for g in range(G):
                 out[m, g] += x[n, p] * w_t[p, g]
@@ -162,8 +168,14 @@ def weight_grads(x, dout, dw, db, lanes):
     for n in range(N):
         for q in range(db.shape[0]):
             db[q] += dout[n, q]
-    if len(lanes) == 1:
-        for n in range(N):
+    if len(lanes) == 1:  # four rows per pass over dw (the same sums in the same order, a quarter the stores)
+        quads = N - N % 4
+        for n in range(0, quads, 4):
+            for g in range(G):
+                d0, d1, d2, d3 = dout[n, g], dout[n + 1, g], dout[n + 2, g], dout[n + 3, g]
+                for p in range(P):
+                    dw[g, p] = (((dw[g, p] + d0 * x[n, p]) + d1 * x[n + 1, p]) + d2 * x[n + 2, p]) + d3 * x[n + 3, p]
+        for n in range(quads, N):
             for g in range(G):
                 for p in range(P):
                     dw[g, p] += dout[n, g] * x[n, p]

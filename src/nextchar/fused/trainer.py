@@ -4,7 +4,7 @@ BPTT, Adam), for rnn (tanh, relu), lstm and gru, with the model as the innermost
 The compiled engine (``compiled.compiled_fit``) is this trainer with one lane, on the model's own parameter
 memory, and the many engine (``many.fit_many``) runs blocks of :data:`LANES` models in parallel over the
 cores (:func:`train_lanes`): each model bit-equal to training it alone (the layout and why: ``lanes.py``;
-the cells: ``lane_cells.py``; the loss: ``lane_loss.py``). An epoch is a few phases, each over a chunk of
+the cells: ``lane_cells.py``; the loss: ``lane_loss.py``, and for one lane ``step_head.py``). An epoch is a few phases, each over a chunk of
 steps (:func:`pass_rows`, :data:`BPTT_CHUNK`): forward with the head behind it, then backward with the
 weight gradients behind it, then Adam. The phases compile with their array
 arguments marked distinct (:class:`~nextchar.fused.lanes.DistinctArrays`), so no inner loop checks for overlap.
@@ -31,6 +31,7 @@ from .lanes import (
     weight_grads_shared,
     width,
 )
+from .step_head import step_head
 
 __all__ = ["LANES", "lane_tag", "train_block", "train_lanes"]
 
@@ -98,6 +99,10 @@ def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, 
     added, probs, dlogits), dhs = dlogits W_out and the head's weight gradients (added; rows in order, so the
     chunks sum as one pass would). logits, dlogits and tops hold one chunk."""
     rows, h = n1 - n0, hs[n0 + 1:n1 + 1]
+    if len(lanes) == 1:  # the steps as the vector axis (a row's 7 logits would be scalar code)
+        step_head(h, w_out, b_out, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1],
+                  dlogits[:rows], dhs[n0:n1], right, total, d_w_out, d_b_out, lanes)
+        return
     logit, dlogit, top = logits[:rows], dlogits[:rows], tops[:rows]
     project(h, w_out, w_out_t, b_out, logit, lanes)
     head_loss(logit, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1], dlogit, top, denom, best,

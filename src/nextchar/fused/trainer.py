@@ -4,9 +4,9 @@ BPTT, Adam), for rnn (tanh, relu), lstm and gru, with the model as the innermost
 The compiled engine (``compiled.compiled_fit``) is this trainer with one lane, on the model's own parameter
 memory, and the many engine (``many.fit_many``) runs blocks of :data:`LANES` models in parallel over the
 cores (:func:`train_lanes`): each model bit-equal to training it alone (the layout and why: ``lanes.py``;
-the cells: ``lane_cells.py``; the loss: ``lane_loss.py``, and for one lane ``step_head.py``). An epoch is a few phases, each over a chunk of
-steps (:func:`pass_rows`, :data:`BPTT_CHUNK`): forward with the head behind it, then backward with the
-weight gradients behind it, then Adam. The phases compile with their array
+the cells: ``lane_cells.py``; the loss: ``lane_loss.py``, and for one lane ``step_head.py``). An epoch is a
+few phases, each over a chunk of steps (:func:`pass_rows`, :data:`BPTT_CHUNK`): forward with the head behind
+it, then backward with the weight gradients behind it, then Adam. The phases compile with their array
 arguments marked distinct (:class:`~nextchar.fused.lanes.DistinctArrays`), so no inner loop checks for overlap.
 
 Shapes per block: I inputs (shared by all models), V outputs, H hidden, G = H (rnn), 4H (lstm) or 3H (gru),

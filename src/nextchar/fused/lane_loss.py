@@ -1,5 +1,6 @@
 """Softmax cross-entropy of the head on the lanes layout (``lanes.py``): the loss, probabilities and
 ∂loss/∂logits of every lane against the targets they share, and the gradient back into the hidden states.
+Many lanes only: one lane's head runs with the steps as the vector axis (``step_head.py``).
 """
 from __future__ import annotations
 
@@ -15,21 +16,14 @@ def row_max(logits, n, tops, best, lanes):
     """tops[n] (L,) = row n's max per lane, best (L,) = its first index (argmax's)."""
     L = width(lanes)
     V = logits.shape[1] // L
-    if len(lanes) == 1:  # one lane: the running max in a register (a 7-long run cannot vectorize)
-        top, first = logits[n, 0], 0
-        for v in range(1, V):
-            if logits[n, v] > top:
-                top, first = logits[n, v], v
-        tops[n, 0], best[0] = top, first
-    else:
+    for k in range(L):
+        tops[n, k] = logits[n, k]
+    for v in range(V):
         for k in range(L):
-            tops[n, k] = logits[n, k]
-        for v in range(V):
-            for k in range(L):
-                tops[n, k] = np.maximum(tops[n, k], logits[n, v * L + k])  # a select (builtin max branches)
-        for v in range(V - 1, -1, -1):  # the lowest v at the max wins: a select per lane, no branch
-            for k in range(L):
-                best[k] = v if logits[n, v * L + k] == tops[n, k] else best[k]
+            tops[n, k] = np.maximum(tops[n, k], logits[n, v * L + k])  # a select (builtin max branches)
+    for v in range(V - 1, -1, -1):  # the lowest v at the max wins: a select per lane, no branch
+        for k in range(L):
+            best[k] = v if logits[n, v * L + k] == tops[n, k] else best[k]
 
 
 @njit(**INLINE)
@@ -53,17 +47,11 @@ def softmax_rows(logits, best_target, probs, tops, best, right, lanes):
 def row_sums(probs, n, denom, lanes):
     """denom (L,) = Σ_v probs[n, v] per lane (v ascending)."""
     L = width(lanes)
-    if len(lanes) == 1:  # one lane: in a register
-        d = probs[n, 0] - probs[n, 0]
-        for v in range(probs.shape[1]):
-            d += probs[n, v]
-        denom[0] = d
-    else:
+    for k in range(L):
+        denom[k] = 0
+    for v in range(probs.shape[1] // L):
         for k in range(L):
-            denom[k] = 0
-        for v in range(probs.shape[1] // L):
-            for k in range(L):
-                denom[k] += probs[n, v * L + k]
+            denom[k] += probs[n, v * L + k]
 
 
 @njit(**INLINE)

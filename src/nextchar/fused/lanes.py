@@ -122,19 +122,11 @@ def outer_sum(x, n, w_t, out, m, lanes):
 @njit(**INLINE)
 def project(x, w, w_t, b, out, lanes):
     """out (N, G·L) = b + Σ_p x[n, p] w[:, p] (p ascending); x (N, P·L): each lane its own input; w (G, P·L)
-    and its transpose w_t (P, G·L)."""
-    if len(lanes) == 1:  # one lane: each sum in a register over w's contiguous rows (same order, same bits)
-        for n in range(out.shape[0]):
-            for g in range(out.shape[1]):
-                acc = b[g]
-                for p in range(w.shape[1]):
-                    acc += x[n, p] * w[g, p]
-                out[n, g] = acc
-    else:
-        for n in range(out.shape[0]):
-            for q in range(out.shape[1]):
-                out[n, q] = b[q]
-            outer_sum(x, n, w_t, out, n, lanes)
+    and its transpose w_t (P, G·L) (one lane's head: ``step_head.steps_logits``)."""
+    for n in range(out.shape[0]):
+        for q in range(out.shape[1]):
+            out[n, q] = b[q]
+        outer_sum(x, n, w_t, out, n, lanes)
 
 
 @njit(**INLINE)

@@ -32,13 +32,13 @@ def _time_forward(n, rows, family, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, 
 
 
 @njit(error_model="numpy")
-def _time_head(n, rows, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops,
-               denom, best, right, total, dhs, d_w_out, d_b_out, lanes):
+def _time_head(n, rows, hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass, scale, logits, probs,
+               dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes):
     T = targets.shape[0]
     for _ in range(n):
         for t0 in range(0, T, rows):
-            tr._head(t0, min(T, t0 + rows), hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits,
-                     probs, dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes)
+            tr._head(t0, min(T, t0 + rows), hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass, scale,
+                     logits, probs, dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes)
 
 
 @njit(error_model="numpy")
@@ -86,14 +86,15 @@ def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: in
         np.empty((T, 4 * HL), dt)
     probs, (logits, dlogits) = np.zeros((T, V * L), dt), (np.zeros((head_rows, V * L), dt) for _ in range(2))
     dhs = np.empty((T, HL), dt)
-    best_target, mass = tr._shared_targets(targets)
+    best_target, mass, target_t = tr._shared_targets(targets)
     grads = tuple(np.zeros_like(p) for p in params)
     means, squares = tuple(np.zeros_like(p) for p in params), tuple(np.zeros_like(p) for p in params)
     code = FAMILY[family]
     phases = {
         "forward": (_time_forward, (head_rows, code, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs,
                                     gates, lanes)),
-        "head + loss": (_time_head, (head_rows, hs, w_out, w_out_t, b_out, targets, best_target, mass, dt(1 / T),
+        "head + loss": (_time_head, (head_rows, hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass,
+                                     dt(1 / T),
                                      logits, probs, dlogits, np.empty((head_rows, L), dt), np.empty(L, dt),
                                      np.zeros(L, np.int32), np.zeros(L, np.int64),
                                      np.zeros(L), dhs, grads[4], grads[5], lanes)),

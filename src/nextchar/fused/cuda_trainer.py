@@ -259,7 +259,7 @@ def train_on_gpu(family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, 
     G, HL = w_hh.shape
     params = (w_ih, w_hh, b_ih, b_hh, w_out, b_out)
     shapes = [p.shape for p in params]
-    best_target, mass = _shared_targets(targets)
+    best_target, mass, _ = _shared_targets(targets)
     flat = cuda.to_device(np.concatenate([p.reshape(-1) for p in params]))
     grads = cuda.to_device(np.zeros(flat.shape[0], dtype))
     means, squares = cuda.to_device(np.zeros(flat.shape[0], dtype)), cuda.to_device(np.zeros(flat.shape[0], dtype))

@@ -87,17 +87,16 @@ def steps_into_hidden(dlogit_t, w_out, dh_t):
 
 
 @njit(**INLINE)
-def step_head(h, w_out, b_out, targets, best_target, mass, scale, probs, dlogits, dhs, right, total, d_w_out,
-              d_b_out, lanes):
-    """The head of one lane over a pass's N steps: h (N, H) the states, probs and dlogits (N, V), dhs (N, H)
-    written; right, total (1,) and the head's weight gradients added (``trainer._head`` for many lanes)."""
+def step_head(h, w_out, b_out, targets, target_t, best_target, mass, scale, probs, dlogits, dhs, right, total,
+              d_w_out, d_b_out, lanes):
+    """The head of one lane over a pass's N steps: h (N, H) the states, targets (N, V) and target_t its
+    transpose, probs and dlogits (N, V), dhs (N, H) written; right, total (1,) and the head's weight gradients
+    added (``trainer._head`` for many lanes)."""
     N, H, V = h.shape[0], h.shape[1], w_out.shape[0]
     h_t, dh_t = np.empty((H, N), h.dtype), np.empty((H, N), h.dtype)
     logit_t, prob_t, dlogit_t = np.empty((V, N), h.dtype), np.empty((V, N), h.dtype), np.empty((V, N), h.dtype)
-    target_t, top, denom = np.empty((V, N), h.dtype), np.empty(N, h.dtype), np.empty(N, h.dtype)
-    best = np.empty(N, np.int32)
+    top, denom, best = np.empty(N, h.dtype), np.empty(N, h.dtype), np.empty(N, np.int32)
     transpose(h, h_t, lanes)
-    transpose(targets, target_t, lanes)
     steps_logits(h_t, w_out, b_out, logit_t)
     steps_softmax(logit_t, best_target, prob_t, top, best, right)
     steps_loss(logit_t, targets, target_t, mass, scale, prob_t, top, denom, total, dlogit_t)

@@ -56,9 +56,10 @@ def pass_rows(L, T):
 
 @njit(**COMPILED)
 def _shared_targets(targets):
-    """The targets are shared by every lane: each position's argmax and mass, once."""
+    """The targets are shared by every lane: each position's argmax and mass, and the targets as (V, T) for one
+    lane's head (``step_head``), once."""
     T, V = targets.shape
-    best, mass = np.zeros(T, np.int32), np.empty(T, targets.dtype)
+    best, mass, target_t = np.zeros(T, np.int32), np.empty(T, targets.dtype), np.empty((V, T), targets.dtype)
     for n in range(T):
         s = targets[n, 0] - targets[n, 0]
         for v in range(V):
@@ -66,7 +67,8 @@ def _shared_targets(targets):
                 best[n] = v
             s += targets[n, v]
         mass[n] = s
-    return best, mass
+    transpose(targets, target_t, (1,))
+    return best, mass, target_t
 
 
 @njit(**PHASE)
@@ -93,15 +95,15 @@ def _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, 
 
 
 @njit(**PHASE)
-def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops, denom,
-          best, right, total, dhs, d_w_out, d_b_out, lanes):
+def _head(n0, n1, hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass, scale, logits, probs, dlogits,
+          tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes):
     """The head over steps n0..n1 - 1, while their states are in cache: logits, softmax cross-entropy (loss
     added, probs, dlogits), dhs = dlogits W_out and the head's weight gradients (added; rows in order, so the
     chunks sum as one pass would). logits, dlogits and tops hold one chunk."""
     rows, h = n1 - n0, hs[n0 + 1:n1 + 1]
     if len(lanes) == 1:  # the steps as the vector axis (a row's 7 logits would be scalar code)
-        step_head(h, w_out, b_out, targets[n0:n1], best_target[n0:n1], mass[n0:n1], scale, probs[n0:n1],
-                  dlogits[:rows], dhs[n0:n1], right, total, d_w_out, d_b_out, lanes)
+        step_head(h, w_out, b_out, targets[n0:n1], target_t[:, n0:n1], best_target[n0:n1], mass[n0:n1], scale,
+                  probs[n0:n1], dlogits[:rows], dhs[n0:n1], right, total, d_w_out, d_b_out, lanes)
         return
     logit, dlogit, top = logits[:rows], dlogits[:rows], tops[:rows]
     project(h, w_out, w_out_t, b_out, logit, lanes)
@@ -180,7 +182,7 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
     grads, means, squares = _zeros_like_all(params), _zeros_like_all(params), _zeros_like_all(params)
     w_ih_t, w_hh_t, w_out_t = np.empty((I, G * L), dtype), np.empty((HL // L, G * L), dtype), \
         np.empty((HL // L, V * L), dtype)
-    best_target, mass = _shared_targets(targets)
+    best_target, mass, target_t = _shared_targets(targets)
     head_rows, project_rows = pass_rows(L, T)
     gi, gh = np.empty((project_rows, G * L), dtype), np.empty((1, G * L), dtype)
     dh_next, dc_next = np.empty((1, HL), dtype), np.empty((1, HL), dtype)
@@ -201,8 +203,8 @@ def train_block(lanes, family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, 
         for t0 in range(0, T, head_rows):  # the head follows the recurrence a chunk behind
             t1 = min(T, t0 + head_rows)
             _forward(family, relu, one, t0, t1, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes)
-            _head(t0, t1, hs, w_out, w_out_t, b_out, targets, best_target, mass, scale, logits, probs, dlogits, tops,
-                  denom, best, right, total, dhs, grads[4], grads[5], lanes)
+            _head(t0, t1, hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass, scale, logits, probs,
+                  dlogits, tops, denom, best, right, total, dhs, grads[4], grads[5], lanes)
         if not _epoch_losses(epoch, total, right, T, losses, correct):
             return epoch
         dh_next[:], dc_next[:] = 0, 0

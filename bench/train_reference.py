@@ -25,15 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nextchar.cells import detach_state
-from nextchar.data import (
-    CORPUS_BYTES,
-    batchify,
-    load_corpus,
-    num_windows,
-    split_text,
-    unigram_loss,
-    window,
-)
+from nextchar.corpora import CORPUS_BYTES, load_corpus
+from nextchar.data import batchify, num_windows, split_text, unigram_loss, window
 from nextchar.model import SEQUENCE_MODULES
 from nextchar.run.trainer import TrainConfig, evaluate, train
 from nextchar.vocab import Vocab

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from nextchar.data import batchify, python_stdlib_corpus, read_text_file, window
+from nextchar.corpora import python_stdlib_corpus
+from nextchar.data import batchify, read_text_file, window
 
 
 @pytest.mark.parametrize("content,match", [(b"", "is empty"), (b"\xff\xfe\x00binary", "not UTF-8")])

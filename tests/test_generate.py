@@ -102,3 +102,67 @@ def test_bad_generation_arguments_are_named_before_any_work(tmp_path, call, mess
     model, vocab = _tiny(tmp_path)
     with pytest.raises(ValueError, match=message):
         call(model, vocab)
+
+
+def _nucleus_by_hand(logits, temperature, top_k, top_p):
+    """Nucleus sampling's distribution computed directly, one character at a time in plain Python."""
+    import math
+
+    values = [v / temperature for v in logits]
+    if top_k is not None:
+        kth = sorted(values, reverse=True)[top_k - 1]
+        values = [v if v >= kth else -math.inf for v in values]
+    top = max(values)
+    weights = [math.exp(v - top) for v in values]
+    probs = [w / sum(weights) for w in weights]
+    kept, mass = [0.0] * len(probs), 0.0
+    for i in sorted(range(len(probs)), key=lambda i: (-probs[i], i)):
+        if mass >= top_p:
+            break
+        kept[i], mass = probs[i], mass + probs[i]
+    return [k / sum(kept) for k in kept]
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, None, 0.5), (0.7, None, 0.9), (1.3, 4, 0.8),
+                                                        (1.0, None, 1.0), (1.0, None, 1e-9)])
+def test_top_p_keeps_the_nucleus_as_a_direct_computation_does(temperature, top_k, top_p):
+    import torch
+
+    from nextchar.generate import Sampling
+
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.1, 0.5, -4.0, 1.7, 0.0])
+    got = Sampling(temperature, top_k, top_p).distribution(logits)
+    want = _nucleus_by_hand(logits.double().tolist(), temperature, top_k, top_p)
+    assert got.tolist() == pytest.approx(want, abs=1e-12)
+    assert (got > 0).sum() >= 1 and got.sum().item() == pytest.approx(1.0)
+
+
+def test_top_p_draws_only_from_the_nucleus_one_sample_or_a_batch(tmp_path):
+    import torch
+
+    from nextchar.generate import Sampling, _prompt_indices, sample, sample_many
+
+    model, vocab = _tiny(tmp_path, family="lstm")
+    text = "".join(sample(model, vocab, "hi", 60, temperature=1.5, top_p=0.6, seed=1))
+    many = sample_many(model, vocab, "hi", 60, 3, temperature=1.5, top_p=0.6, seed=1)
+    assert many[0].text == text  # sample 0 of a batch is the single sample of that seed
+    for s in many:  # every character was inside its step's nucleus
+        logits = model(_prompt_indices(vocab, "hi" + s.text, "t"))[0].detach()
+        for t, char in enumerate(s.text):
+            allowed = Sampling(1.5, None, 0.6).distribution(logits[1 + t]) > 0
+            assert allowed[vocab.encode(char)[0]], (s.text, t)
+    assert torch.equal(Sampling(top_p=1e-9).distribution(logits[0]) > 0, torch.nn.functional.one_hot(
+        logits[0].argmax(), len(vocab)).bool())
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
+def test_a_top_p_outside_0_to_1_is_refused_before_any_work(tmp_path, value):
+    from click.testing import CliRunner
+
+    from nextchar.cli import main
+
+    _tiny(tmp_path)
+    out = CliRunner().invoke(main, ["generate", str(tmp_path / "m.safetensors"), "--top-p", value])
+    assert out.exit_code == 2 and "--top-p" in out.output
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+        __import__("nextchar.generate").generate.Sampling(top_p=float(value)).check()

@@ -22,6 +22,8 @@ from .step import OPTIMIZERS
 KINDS = ("module", "cell", "scratch")
 # The hand-written cell's parameters: torch's names (weight_ih, ...) or the exam's two Linear layers.
 CELL_STYLES = ("torch", "two-linear")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+"""Learning-rate schedules of nextchar train (``run/schedule.py`` computes them)."""
 FORMULATIONS = tuple(f"{f}{'' if k == 'module' else '-' + k}" for f in FAMILIES for k in KINDS)
 
 
@@ -98,12 +100,28 @@ class TrainConfig:
     """Window length of truncated BPTT."""
     batch_size: int = 32
     """Parallel text streams per step, over all processes."""
-    epochs: int = 1
-    """Passes over the training text (ignored when max_steps is set)."""
+    epochs: int | None = None
+    """Passes over the training text (ignored when max_steps is set); default 1, or until the budget when
+    max_time is given alone."""
     max_steps: int | None = None
     """Stop after this many optimizer steps in all (overrides epochs)."""
     lr: float = 2e-3
-    """Learning rate."""
+    """Learning rate (the peak, under a schedule)."""
+    lr_schedule: str = "constant"
+    """Learning-rate schedule after the warmup: constant, cosine or linear (to min_lr at the run's end), or
+    step (x lr_decay every lr_decay_every epochs from lr_decay_after)."""
+    warmup_steps: int = 0
+    """Steps of linear warmup to lr (every schedule)."""
+    min_lr: float = 0.0
+    """Where cosine and linear end."""
+    lr_decay: float = 0.97
+    """step schedule: the factor at each decay point."""
+    lr_decay_every: float = 1.0
+    """step schedule: epochs between decay points."""
+    lr_decay_after: float = 0.0
+    """step schedule: epochs before the first decay point counted (char-rnn: 10)."""
+    weight_decay: float | None = None
+    """Weight decay; default the optimizer's own (AdamW 0.01, the others 0)."""
     optimizer: str = "adamw"
     """Optimizer: adam, adamw, sgd or rmsprop."""
     clip: float | None = 1.0
@@ -116,14 +134,28 @@ class TrainConfig:
     """Seed of initialisation and dropout."""
     device: str = "auto"
     """Where to compute: auto, cpu, cuda or cuda:N."""
+    max_time: float | None = None
+    """Wall-time budget of the whole run in seconds, evaluations included, summed over resumes: training stops
+    in time to evaluate and save within it (given alone, it trains until the budget)."""
 
     def __post_init__(self) -> None:
         checks = [
             (self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"),
             (0 < self.lr < math.inf, f"lr must be a finite number > 0, got {self.lr}"),
+            (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
+            (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr = {self.lr}], got {self.min_lr}"),
+            (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
+            (0 < self.lr_decay_every < math.inf, f"lr_decay_every must be a finite number > 0, got {self.lr_decay_every}"),
+            (0 <= self.lr_decay_after < math.inf,
+             f"lr_decay_after must be a finite number >= 0, got {self.lr_decay_after}"),
+            (self.weight_decay is None or 0 <= self.weight_decay < math.inf,
+             f"weight_decay must be a finite number >= 0, got {self.weight_decay}"),
+            (self.max_time is None or 0 < self.max_time < math.inf,
+             f"max_time must be a finite number of seconds > 0, got {self.max_time}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.clip is None or 0 <= self.clip < math.inf, f"clip must be a finite number >= 0, got {self.clip}"),
             (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),

@@ -1,4 +1,5 @@
-"""Text in, training streams out: reading files, the built-in corpus, train/validation split, batching.
+"""Text in, training streams out: reading files, the train/validation split, batching (the built-in
+corpora are ``corpora.py``).
 
 Minibatches are B parallel streams of the text (as pytorch/examples' word_language_model batchifies):
 the text is cut into B contiguous pieces laid side by side, (N, B), then read in windows of seq_len.
@@ -6,15 +7,11 @@ Because stream b's window i+1 continues its window i, the hidden state can be ca
 """
 from __future__ import annotations
 
-import sysconfig
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
-
-CORPORA = ("python-stdlib",)
-CORPUS_BYTES = 1_000_000
-"""How much of a built-in corpus is used unless asked otherwise (--corpus-bytes): 1 MB."""
 
 
 def read_text_file(path: str | Path) -> str:
@@ -33,42 +30,44 @@ def read_text_file(path: str | Path) -> str:
     return text
 
 
-def python_stdlib_corpus(max_bytes: int = CORPUS_BYTES) -> str:
-    """The Python standard library's own source: its top-level ``*.py`` files in sorted name order, then
-    those one package level down, each preceded by a ``# file: NAME`` line, cut at ``max_bytes`` characters.
-
-    Deterministic for a given Python version; tests, ``test``-named and site-packages folders are skipped.
-    """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    top = sorted(root.glob("*.py"))
-    nested = sorted(p for p in root.glob("*/*.py")
-                    if not any(part.startswith(("test", "site-packages", "idle")) for part in p.relative_to(root).parts))
-    pieces, size = [], 0
-    for path in top + nested:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        piece = f"# file: {path.relative_to(root).as_posix()}\n{text}\n"
-        pieces.append(piece)
-        size += len(piece)
-        if size >= max_bytes:
-            break
-    corpus = "".join(pieces)[:max_bytes]
-    if not corpus:
-        raise ValueError(f"data: found no Python sources under {str(root)!r}")
-    return corpus
-
-
-def load_corpus(name: str, max_bytes: int = CORPUS_BYTES) -> str:
-    if name != "python-stdlib":
-        raise ValueError(f"data: corpus must be one of {CORPORA}, got {name!r}")
-    return python_stdlib_corpus(max_bytes)
+def split_point(length: int, val_fraction: float) -> int:
+    """Where the validation part begins: nanoGPT's ``int(n * 0.9)`` for val_fraction 0.1 (tiny-shakespeare's
+    1,115,394 characters train on the first 1,003,854 and validate on the last 111,540)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"data: val_fraction must be in [0, 1), got {val_fraction}")
+    return int(length * (1.0 - val_fraction))
 
 
 def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """Contiguous split: the first (1 - val_fraction) of the text trains, the rest validates."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"data: val_fraction must be in [0, 1), got {val_fraction}")
-    cut = len(text) - int(len(text) * val_fraction)
+    cut = split_point(len(text), val_fraction)
     return text[:cut], text[cut:]
+
+
+class Streams(NamedTuple):
+    train: Tensor
+    """This rank's training streams, (N, batch_size / world_size) character indices."""
+    val: Tensor | None
+    """Validation streams (M, b), b <= batch_size, the same on every rank; None without validation text."""
+
+
+def text_streams(encoded: Tensor, batch_size: int, seq_len: int, val_fraction: float, rank: int = 0,
+                 world_size: int = 1) -> Streams:
+    """The training streams of one rank and the validation streams, from the encoded text (N,) in one call."""
+    cut = split_point(encoded.numel(), val_fraction)
+    train = shard_streams(batchify(encoded[:cut], batch_size, seq_len, "training text"), rank, world_size)
+    return Streams(train, _val_streams(encoded[cut:], batch_size, seq_len))
+
+
+def _val_streams(encoded: Tensor, batch_size: int, seq_len: int) -> Tensor | None:
+    """As many streams as fit (at most batch_size); None when there is no validation text."""
+    if encoded.numel() == 0:
+        return None
+    streams = min(batch_size, encoded.numel() // (seq_len + 1))
+    if streams < 1:
+        raise ValueError(f"data: the validation text has {encoded.numel()} characters, fewer than seq_len + 1 = "
+                         f"{seq_len + 1}; raise --val-fraction, lower --seq-len, or use --val-fraction 0")
+    return batchify(encoded, streams, seq_len, "validation text")
 
 
 def batchify(encoded: Tensor, batch_size: int, seq_len: int, what: str = "text") -> Tensor:

@@ -28,37 +28,78 @@ def _prompt_indices(vocab: Vocab, text: str, what: str) -> Tensor:
     return vocab.encode(text)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How the next character is drawn from the logits: argmax when ``greedy``; else softmax(logits /
+    temperature) restricted to the ``top_k`` likeliest characters, then to the nucleus of ``top_p`` (the
+    likeliest characters whose probabilities, taken in falling order, reach top_p: every character whose
+    predecessors sum to less than top_p, so the likeliest is always kept), renormalised."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+
+    def check(self) -> Sampling:
+        if not self.greedy and not self.temperature > 0:
+            raise ValueError(f"generate: temperature must be > 0 (or use --greedy), got {self.temperature}")
+        if self.top_k is not None and not 1 <= self.top_k:
+            raise ValueError(f"generate: top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"generate: top_p must be in (0, 1], got {self.top_p}")
+        return self
+
+    def distribution(self, logits: Tensor) -> Tensor:
+        """The probabilities a character is drawn with, (V,) float64 (one-hot at the argmax when greedy)."""
+        if self.greedy:
+            return torch.nn.functional.one_hot(logits.argmax(), logits.numel()).double()
+        # Shift first, so a tiny temperature divides values <= 0 (-> -inf or 0) and never makes inf - inf.
+        logits = (logits.double() - logits.double().max()) / self.temperature
+        if self.top_k is not None and self.top_k < logits.numel():
+            cutoff = logits.topk(self.top_k).values[-1]
+            logits = logits.masked_fill(logits < cutoff, float("-inf"))
+        probs = logits.softmax(-1)
+        if self.top_p is not None and self.top_p < 1:
+            ordered, order = probs.sort(descending=True, stable=True)
+            before = ordered.cumsum(0) - ordered  # the mass of the likelier characters
+            probs = torch.zeros_like(probs).scatter(0, order, ordered.masked_fill(before >= self.top_p, 0.0))
+            probs = probs / probs.sum()
+        return probs
+
+    def choose(self, logits: Tensor, generator: torch.Generator) -> int:
+        if self.greedy:
+            return int(logits.argmax())
+        return int(torch.multinomial(self.distribution(logits), 1, generator=generator))
+
+
 def generate(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
-             top_k: int | None = None, greedy: bool = False, seed: int | None = None) -> str:
+             top_k: int | None = None, greedy: bool = False, seed: int | None = None, top_p: float | None = None) -> str:
     """``prompt`` followed by ``length`` sampled characters (argmax when ``greedy``)."""
-    return prompt + "".join(sample(model, vocab, prompt, length, temperature, top_k, greedy, seed))
+    return prompt + "".join(sample(model, vocab, prompt, length, temperature, top_k, greedy, seed, top_p=top_p))
 
 
-def _check(length: int, temperature: float, top_k: int | None, greedy: bool, stop: str | None) -> None:
+def _check(length: int, stop: str | None) -> None:
     if length < 0:
         raise ValueError(f"generate: length must be >= 0, got {length}")
-    if not greedy and not temperature > 0:
-        raise ValueError(f"generate: temperature must be > 0 (or use --greedy), got {temperature}")
-    if top_k is not None and not 1 <= top_k:
-        raise ValueError(f"generate: top_k must be >= 1, got {top_k}")
     if stop is not None and not stop:
         raise ValueError("generate: the stop string must have at least one character")
 
 
 def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
            top_k: int | None = None, greedy: bool = False, seed: int | None = None,
-           stop: str | None = None) -> Iterator[str]:
+           stop: str | None = None, top_p: float | None = None) -> Iterator[str]:
     """The ``length`` characters after ``prompt``, one at a time as they are drawn (so a long sample can be
     shown, or stopped, as it goes), ending early after the first ``stop`` string. The arguments are checked
     at once, before the first character."""
-    _check(length, temperature, top_k, greedy, stop)
+    _check(length, stop)
+    how = Sampling(temperature, top_k, top_p, greedy).check()
     indices = _prompt_indices(vocab, prompt, "generate")
-    return _draw(model, vocab, indices, length, temperature, top_k, greedy, seed, stop)
+    return _draw(model, vocab, indices, length, how, seed, stop)
 
 
 @torch.no_grad()
-def _draw(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, temperature: float, top_k: int | None,
-          greedy: bool, seed: int | None, stop: str | None = None) -> Iterator[str]:
+def _draw(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, how: Sampling, seed: int | None,
+          stop: str | None = None) -> Iterator[str]:
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else torch.seed())
@@ -66,7 +107,7 @@ def _draw(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, temperatu
     logits, state = model(prompt.to(device))  # (T, V): warm up on the whole prompt in one pass
     last, tail = logits[-1], ""
     for _ in range(length):
-        index = _choose(last, temperature, top_k, greedy, generator)
+        index = how.choose(last, generator)
         yield vocab.chars[index]
         tail = (tail + vocab.chars[index])[-len(stop):] if stop else ""
         if stop and tail == stop:
@@ -113,10 +154,11 @@ def stream_seed(seed: int, index: int) -> int:
 
 def sample_many(model: CharModel, vocab: Vocab, prompt: str, length: int, num_samples: int,
                 temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0,
-                stop: str | None = None, into: list[Sample] | None = None) -> list[Sample]:
+                stop: str | None = None, into: list[Sample] | None = None, top_p: float | None = None) -> list[Sample]:
     """``num_samples`` independent samples, one batched forward per step for all of a batch. ``into``, if
     given, is filled as the samples grow (what a caller shows after Ctrl-C)."""
-    _check(length, temperature, top_k, greedy, stop)
+    _check(length, stop)
+    how = Sampling(temperature, top_k, top_p, greedy).check()
     if not 1 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"generate: --num-samples must be 1..{MAX_SAMPLES}, got {num_samples}")
     indices = _prompt_indices(vocab, prompt, "generate")
@@ -125,7 +167,7 @@ def sample_many(model: CharModel, vocab: Vocab, prompt: str, length: int, num_sa
     for first in range(0, num_samples, SAMPLE_BATCH):
         batch = samples[first:first + SAMPLE_BATCH]
         seeds = [stream_seed(seed, first + i) for i in range(len(batch))]
-        _draw_batch(model, vocab, indices, length, temperature, top_k, greedy, seeds, stop, batch)
+        _draw_batch(model, vocab, indices, length, how, seeds, stop, batch)
     return samples
 
 
@@ -142,14 +184,14 @@ def _warm_up(model: CharModel, prompt: Tensor, batch: int) -> tuple[Tensor, Stat
 
 
 @torch.no_grad()
-def _draw_batch(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, temperature: float, top_k: int | None,
-                greedy: bool, seeds: list[int], stop: str | None, samples: list[Sample]) -> None:
+def _draw_batch(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, how: Sampling, seeds: list[int],
+                stop: str | None, samples: list[Sample]) -> None:
     device = next(model.parameters()).device
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     last, state = _warm_up(model, prompt, len(samples))
     for _ in range(length):
         log_probs = last.double().log_softmax(-1)  # (B, V)
-        chosen = [_choose(last[b], temperature, top_k, greedy, generators[b]) for b in range(len(samples))]
+        chosen = [how.choose(last[b], generators[b]) for b in range(len(samples))]
         for b, (sample, index) in enumerate(zip(samples, chosen)):
             if not sample.done:
                 sample.text += vocab.chars[index]
@@ -169,7 +211,7 @@ def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: 
     """The continuation of ``length`` characters (or ending at ``stop``) with the highest log probability
     (divided by its length ** ``length_penalty``) among the ``beam`` kept at each step; deterministic. The
     greedy continuation is a candidate too, so the result never scores below it."""
-    _check(length, 1.0, None, True, stop)
+    _check(length, stop)
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"generate: --beam must be 1..{MAX_BEAM}, got {beam}")
     indices = _prompt_indices(vocab, prompt, "generate")
@@ -181,7 +223,7 @@ def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: 
 
 def _greedy(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, stop: str | None) -> Sample:
     greedy = [Sample("", 0.0)]
-    _draw_batch(model, vocab, prompt, length, 1.0, None, True, [0], stop, greedy)
+    _draw_batch(model, vocab, prompt, length, Sampling(greedy=True), [0], stop, greedy)
     return greedy[0]
 
 
@@ -208,17 +250,6 @@ def _beams(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, beam: in
         logits, state = model(torch.tensor([[i % V for i in kept]], device=device), state)  # (1, K, V)
         last = logits[0]
     return live + finished
-
-
-def _choose(logits: Tensor, temperature: float, top_k: int | None, greedy: bool, generator: torch.Generator) -> int:
-    if greedy:
-        return int(logits.argmax())
-    # Shift first, so a tiny temperature divides values <= 0 (-> -inf or 0) and never makes inf - inf.
-    logits = (logits.double() - logits.double().max()) / temperature
-    if top_k is not None and top_k < logits.numel():
-        cutoff = logits.topk(top_k).values[-1]
-        logits = logits.masked_fill(logits < cutoff, float("-inf"))
-    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
 
 
 @torch.no_grad()

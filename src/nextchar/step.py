@@ -83,9 +83,11 @@ def check_optimizer(name: str, lr: float) -> None:
         raise ValueError(f"train: lr must be > 0, got {lr}")
 
 
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    """``weight_decay`` None keeps the optimizer's own default (AdamW's 0.01, the others' 0)."""
     check_optimizer(name, lr)
-    return OPTIMIZERS[name](params, lr=lr)
+    extra = {} if weight_decay is None else {"weight_decay": weight_decay}
+    return OPTIMIZERS[name](params, lr=lr, **extra)
 
 
 def loss_fn(name: str) -> Callable[[Tensor, Tensor], Tensor]:

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from nextchar.cli import main
 from nextchar.export.html import script_json
-from nextchar.generate import predict
+from nextchar.generate import Sampling, predict
 from tests.helpers import headless_chromium, model_checkpoint, page_is_self_contained
 
 MODELS = {"rnn-tanh": dict(family="rnn"), "rnn-relu": dict(family="rnn", nonlinearity="relu"),
@@ -49,6 +49,16 @@ def test_the_page_runs_each_model_as_torch_does(pages):
                                              PROMPT, {"seed": seed, "temperature": 1.5, "topK": 5})
                        for seed in (1, 1, 2)]
             assert sampled[0] == sampled[1] != sampled[2] and sampled[0].startswith(PROMPT)
+            logits = model(vocab.encode(PROMPT))[0][-1].detach()
+            for options in ({"temperature": 0.7, "topP": 0.6}, {"temperature": 1.3, "topK": 9, "topP": 0.9}):
+                page_probs = driver.execute_script("return window.nextchar.sampling(arguments[0], arguments[1])",
+                                                   PROMPT, options)
+                want = Sampling(options["temperature"], options.get("topK"), options["topP"]).distribution(logits)
+                assert [p > 0 for p in page_probs] == (want > 0).tolist(), name  # the same nucleus
+                assert max(abs(a - b) for a, b in zip(page_probs, want.tolist())) < 1e-5, name
+            nucleus = driver.execute_script("return window.nextchar.generate(arguments[0], 40, arguments[1])",
+                                            PROMPT, {"seed": 4, "topP": 1e-9})
+            assert nucleus == greedy[:len(PROMPT) + 40], name  # a vanishing nucleus is the argmax alone
             assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"], name
     finally:
         driver.quit()

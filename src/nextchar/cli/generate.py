@@ -23,7 +23,7 @@ def _refuse_mixing(ctx: click.Context, beam: int | None, num_samples: int) -> No
     """--beam is deterministic: sampling's flags make no sense beside it."""
     if beam is None:
         return
-    given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "greedy", "num_samples")
+    given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "greedy", "num_samples")
              if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
     if given:
         raise click.UsageError(f"--beam searches deterministically; drop {', '.join(given)}")
@@ -36,6 +36,9 @@ def _refuse_mixing(ctx: click.Context, beam: int | None, num_samples: int) -> No
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0),
               help="Softmax temperature: lower is more conservative; must be > 0 unless --greedy.")
 @click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample only among the k most likely.")
+@click.option("--top-p", default=None, type=click.FloatRange(0, 1, min_open=True),
+              help="Nucleus sampling: only among the likeliest characters whose probabilities (after --temperature "
+                   "and --top-k) reach P.")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Sampling seed (sample i has its own stream).")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1),
@@ -50,8 +53,8 @@ def _refuse_mixing(ctx: click.Context, beam: int | None, num_samples: int) -> No
 @device_option
 @threads_option(1)
 @click.pass_context
-def generate(ctx, checkpoint, prompt, length, temperature, top_k, greedy, seed, num_samples, beam, length_penalty,
-             stop, json_path, device, threads) -> None:
+def generate(ctx, checkpoint, prompt, length, temperature, top_k, top_p, greedy, seed, num_samples, beam,
+             length_penalty, stop, json_path, device, threads) -> None:
     """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time (or keep the
     --beam likeliest continuations). One sample is printed as it is drawn; Ctrl-C keeps what was generated."""
     from ..device import resolve_device
@@ -62,20 +65,21 @@ def generate(ctx, checkpoint, prompt, length, temperature, top_k, greedy, seed, 
     prepare_outputs({"--json": json_path})
     set_threads(threads)
     prompt, stop = prompt.replace("\\n", "\n"), None if stop is None else stop.replace("\\n", "\n")
+    how = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "greedy": greedy, "seed": seed, "stop": stop}
     with clear_errors():
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model(resolve_device(device))
         if beam is not None:
             samples = [_beam(model, ckpt.vocab, prompt, length, beam, length_penalty, stop)]
         elif num_samples == 1:
-            samples = [_stream(model, ckpt.vocab, prompt, length, temperature, top_k, greedy, seed, stop)]
+            samples = [_stream(model, ckpt.vocab, prompt, length, how)]
         else:
-            samples = _many(model, ckpt.vocab, prompt, length, num_samples, temperature, top_k, greedy, seed, stop)
+            samples = _many(model, ckpt.vocab, prompt, length, num_samples, how)
     if json_path:
         payload = {"samples": [{"text": prompt + s.text, "continuation": s.text, "logprob": s.logprob}
                                for s in samples],
                    "prompt": prompt, "temperature": None if greedy or beam else temperature, "top_k": top_k,
-                   "seed": seed, "greedy": greedy, "beam": beam, "length_penalty": length_penalty if beam else None,
+                   "top_p": top_p, "seed": seed, "greedy": greedy, "beam": beam, "length_penalty": length_penalty if beam else None,
                    "stop": stop, "command": command_line()}
         from ..outputs import write_json
 
@@ -84,11 +88,11 @@ def generate(ctx, checkpoint, prompt, length, temperature, top_k, greedy, seed, 
         click.echo(f"wrote {json_path}", err=True)
 
 
-def _stream(model, vocab, prompt, length, temperature, top_k, greedy, seed, stop):
-    """One sample, each character printed as it is drawn."""
+def _stream(model, vocab, prompt, length, how: dict):
+    """One sample, each character printed as it is drawn (``how``: sample's keyword arguments)."""
     from ..generate import Sample, logprob_of, sample
 
-    characters = sample(model, vocab, prompt, length, temperature, top_k, greedy, seed, stop)
+    characters = sample(model, vocab, prompt, length, **how)
     out, text = sys.stdout, []
     out.write(prompt)
     try:  # a long sample shows as it goes, and Ctrl-C keeps what was printed
@@ -106,14 +110,14 @@ def _stream(model, vocab, prompt, length, temperature, top_k, greedy, seed, stop
     return Sample("".join(text), logprob_of(model, vocab, prompt, "".join(text)), True)
 
 
-def _many(model, vocab, prompt, length, num_samples, temperature, top_k, greedy, seed, stop):
+def _many(model, vocab, prompt, length, num_samples, how: dict):
     """N samples drawn together, printed once drawn (Ctrl-C prints what each has so far)."""
     from ..generate import sample_many
 
     samples: list = []
     try:
         with ctrl_c_interrupts():
-            sample_many(model, vocab, prompt, length, num_samples, temperature, top_k, greedy, seed, stop, samples)
+            sample_many(model, vocab, prompt, length, num_samples, into=samples, **how)
     except KeyboardInterrupt:
         _print(prompt, samples)
         click.echo(f"stopped by Ctrl-C; {len(samples)} samples as far as they got", err=True)

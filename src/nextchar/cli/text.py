@@ -7,8 +7,8 @@ import sys
 import click
 
 from ..cells import NONLINEARITIES
-from ..config import FORMULATIONS, ModelConfig, TrainConfig, field_default
-from ..data import CORPORA, CORPUS_BYTES
+from ..config import FORMULATIONS, SCHEDULES, ModelConfig, TrainConfig, field_default
+from ..corpora import CORPORA, CORPUS_BYTES
 from ..engines import ENGINES, engine_device
 from ..step import OPTIMIZERS, perplexity
 from .common import (
@@ -27,12 +27,26 @@ from .common import (
 )
 
 
+def _duration(ctx, param, value: str | None) -> float | None:
+    """--max-time's DURATION in seconds (a flag error when malformed)."""
+    from ..run.time_budget import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error).removeprefix("train: --max-time ")) from None
+
+
 @click.command()
 @click.argument("text_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--corpus", type=click.Choice(CORPORA), default=None,
-              help="Train on a built-in corpus instead of TEXT_FILE: python-stdlib is the standard library's source.")
+              help="Train on a built-in corpus instead of TEXT_FILE: tiny-shakespeare (fetched once into "
+                   "$NEXTCHAR_DATA or the user cache folder), linux-kernel (the C sources of Debian's linux-source-6.1) "
+                   "or python-stdlib (the standard library's source).")
 @click.option("--corpus-bytes", default=CORPUS_BYTES, show_default=True, type=click.IntRange(min=1000),
-              help="Characters of the built-in corpus to use.")
+              help="Characters of linux-kernel or python-stdlib to use (tiny-shakespeare is always whole).")
 @click.option("--model", "formulation", default=field_default(ModelConfig, "family"), show_default=True,
               type=click.Choice(FORMULATIONS),
               help="Family and formulation: module (rnn/lstm/gru), loop over the built-in cell (-cell), "
@@ -49,11 +63,23 @@ from .common import (
 @field_option(TrainConfig, "epochs", "--epochs", type=click.IntRange(min=1))
 @field_option(TrainConfig, "max_steps", "--max-steps", type=click.IntRange(min=1))
 @field_option(TrainConfig, "lr", "--lr", type=click.FloatRange(min=0, min_open=True))
+@field_option(TrainConfig, "lr_schedule", "--lr-schedule", type=click.Choice(SCHEDULES))
+@field_option(TrainConfig, "warmup_steps", "--warmup-steps", type=click.IntRange(min=0))
+@field_option(TrainConfig, "min_lr", "--min-lr", type=click.FloatRange(min=0))
+@field_option(TrainConfig, "lr_decay", "--lr-decay", type=click.FloatRange(0, 1, min_open=True))
+@field_option(TrainConfig, "lr_decay_every", "--lr-decay-every", type=click.FloatRange(min=0, min_open=True))
+@field_option(TrainConfig, "lr_decay_after", "--lr-decay-after", type=click.FloatRange(min=0))
 @field_option(TrainConfig, "optimizer", "--optimizer", type=click.Choice(list(OPTIMIZERS)))
+@field_option(TrainConfig, "weight_decay", "--weight-decay", type=click.FloatRange(min=0))
 @field_option(TrainConfig, "clip", "--clip", type=click.FloatRange(min=0))
 @field_option(TrainConfig, "val_fraction", "--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True))
 @field_option(TrainConfig, "eval_every", "--eval-every", type=click.IntRange(min=1))
 @field_option(TrainConfig, "seed", "--seed", type=click.IntRange(0, 2**64 - 1))
+@click.option("--max-time", default=None, metavar="DURATION", callback=_duration,
+              help="Wall-time budget of the whole run (seconds, or a number with s, m or h: 90s, 15m, 1h), evaluations "
+                   "included and summed over resumes: training stops in time to evaluate and save within it, and "
+                   "exits 0. Given alone (without --epochs or --max-steps) it trains until the budget, a cosine or "
+                   "linear schedule laid over the steps the budget holds.")
 @click.option("--out", default="runs/nextchar", show_default=True, type=click.Path(file_okay=False),
               help="Run folder: checkpoints, history, loss curve.")
 @click.option("--resume", is_flag=True,
@@ -65,16 +91,17 @@ from .common import (
 @field_option(TrainConfig, "device", "--device", callback=check_device)
 @threads_option(None)
 def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,
-          embedding_dim, seq_len, batch_size, epochs, max_steps, lr, optimizer, clip, val_fraction, eval_every,
-          seed, out, resume, overwrite, no_progress, tensorboard, device, threads) -> None:
+          embedding_dim, seq_len, batch_size, epochs, max_steps, lr, lr_schedule, warmup_steps, min_lr, lr_decay,
+          lr_decay_every, lr_decay_after, optimizer, weight_decay, clip, val_fraction, eval_every, seed, max_time, out,
+          resume, overwrite, no_progress, tensorboard, device, threads) -> None:
     """Train a character model on TEXT_FILE (any UTF-8 text) or a built-in --corpus, into the run folder --out.
 
     A run folder holds one run: training into one that holds a run needs --resume (continue it exactly) or
     --overwrite (replace it). On --resume, flags that define the model or the data must match the checkpoint
     (--model, --engine, --hidden-size, --num-layers, --dropout, --nonlinearity, --embedding-dim, --seq-len,
-    --batch-size, --val-fraction, --optimizer, --seed, and the text itself); --lr, --clip, --epochs,
-    --max-steps, --eval-every and --device may change. Ctrl-C (or SIGTERM) saves last.safetensors at the
-    current step and exits 130 (143) with the command that resumes.
+    --batch-size, --val-fraction, --optimizer, --seed, and the text itself); --lr, the schedule's flags,
+    --weight-decay, --clip, --epochs, --max-steps, --max-time, --eval-every and --device may change. Ctrl-C (or
+    SIGTERM) saves last.safetensors at the current step and exits 130 (143) with the command that resumes.
     """
     from ..run.interrupt import TrainingInterrupted
     from ..run.trainer import train as run_train
@@ -102,6 +129,9 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
     from ..distributed import Distributed
 
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 reports
+    if is_main and result.stopped_by_budget:
+        click.echo(f"stopped by the --max-time budget ({result.seconds:.1f} s of {result.budget_seconds:g} s) at step "
+                   f"{len(result.step_losses)}; --resume with a larger --max-time continues it")
     if is_main and result.evals and result.evals[-1]["val_loss"] is not None:
         click.echo(f"best val loss {result.best_val_loss:.4f} (perplexity {perplexity(result.best_val_loss):.3f}); "
                    f"run folder {out}")
@@ -116,15 +146,18 @@ def train_configs(params: dict) -> tuple[dict, dict]:
     model = {"family": family, "kind": kind, "hidden_size": params["hidden_size"], "num_layers": params["num_layers"],
              "dropout": params["dropout"], "nonlinearity": params["nonlinearity"],
              "embedding_dim": params["embedding_dim"] or None, "engine": params["engine"]}
-    config = {name: params[name] for name in ("seq_len", "batch_size", "epochs", "max_steps", "lr", "optimizer",
-                                              "val_fraction", "eval_every", "seed")}
+    config = {name: params[name] for name in ("seq_len", "batch_size", "epochs", "max_steps", "lr", "lr_schedule",
+                                              "warmup_steps", "min_lr", "lr_decay", "lr_decay_every", "lr_decay_after",
+                                              "optimizer", "weight_decay", "val_fraction", "eval_every", "seed",
+                                              "max_time")}
     config.update(clip=params["clip"] or None, device=engine_device(params["engine"], params["device"]))
     return model, config
 
 
 def read_train_text(params: dict) -> str:
     """The text ``nextchar train``'s flags name: TEXT_FILE or the built-in --corpus."""
-    from ..data import load_corpus, read_text_file
+    from ..corpora import load_corpus
+    from ..data import read_text_file
 
     if params["text_file"]:
         return read_text_file(params["text_file"])

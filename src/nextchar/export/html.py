@@ -4,8 +4,8 @@ The page holds the weights (float32, base64) and a small JavaScript forward pass
 ``cells.py`` (rnn tanh/relu, lstm, gru; any number of layers; one-hot or embedding input), computed in
 float64 from the float32 weights, so its probabilities equal torch's to ~1e-6. Sampling uses a seeded
 PRNG (mulberry32: integer arithmetic only), so a seed gives the same text in every browser. For tests
-and tools it exposes ``window.nextchar = {vocab, probabilities(prompt), generate(prompt, length,
-{temperature, topK, seed, greedy})}``.
+and tools it exposes ``window.nextchar = {vocab, probabilities(prompt), sampling(prompt, {temperature, topK,
+topP}), generate(prompt, length, {temperature, topK, topP, seed, greedy})}``.
 """
 from __future__ import annotations
 

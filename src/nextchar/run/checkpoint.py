@@ -5,7 +5,8 @@ Tensors: ``model.*`` (the state dict), ``optim.<param>.<key>`` (optimizer state)
 ``history.step_losses`` (every step's training loss, float64).
 Metadata ``nextchar`` (JSON): format and version, model and training config, vocabulary in its exact
 order, step, epoch, best validation loss, the optimizer's name, param groups and scalar state, the
-evaluations so far, and the training text's fingerprint (characters and SHA-256).
+evaluations so far, the training text's fingerprint (characters and SHA-256), the run's wall time and the
+length of a schedule estimated from a time budget.
 Nothing is pickled, so a checkpoint loads anywhere, on a CPU-only machine too. A checkpoint is its
 run's source of truth: the history it holds always has exactly ``step`` losses.
 """
@@ -52,6 +53,10 @@ class Checkpoint:
     """Every step's training loss: ``step`` of them (None: a checkpoint from before histories were kept)."""
     text: dict[str, Any] = field(default_factory=dict)
     """The training text's fingerprint: ``{'chars': N, 'sha256': ...}`` (empty if unknown)."""
+    seconds: float = 0.0
+    """Wall time since the run began, summed over resumes (0 in checkpoints from before it was kept)."""
+    schedule_steps: int | None = None
+    """The learning-rate schedule's length in steps, when it was estimated from a --max-time budget."""
 
     def build_model(self, device: str | torch.device = "cpu") -> CharModel:
         """A model of the saved config holding the saved weights; non-finite weights are refused."""
@@ -119,7 +124,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "vocab": list(checkpoint.vocab.chars), "step": checkpoint.step, "epoch": checkpoint.epoch,
         "best_val_loss": checkpoint.best_val_loss, "train_config": checkpoint.train_config,
         "optimizer_name": checkpoint.optimizer_name, "optimizer": optimizer_meta, "carry": carry_kind,
-        "evals": checkpoint.evals, "text": checkpoint.text,
+        "evals": checkpoint.evals, "text": checkpoint.text, "seconds": checkpoint.seconds,
+        "schedule_steps": checkpoint.schedule_steps,
     }
     payload = save_bytes({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
                          metadata={"nextchar": json.dumps(meta, allow_nan=False)})
@@ -150,7 +156,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         rng={k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")},
         carry=None if not carry else tuple(carry) if len(carry) == 2 else carry[0],
         evals=meta.get("evals") or [], step_losses=None if losses is None else losses.tolist(),
-        text=meta.get("text") or {},
+        text=meta.get("text") or {}, seconds=meta.get("seconds", 0.0), schedule_steps=meta.get("schedule_steps"),
     )
 
 

@@ -126,6 +126,10 @@ def _check_scalars(meta: dict, check: _Check) -> None:
         isinstance(e, dict) and _count(e.get("step")) and 0 < e["step"] <= step
         and all(v is None or _number(v) for v in e.values()) for e in evals),
         f"has evaluations that are not records of steps 1..{step} with numbers")
+    seconds, schedule_steps = meta.get("seconds", 0.0), meta.get("schedule_steps")
+    check.that(_number(seconds) and seconds >= 0, f"has seconds {str(seconds)[:40]}, expected a finite number >= 0")
+    check.that(schedule_steps is None or _count(schedule_steps),
+               f"has schedule_steps {str(schedule_steps)[:40]}, expected an integer >= 0 or null")
     text = meta.get("text") or {}
     check.that(isinstance(text, dict) and (not text or (_count(text.get("chars")) and isinstance(text.get("sha256"), str))),
                "has a text fingerprint that is not {'chars': N, 'sha256': '...'}")

@@ -153,7 +153,8 @@ def write_history(run_dir: Path, evals: list[dict], step_losses: list[float]) ->
     write_json(run_dir / "history.json", {"evals": evals, "step_losses": step_losses}, indent=None)
     if evals:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(evals[0]))
+        # every key of every record: a resumed older run's first records lack the fields added since
+        writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for e in evals for key in e)))
         writer.writeheader()
         writer.writerows(evals)
         write_text_atomic(run_dir / "history.csv", buffer.getvalue())

@@ -16,8 +16,10 @@ MUST_MATCH_MODEL = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab
 """Every model setting (the vocabulary comes with the checkpoint)."""
 MUST_MATCH_TRAIN = ("seq_len", "batch_size", "val_fraction", "optimizer", "seed")
 """The data stream (windows, streams, split), the optimizer's state and the run's RNG seed."""
-SAFE_TO_CHANGE = ("lr", "clip", "epochs", "max_steps", "eval_every", "device")
-"""Take effect on resume: the learning rate is set on the restored optimizer."""
+SAFE_TO_CHANGE = ("lr", "lr_schedule", "warmup_steps", "min_lr", "lr_decay", "lr_decay_every", "lr_decay_after",
+                  "weight_decay", "clip", "epochs", "max_steps", "max_time", "eval_every", "device")
+"""Take effect on resume: the learning rate (and the schedule over it) and the weight decay are set on the
+restored optimizer."""
 FLAGS = {"family": "--model", "kind": "--model", "embedding_dim": "--embedding-dim"}
 """Flags whose name is not the field's with dashes."""
 

@@ -9,14 +9,11 @@ resumed run computes the same losses as one that was never interrupted.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,23 +21,19 @@ from torch import Tensor
 
 from ..cells import State, detach_state
 from ..config import ModelConfig, TrainConfig
-from ..data import batchify, num_windows, shard_streams, split_text, window
+from ..data import Streams, num_windows, text_streams, window
 from ..device import resolve_device
 from ..distributed import Distributed
 from ..model import CharModel
-from ..step import NonFiniteLossError, make_optimizer, perplexity, train_step
+from ..step import make_optimizer, perplexity, train_step
 from ..vocab import Vocab
-from .checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    load_checkpoint,
-    restore_rng,
-    rng_states,
-    save_checkpoint,
-)
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore_rng
 from .folder import RunClaim, claim, read_history, write_history
 from .interrupt import StopRequests, TrainingInterrupted
 from .resume import check_resume, resumed_configs, text_fingerprint
+from .saver import KILL_AT_STEP, Saver, kill_for_test, scalar_writer
+from .schedule import NEEDS_LENGTH, Schedule, attach, schedule_of
+from .time_budget import FORWARD_SHARE, RunClock, TimeBudget, format_seconds
 
 CLIP_HINT = "try a lower learning rate (--lr) or gradient clipping (--clip)"
 
@@ -55,6 +48,12 @@ class TrainResult:
     step_losses: list[float] = field(default_factory=list)
     """Training loss of every optimizer step since the run began (restored on resume)."""
     best_val_loss: float | None = None
+    budget_seconds: float | None = None
+    """The --max-time budget, in seconds (None: none)."""
+    stopped_by_budget: bool = False
+    """True when the time budget, not the step count, ended the run."""
+    seconds: float = 0.0
+    """The run's wall time when it ended, summed over resumes."""
 
 
 @torch.no_grad()
@@ -100,17 +99,6 @@ def _legacy_history(run_dir: Path, step: int) -> tuple[list[dict], list[float]]:
     return [e for e in history["evals"] if e["step"] <= step], history["step_losses"][:step]
 
 
-def _val_streams(val_encoded: Tensor, config: TrainConfig) -> Tensor | None:
-    """Validation streams: as many as fit (at most batch_size); None when there is no validation text."""
-    if val_encoded.numel() == 0:
-        return None
-    streams = min(config.batch_size, val_encoded.numel() // (config.seq_len + 1))
-    if streams < 1:
-        raise ValueError(f"data: the validation text has {val_encoded.numel()} characters, fewer than seq_len + 1 = "
-                         f"{config.seq_len + 1}; raise --val-fraction, lower --seq-len, or use --val-fraction 0")
-    return batchify(val_encoded, streams, config.seq_len, "validation text")
-
-
 def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None,
           run_dir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False,
           tensorboard: bool = False, on_eval: Callable[[dict], None] | None = None) -> TrainResult:
@@ -125,12 +113,13 @@ def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfi
     """
     if str(run_dir) == "":
         raise ValueError("train: --out is empty; give the run folder's name")
+    clock = RunClock()  # the run's seconds count from here, evaluations included
     dist = Distributed.from_env()
     run_dir = Path(run_dir)
     held = claim(run_dir, resume, overwrite) if dist.is_main else None
     try:
         with StopRequests() if not dist.enabled else nullcontext() as stop:
-            session = _start(text, model_config, config, run_dir=run_dir, resume=resume, dist=dist)
+            session = _start(text, model_config, config, run_dir=run_dir, resume=resume, dist=dist, clock=clock)
             return _run(session, run_dir=run_dir, dist=dist, stop=stop, progress=progress, tensorboard=tensorboard,
                         held=held, on_eval=on_eval)
     finally:
@@ -147,21 +136,34 @@ class _Session:
     fingerprint: dict
     """The training text's length and SHA-256: checked on resume, saved in every checkpoint."""
     device: torch.device
-    streams: Tensor
-    """This rank's training streams, (N, B / world size) character indices."""
-    val_streams: Tensor | None
+    streams: Streams
+    """This rank's training streams (N, B / world size) and the validation streams."""
     model: CharModel
     trained: torch.nn.Module
     """``model``, or its DDP wrapper under torchrun: what the step runs."""
     optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    budget: TimeBudget
     result: TrainResult
     step: int = 0
     carry: State | None = None
     """The hidden state carried from window to window (detached)."""
 
+    @property
+    def per_epoch(self) -> int:
+        return num_windows(self.streams.train, self.config.seq_len)
+
+    def total_steps(self) -> int | None:
+        """Where the run ends in steps; None under --max-time alone until a decaying schedule's length is
+        estimated (a constant or step schedule then runs until the budget)."""
+        config = self.config
+        if config.max_steps or config.epochs or config.max_time is None:
+            return config.max_steps or (config.epochs or 1) * self.per_epoch
+        return self.schedule.length
+
 
 def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None, *,
-           run_dir: Path, resume: bool, dist: Distributed) -> _Session:
+           run_dir: Path, resume: bool, dist: Distributed, clock: RunClock) -> _Session:
     """Check the configs (against the checkpoint on resume), split the text, build the model and optimizer."""
     vocab, checkpoint = _prepare_vocab(text, run_dir, resume)
     fingerprint = text_fingerprint(text)  # hashed once
@@ -178,175 +180,158 @@ def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConf
     if model_config.vocab_size != len(vocab):
         raise ValueError(f"train: model vocab_size {model_config.vocab_size} does not match the text's {len(vocab)}")
     device = dist.device(resolve_device(config.device))
-    train_text, val_text = split_text(text, config.val_fraction)
-    streams = shard_streams(batchify(vocab.encode(train_text), config.batch_size, config.seq_len, "training text"),
-                            dist.rank, dist.world_size)
-    val_streams = _val_streams(vocab.encode(val_text), config)
+    streams = text_streams(vocab.encode(text), config.batch_size, config.seq_len, config.val_fraction, dist.rank,
+                           dist.world_size)
+    per_epoch = num_windows(streams.train, config.seq_len)
+    length = config.max_steps or (config.epochs * per_epoch if config.epochs else None)
+    if length is None and config.max_time is None:
+        length = per_epoch  # one epoch by default
+    schedule = schedule_of(config, per_epoch, length)
 
     torch.manual_seed(config.seed)
     model = CharModel(model_config).to(device)
-    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
-    session = _Session(model_config, config, fingerprint, device, streams, val_streams, model, dist.wrap(model),
-                       optimizer, TrainResult(model, vocab, run_dir))
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
+    session = _Session(model_config, config, fingerprint, device, streams, model, dist.wrap(model), optimizer,
+                       schedule, TimeBudget(config.max_time, clock), TrainResult(model, vocab, run_dir))
     if checkpoint is not None:
         _restore(session, checkpoint, dist)
     return session
 
 
 def _restore(session: _Session, checkpoint: Checkpoint, dist: Distributed) -> None:
-    """Weights, optimizer state (at the lr asked for now), step, carried state, RNG and history."""
+    """Weights, optimizer state, step, carried state, RNG, history, the run's seconds and an estimated
+    schedule length (when the budget is the one it was estimated for)."""
     session.model.load_state_dict(checkpoint.model_state)
     checkpoint.restore_optimizer(session.optimizer)
-    for group in session.optimizer.param_groups:
-        group["lr"] = session.config.lr  # --lr on resume takes effect (the saved groups hold the old one)
+    if session.config.weight_decay is not None:
+        for group in session.optimizer.param_groups:
+            group["weight_decay"] = session.config.weight_decay  # a resume's --weight-decay takes effect
     result = session.result
     session.step, result.best_val_loss = checkpoint.step, checkpoint.best_val_loss
     session.carry = dist.my_carry(checkpoint.carry, session.device)
     restore_rng(checkpoint.rng)
     result.evals, result.step_losses = list(checkpoint.evals), list(checkpoint.step_losses)
+    session.budget.clock.before = checkpoint.seconds
+    same_budget = checkpoint.train_config.get("max_time") == session.config.max_time
+    if session.schedule.length is None and same_budget:
+        session.schedule.length = checkpoint.schedule_steps
 
 
 def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopRequests | None, progress: bool,
          tensorboard: bool, held: RunClaim | None, on_eval: Callable[[dict], None] | None = None) -> TrainResult:
-    """Step through the windows from ``session.step``; evaluate and save every ``eval_every`` steps."""
-    config, result = session.config, session.result
-    step = session.step
-    per_epoch = num_windows(session.streams, config.seq_len)
-    total_steps = config.max_steps or config.epochs * per_epoch
-    if step and total_steps <= step:
+    """Step through the windows from ``session.step``; evaluate and save every ``eval_every`` steps, and once
+    more where the time budget ends the run."""
+    config, result, budget = session.config, session.result, session.budget
+    step, per_epoch = session.step, session.per_epoch
+    total = session.total_steps()
+    if step and total is not None and total <= step:
         raise ValueError(f"train: the run in {str(run_dir)!r} is at step {step} already, and --max-steps/--epochs "
-                         f"ask for {total_steps} steps in all; ask for more to continue it")
+                         f"ask for {total} steps in all; ask for more to continue it")
+    budget.check_left(f"the run in {str(run_dir)!r}")
     if step and dist.is_main:  # a SIGKILL after a checkpoint may have left history.json behind it: rebuild now
         write_history(run_dir, result.evals, result.step_losses)
-    board = _scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
-    saver = _Saver(session, run_dir=run_dir, dist=dist, board=board, saved_step=step or None, held=held)
-    chars_per_step = config.batch_size * config.seq_len
-    bar = _progress_bar(total_steps, step, progress and dist.is_main)
-    interval_start, interval_steps = time.perf_counter(), 0
-    while step < total_steps:
+    board = scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
+    saver = Saver(session, run_dir=run_dir, dist=dist, board=board, saved_step=step or None, held=held)
+    scheduler = attach(session.optimizer, session.schedule, config.lr, step)
+    meter = _Meter(session, _progress_bar(total, step, progress and dist.is_main))
+    evaluated, lr = True, session.optimizer.param_groups[0]["lr"]
+    # A fresh run takes at least one step, so that it always saves something; then the budget decides.
+    while (total is None or step < total) and not (step and budget.spent(meter.eval_estimate())):
         epoch, index = divmod(step, per_epoch)
         if index == 0:
             session.carry = None  # each pass over the text starts from a zero state
-        x, y = (t.to(session.device) for t in window(session.streams, index, config.seq_len))
+        x, y = (t.to(session.device) for t in window(session.streams.train, index, config.seq_len))
         _, loss, carry = train_step(session.trained, x, y, _window_loss, session.optimizer, state=session.carry,
                                     clip=config.clip, where=f"step {step + 1}", hint=CLIP_HINT)
+        lr = session.optimizer.param_groups[0]["lr"]
+        scheduler.step()
         session.carry = detach_state(carry)
         step += 1
-        _kill_for_test(step, "after-step")
-        loss_value = dist.mean(loss)
-        result.step_losses.append(loss_value)
-        if board is not None:
-            board.add_scalar("train/loss_step", loss_value, step)
-        interval_steps += 1
-        chars_per_sec = chars_per_step * interval_steps / max(time.perf_counter() - interval_start, 1e-9)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}", chars_s=f"{chars_per_sec:,.0f}")
-        if step % config.eval_every == 0 or step == total_steps:
-            since = result.evals[-1]["step"] if result.evals else 0  # the train loss since the last eval
-            record = {"step": step, "epoch": epoch + (index + 1) / per_epoch,
-                      "train_loss": sum(result.step_losses[since:]) / (step - since), "chars_per_sec": chars_per_sec}
-            record.update(_validate(session.model, session.val_streams, config, session.device, dist))
-            improved = record.get("val_loss") is not None and (
-                result.best_val_loss is None or record["val_loss"] < result.best_val_loss)
-            saver.save(step, epoch, record, best=improved or session.val_streams is None, write=bar.write)
-            if on_eval is not None:
-                on_eval(record)
-            interval_start, interval_steps = time.perf_counter(), 0
+        kill_for_test(step, "after-step")
+        meter.stepped(step, dist.mean(loss), board)
+        if budget.measure(step - session.step) and total is None:
+            total = session.schedule.length = _budget_length(session, step, meter)
+            meter.bar.total = total
+        evaluated = step % config.eval_every == 0 or step == total
+        if evaluated:
+            _evaluate_and_save(session, saver, meter, step, lr, dist, on_eval)
         elif stop is not None and stop.signum is not None:
-            saver.save(step, epoch, None, best=False, write=bar.write)
+            saver.save(step, epoch, None, best=False, write=meter.bar.write)
         if stop is not None and stop.signum is not None:
-            bar.close()
+            meter.bar.close()
             raise TrainingInterrupted(step, stop.signum)
-    bar.close()
+    result.budget_seconds, result.stopped_by_budget = config.max_time, total is None or step < total
+    if not evaluated:  # the budget ended the run between evaluations: evaluate and save where it stopped
+        _evaluate_and_save(session, saver, meter, step, lr, dist, on_eval)
+    meter.bar.close()
+    result.seconds = budget.clock.seconds()
     if dist.is_main:
         _plot_history(run_dir, result)
     dist.barrier()
     return result
 
 
-@dataclass
-class _Saver:
-    """Saves a run's state: finite checks, then last (and best), then the history view, in that order."""
-
-    session: _Session
-    run_dir: Path
-    dist: Distributed
-    board: Any = None
-    """TensorBoard's SummaryWriter, or None."""
-    saved_step: int | None = None
-    """The step last.safetensors holds (None before the first save)."""
-    held: RunClaim | None = None
-    """The run folder's claim: told when the first checkpoint is saved (an --overwritten run can go then)."""
-
-    def save(self, step: int, epoch: int, record: dict | None, *, best: bool, write: Callable[[str], None]) -> None:
-        """``record``: this step's evaluation (None when saving on a signal between evaluations)."""
-        session, result = self.session, self.session.result
-        _check_finite_state(session.model, record, step, self.saved_step)
-        if record is not None:
-            result.evals.append(record)
-            if best and record.get("val_loss") is not None:
-                result.best_val_loss = record["val_loss"]
-        full_carry = self.dist.gather_carry(session.carry)
-        if not self.dist.is_main:
-            self.saved_step = step  # rank 0 saves it
-            return
-        if record is not None:
-            write(_describe(record))
-        snapshot = Checkpoint(
-            model_config=session.model_config, vocab=result.vocab, model_state=session.model.state_dict(),
-            step=step, epoch=epoch, best_val_loss=result.best_val_loss, train_config=asdict(session.config),
-            optimizer=session.optimizer.state_dict(), optimizer_name=session.config.optimizer, rng=rng_states(),
-            carry=full_carry, evals=result.evals, step_losses=result.step_losses, text=session.fingerprint)
-        if best and record is not None:  # best first: a kill between the two never leaves last ahead of best
-            save_checkpoint(self.run_dir / "best.safetensors", snapshot)
-            _kill_for_test(step, "after-best")
-        save_checkpoint(self.run_dir / "last.safetensors", snapshot)
-        write_history(self.run_dir, result.evals, result.step_losses)
-        if self.held is not None:
-            self.held.saved()
-        self.saved_step = step
-        if self.board is not None and record is not None:
-            self._board_scalars(record, step)
-
-    def _board_scalars(self, record: dict, step: int) -> None:
-        for key in ("train_loss", "val_loss", "val_perplexity", "val_accuracy", "chars_per_sec"):
-            if record.get(key) is not None:
-                self.board.add_scalar(f"eval/{key}", record[key], step)
-        self.board.add_scalar("eval/lr", self.session.optimizer.param_groups[0]["lr"], step)
-        self.board.flush()
+def _budget_length(session: _Session, step: int, meter: _Meter) -> int | None:
+    """Under --max-time alone, a decaying schedule's length: the steps done and those the budget holds."""
+    if session.schedule.name not in NEEDS_LENGTH:
+        return None
+    return step + session.budget.steps_left(session.config.eval_every, meter.eval_estimate())
 
 
-KILL_AT_STEP = "NEXTCHAR_TEST_KILL_AT_STEP"
-"""Fault injection for the tests: ``N`` makes the trainer SIGKILL itself right after step N's optimizer step,
-before its evaluation or save; ``N:after-best`` between writing step N's best.safetensors and its
-last.safetensors. A kill lands at a known point however fast the machine is."""
+def _evaluate_and_save(session: _Session, saver: Saver, meter: _Meter, step: int, lr: float, dist: Distributed,
+                       on_eval: Callable[[dict], None] | None) -> None:
+    """Validate, record (the train loss since the last evaluation, speed, time, lr) and save ``last``
+    (and ``best`` when the validation loss improved)."""
+    result, per_epoch = session.result, session.per_epoch
+    epoch, index = divmod(step - 1, per_epoch)
+    since = result.evals[-1]["step"] if result.evals else 0
+    record = {"step": step, "epoch": epoch + (index + 1) / per_epoch,
+              "train_loss": sum(result.step_losses[since:]) / (step - since), "chars_per_sec": meter.chars_per_sec(),
+              "lr": lr}
+    started = time.perf_counter()
+    record.update(_validate(session.model, session.streams.val, session.config, session.device, dist))
+    session.budget.eval_seconds = time.perf_counter() - started
+    record["seconds"] = session.budget.clock.seconds()
+    improved = record.get("val_loss") is not None and (
+        result.best_val_loss is None or record["val_loss"] < result.best_val_loss)
+    saver.save(step, epoch, record, best=improved or session.streams.val is None, write=meter.bar.write)
+    if on_eval is not None:
+        on_eval(record)
+    meter.restart()
 
 
-def _kill_for_test(step: int, point: str) -> None:
-    wanted = {f"{step}:{point}"} | ({str(step)} if point == "after-step" else set())
-    if os.environ.get(KILL_AT_STEP) in wanted:
-        os.kill(os.getpid(), signal.SIGKILL)
+class _Meter:
+    """The progress bar and the speed since the last evaluation (chars/s), and what an evaluation costs
+    before the first is timed."""
 
+    def __init__(self, session: _Session, bar) -> None:
+        self.session, self.bar = session, bar
+        self.chars_per_step = session.config.batch_size * session.config.seq_len
+        self.restart()
 
-def _scalar_writer(run_dir: Path, step: int):
-    """TensorBoard's SummaryWriter in run_dir/tensorboard; on resume, events after ``step`` are purged."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ValueError("train: --tensorboard needs the tensorboard package: "
-                         "pip install 'nextchar[tensorboard]'") from None
-    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=step or None)
+    def restart(self) -> None:
+        self.started, self.steps = time.perf_counter(), 0
 
+    def chars_per_sec(self) -> float:
+        return self.chars_per_step * self.steps / max(time.perf_counter() - self.started, 1e-9)
 
-def _check_finite_state(model: CharModel, record: dict | None, step: int, last_saved: int | None) -> None:
-    """Nothing non-finite is ever saved: the weights and this evaluation's metrics are checked first."""
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-    metrics = [k for k, v in (record or {}).items() if isinstance(v, float) and not math.isfinite(v)]
-    if bad or metrics:
-        what = f"weights {bad[:3]}" if bad else f"{', '.join(metrics)}"
-        kept = f"last.safetensors keeps step {last_saved}" if last_saved else "nothing was saved"
-        raise NonFiniteLossError(f"train: {what} became NaN or infinite at step {step}; {kept}; try a lower "
-                                 "learning rate or gradient clipping (--clip)")
+    def eval_estimate(self) -> float:
+        """Seconds an evaluation takes: the last one's, else its characters at a forward pass's share of a
+        training step's cost (0 before any step is timed)."""
+        budget, val = self.session.budget, self.session.streams.val
+        if budget.eval_seconds is not None or val is None:
+            return budget.eval_seconds or 0.0
+        return FORWARD_SHARE * (budget.step_seconds or 0.0) * val.numel() / self.chars_per_step
+
+    def stepped(self, step: int, loss: float, board) -> None:
+        self.session.result.step_losses.append(loss)
+        if board is not None:
+            board.add_scalar("train/loss_step", loss, step)
+        self.steps += 1
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / math.log(2):.3f}",
+                             chars_s=f"{self.chars_per_sec():,.0f}",
+                             elapsed=format_seconds(self.session.budget.clock.seconds()))
 
 
 def _window_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -356,22 +341,15 @@ def _window_loss(logits: Tensor, target: Tensor) -> Tensor:
 
 def _validate(model, val_streams, config, device, dist) -> dict:
     if val_streams is None:
-        return {"val_loss": None, "val_perplexity": None, "val_accuracy": None}
+        return {"val_loss": None, "val_bpc": None, "val_perplexity": None, "val_accuracy": None}
     val_loss, val_acc = evaluate(model, val_streams, config.seq_len, device)
     val_loss, val_acc = dist.mean(torch.tensor(val_loss)), dist.mean(torch.tensor(val_acc))
     ppl = perplexity(val_loss)
-    return {"val_loss": val_loss, "val_perplexity": ppl if math.isfinite(ppl) else None, "val_accuracy": val_acc}
+    return {"val_loss": val_loss, "val_bpc": val_loss / math.log(2), "val_perplexity": ppl if math.isfinite(ppl) else None,
+            "val_accuracy": val_acc}
 
 
-def _describe(record: dict) -> str:
-    text = f"step {record['step']:6d} | epoch {record['epoch']:.2f} | train loss {record['train_loss']:.4f}"
-    if record["val_loss"] is not None:
-        text += (f" | val loss {record['val_loss']:.4f} | val ppl {record['val_perplexity'] or math.inf:.3f}"
-                 f" | val acc {record['val_accuracy']:.3f}")
-    return text + f" | {record['chars_per_sec']:,.0f} chars/s"
-
-
-def _progress_bar(total: int, initial: int, enabled: bool):
+def _progress_bar(total: int | None, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
@@ -388,5 +366,5 @@ def _plot_history(run_dir: Path, result: TrainResult) -> None:
     save(loss_curves(curves, title="loss (nats/char)"), run_dir / "loss.png")
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "evaluate", "train"]
+__all__ = ["KILL_AT_STEP", "TrainConfig", "TrainResult", "TrainingInterrupted", "evaluate", "train"]
 

@@ -96,7 +96,7 @@ class ModelConfig:
 class TrainConfig:
     """How ``nextchar train`` reads the text and updates the model."""
 
-    seq_len: int = 128
+    seq_len: int = 64
     """Window length of truncated BPTT."""
     batch_size: int = 32
     """Parallel text streams per step, over all processes."""
@@ -105,15 +105,15 @@ class TrainConfig:
     max_time is given alone."""
     max_steps: int | None = None
     """Stop after this many optimizer steps in all (overrides epochs)."""
-    lr: float = 2e-3
+    lr: float = 1e-2
     """Learning rate (the peak, under a schedule)."""
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     """Learning-rate schedule after the warmup: constant, cosine or linear (to min_lr at the run's end), or
     step (x lr_decay every lr_decay_every epochs from lr_decay_after)."""
-    warmup_steps: int = 0
+    warmup_steps: int = 20
     """Steps of linear warmup to lr (every schedule)."""
-    min_lr: float = 0.0
-    """Where cosine and linear end."""
+    min_lr: float | None = None
+    """Where cosine and linear end; default lr / 10."""
     lr_decay: float = 0.97
     """step schedule: the factor at each decay point."""
     lr_decay_every: float = 1.0
@@ -147,7 +147,8 @@ class TrainConfig:
             (0 < self.lr < math.inf, f"lr must be a finite number > 0, got {self.lr}"),
             (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"),
             (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
-            (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr = {self.lr}], got {self.min_lr}"),
+            (self.min_lr is None or 0 <= self.min_lr <= self.lr,
+             f"min_lr must be in [0, lr = {self.lr}], got {self.min_lr}"),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
             (0 < self.lr_decay_every < math.inf, f"lr_decay_every must be a finite number > 0, got {self.lr_decay_every}"),
             (0 <= self.lr_decay_after < math.inf,

@@ -73,7 +73,8 @@ class Sampling:
 
 
 def generate(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float = 1.0,
-             top_k: int | None = None, greedy: bool = False, seed: int | None = None, top_p: float | None = None) -> str:
+             top_k: int | None = None, greedy: bool = False, seed: int | None = None,
+             top_p: float | None = None) -> str:
     """``prompt`` followed by ``length`` sampled characters (argmax when ``greedy``)."""
     return prompt + "".join(sample(model, vocab, prompt, length, temperature, top_k, greedy, seed, top_p=top_p))
 

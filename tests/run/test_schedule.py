@@ -8,8 +8,8 @@ import torch
 from nextchar.config import TrainConfig
 from nextchar.run.checkpoint import load_checkpoint
 from nextchar.run.schedule import Schedule, attach, schedule_of
-from tests.helpers import FIXTURE, SMALL, cli_train, train_config
 from nextchar.run.trainer import train
+from tests.helpers import FIXTURE, SMALL, cli_train, train_config
 
 
 def test_warmup_then_cosine_and_linear_follow_their_formulas():
@@ -20,18 +20,21 @@ def test_warmup_then_cosine_and_linear_follow_their_formulas():
         assert cosine.factor(step) == linear.factor(step) == (step + 1) / warm
     for step in (10, 35, 60, 85, 109, 110, 500):
         q = min(1.0, (step - warm) / (length - warm))
-        assert lr * cosine.factor(step) == pytest.approx(low + (lr - low) * 0.5 * (1 + math.cos(math.pi * q)), rel=1e-12)
+        want = low + (lr - low) * 0.5 * (1 + math.cos(math.pi * q))
+        assert lr * cosine.factor(step) == pytest.approx(want, rel=1e-12)
         assert lr * linear.factor(step) == pytest.approx(low + (lr - low) * (1 - q), rel=1e-12)
     assert lr * cosine.factor(110) == pytest.approx(low) and cosine.factor(10) == 1.0
 
 
 def test_char_rnns_decay_is_x097_per_epoch_after_epoch_10():
     per_epoch = 40
-    step = schedule_of(TrainConfig(lr_schedule="step", lr_decay=0.97, lr_decay_after=10), per_epoch, None)
+    char_rnn = TrainConfig(lr_schedule="step", lr_decay=0.97, lr_decay_after=10, warmup_steps=0)
+    step = schedule_of(char_rnn, per_epoch, None)
     assert step.factor(0) == step.factor(10 * per_epoch - 1) == 1.0  # epochs 0..9 at the full rate
     assert step.factor(10 * per_epoch) == pytest.approx(0.97)  # char-rnn decays at the end of epoch 10
     assert step.factor(13 * per_epoch + 5) == pytest.approx(0.97 ** 4)
-    every_half = schedule_of(TrainConfig(lr_schedule="step", lr_decay=0.5, lr_decay_every=0.5), per_epoch, None)
+    halves = TrainConfig(lr_schedule="step", lr_decay=0.5, lr_decay_every=0.5, warmup_steps=0)
+    every_half = schedule_of(halves, per_epoch, None)
     assert [every_half.factor(s) for s in (0, 19, 20, 39, 40, 100)] == [1, 1, 0.5, 0.5, 0.25, 0.03125]
 
 
@@ -86,12 +89,15 @@ def config_factor(config: TrainConfig, step: int) -> float:
 
 
 def test_weight_decay_reaches_the_optimizer_and_a_resume_may_change_it(tmp_path):
-    assert cli_train("--max-steps", "4", "--eval-every", "4", "--weight-decay", "0.2", "--out", str(tmp_path)).exit_code == 0
-    assert [g["weight_decay"] for g in load_checkpoint(tmp_path / "last.safetensors").optimizer["param_groups"]] == [0.2]
+    out = cli_train("--max-steps", "4", "--eval-every", "4", "--weight-decay", "0.2", "--out", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    groups = load_checkpoint(tmp_path / "last.safetensors").optimizer["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.2]
     out = cli_train("--max-steps", "6", "--eval-every", "2", "--weight-decay", "0", "--out", str(tmp_path), "--resume")
     assert out.exit_code == 0, out.output
     ckpt = load_checkpoint(tmp_path / "last.safetensors")
-    assert [g["weight_decay"] for g in ckpt.optimizer["param_groups"]] == [0.0] and ckpt.train_config["weight_decay"] == 0
+    assert [g["weight_decay"] for g in ckpt.optimizer["param_groups"]] == [0.0]
+    assert ckpt.train_config["weight_decay"] == 0
 
 
 def test_schedule_flags_are_checked_before_any_work(tmp_path):

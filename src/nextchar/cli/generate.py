@@ -79,7 +79,8 @@ def generate(ctx, checkpoint, prompt, length, temperature, top_k, top_p, greedy,
         payload = {"samples": [{"text": prompt + s.text, "continuation": s.text, "logprob": s.logprob}
                                for s in samples],
                    "prompt": prompt, "temperature": None if greedy or beam else temperature, "top_k": top_k,
-                   "top_p": top_p, "seed": seed, "greedy": greedy, "beam": beam, "length_penalty": length_penalty if beam else None,
+                   "top_p": top_p, "seed": seed, "greedy": greedy, "beam": beam,
+                   "length_penalty": length_penalty if beam else None,
                    "stop": stop, "command": command_line()}
         from ..outputs import write_json
 

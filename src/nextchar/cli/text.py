@@ -43,8 +43,8 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @click.argument("text_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--corpus", type=click.Choice(CORPORA), default=None,
               help="Train on a built-in corpus instead of TEXT_FILE: tiny-shakespeare (fetched once into "
-                   "$NEXTCHAR_DATA or the user cache folder), linux-kernel (the C sources of Debian's linux-source-6.1) "
-                   "or python-stdlib (the standard library's source).")
+                   "$NEXTCHAR_DATA or the user cache folder), linux-kernel (the C sources of Debian's "
+                   "linux-source-6.1) or python-stdlib (the standard library's source).")
 @click.option("--corpus-bytes", default=CORPUS_BYTES, show_default=True, type=click.IntRange(min=1000),
               help="Characters of linux-kernel or python-stdlib to use (tiny-shakespeare is always whole).")
 @click.option("--model", "formulation", default=field_default(ModelConfig, "family"), show_default=True,

@@ -38,7 +38,8 @@ def _fixed_flags(ctx) -> set[str]:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("text_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--corpus", default=None, help="A built-in corpus instead of TEXT_FILE (python-stdlib).")
+@click.option("--corpus", default=None,
+              help="A built-in corpus instead of TEXT_FILE: tiny-shakespeare, linux-kernel or python-stdlib.")
 @click.option("--corpus-bytes", default=None, type=click.IntRange(min=1000), help="Characters of the corpus to use.")
 @click.option("--problem", default=None, type=click.IntRange(1, 6),
               help="An exam-size study of this exam problem instead of a text: batches of trials, each batch one "

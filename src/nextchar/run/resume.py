@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig
+from ..vocab import Vocab
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .folder import read_history
 
 MUST_MATCH_MODEL = tuple(f.name for f in fields(ModelConfig) if f.name != "vocab_size")
 """Every model setting (the vocabulary comes with the checkpoint)."""
@@ -20,6 +24,10 @@ SAFE_TO_CHANGE = ("lr", "lr_schedule", "warmup_steps", "min_lr", "lr_decay", "lr
                   "weight_decay", "clip", "epochs", "max_steps", "max_time", "eval_every", "device")
 """Take effect on resume: the learning rate (and the schedule over it) and the weight decay are set on the
 restored optimizer."""
+BEFORE_SCHEDULES = {"lr_schedule": "constant", "warmup_steps": 0, "min_lr": None, "weight_decay": None,
+                    "max_time": None}
+"""What a checkpoint written before these settings existed ran with (a constant rate, no warmup), taken
+when its training config lacks them: today's defaults would change an old run's schedule on resume."""
 FLAGS = {"family": "--model", "kind": "--model", "embedding_dim": "--embedding-dim"}
 """Flags whose name is not the field's with dashes."""
 
@@ -35,7 +43,8 @@ def text_fingerprint(text: str) -> dict[str, Any]:
 def resumed_configs(checkpoint, model: ModelConfig | dict | None, train: TrainConfig | dict | None
                     ) -> tuple[ModelConfig, TrainConfig]:
     """The configs a resume runs: the checkpoint's, updated by what was given (a dict: only what changes)."""
-    saved_train = {f.name: checkpoint.train_config.get(f.name, f.default) for f in fields(TrainConfig)}
+    saved_train = {f.name: checkpoint.train_config.get(f.name, BEFORE_SCHEDULES.get(f.name, f.default))
+                   for f in fields(TrainConfig)}
     if isinstance(model, dict):
         model = ModelConfig(**{**asdict(checkpoint.model_config), **model})
     if isinstance(train, dict):
@@ -78,3 +87,32 @@ def check_resume(checkpoint, model: ModelConfig, train: TrainConfig, fingerprint
             "train: --resume must keep what defines the model and the data stream; these differ from the "
             "checkpoint:\n  " + "\n  ".join(found) + "\n(leave them out to take the checkpoint's, or train into "
             "another --out)")
+
+
+def vocab_and_checkpoint(text: str, run_dir: Path, resume: bool) -> tuple[Vocab, Checkpoint | None]:
+    """The text's vocabulary for a new run; for a resume, the checkpoint's (which must cover the text) and the
+    checkpoint, its history exactly ``step`` losses long."""
+    if not text:
+        raise ValueError("train: the training text is empty")
+    if not resume:
+        return Vocab.from_text(text), None
+    checkpoint = load_checkpoint(run_dir / "last.safetensors")
+    missing = checkpoint.vocab.unknown(text)
+    if missing:
+        raise CheckpointError(f"checkpoint: its vocabulary lacks characters of this text: {missing[:20]!r}; "
+                              "resume with the text it was trained on")
+    if checkpoint.step_losses is None:  # written before checkpoints held the history: take history.json's
+        checkpoint.evals, checkpoint.step_losses = _legacy_history(run_dir, checkpoint.step)
+    if len(checkpoint.step_losses) != checkpoint.step:
+        raise CheckpointError(f"checkpoint: {str(run_dir / 'last.safetensors')!r} holds {len(checkpoint.step_losses)} "
+                              f"step losses for step {checkpoint.step}")
+    return checkpoint.vocab, checkpoint
+
+
+def _legacy_history(run_dir: Path, step: int) -> tuple[list[dict], list[float]]:
+    """history.json cut to the checkpoint's step; refused when it holds fewer losses than that."""
+    history = read_history(run_dir)
+    if len(history["step_losses"]) < step:
+        raise CheckpointError(f"checkpoint: {str(run_dir / 'history.json')!r} holds {len(history['step_losses'])} "
+                              f"step losses for the checkpoint's step {step}; this run cannot be resumed exactly")
+    return [e for e in history["evals"] if e["step"] <= step], history["step_losses"][:step]

@@ -6,7 +6,8 @@ state: ``LambdaLR(..., last_epoch=s - 1)`` lands on step s. With ``warmup_steps`
 rises linearly, (s + 1) / W for s < W; after that (q = (s - W) / (S - W), S the schedule's length in steps):
 
 - ``constant``: 1.
-- ``cosine``: m + (1 - m) (1 + cos(pi q)) / 2, with m = min_lr / lr (reaches min_lr at step S).
+- ``cosine``: m + (1 - m) (1 + cos(pi q)) / 2, with m = min_lr / lr (reaches min_lr at step S; min_lr is
+  lr / 10 unless given, as nanoGPT's).
 - ``linear``: m + (1 - m) (1 - q).
 - ``step``: ``lr_decay`` ** n, n the number of decay points k * E passed (k >= 1, E = ``lr_decay_every``
   epochs in steps) that are at or after ``lr_decay_after`` epochs: char-rnn's x0.97 per epoch after epoch 10
@@ -65,7 +66,8 @@ def schedule_of(config: TrainConfig, steps_per_epoch: int, length: int | None) -
     if config.lr_schedule in NEEDS_LENGTH and length is None and config.max_time is None:
         raise ValueError(f"train: the {config.lr_schedule} schedule needs the run's length: give --max-steps, "
                          "--epochs or --max-time")
-    return Schedule(config.lr_schedule, config.warmup_steps, min(1.0, config.min_lr / config.lr), config.lr_decay,
+    min_lr = config.lr / 10 if config.min_lr is None else config.min_lr
+    return Schedule(config.lr_schedule, config.warmup_steps, min_lr / config.lr, config.lr_decay,
                     max(1, round(config.lr_decay_every * steps_per_epoch)),
                     round(config.lr_decay_after * steps_per_epoch), length)
 

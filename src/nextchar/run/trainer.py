@@ -27,13 +27,14 @@ from ..distributed import Distributed
 from ..model import CharModel
 from ..step import make_optimizer, perplexity, train_step
 from ..vocab import Vocab
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore_rng
-from .folder import RunClaim, claim, read_history, write_history
+from .checkpoint import Checkpoint, restore_rng
+from .folder import RunClaim, claim, write_history
 from .interrupt import StopRequests, TrainingInterrupted
-from .resume import check_resume, resumed_configs, text_fingerprint
+from .progress import Meter, progress_bar
+from .resume import check_resume, resumed_configs, text_fingerprint, vocab_and_checkpoint
 from .saver import KILL_AT_STEP, Saver, kill_for_test, scalar_writer
 from .schedule import NEEDS_LENGTH, Schedule, attach, schedule_of
-from .time_budget import FORWARD_SHARE, RunClock, TimeBudget, format_seconds
+from .time_budget import RunClock, TimeBudget
 
 CLIP_HINT = "try a lower learning rate (--lr) or gradient clipping (--clip)"
 
@@ -70,33 +71,6 @@ def evaluate(model: CharModel, streams: Tensor, seq_len: int, device: torch.devi
         total += y.numel()
     model.train()
     return total_loss / total, total_right / total
-
-
-def _prepare_vocab(text: str, run_dir: Path, resume: bool) -> tuple[Vocab, Checkpoint | None]:
-    if not text:
-        raise ValueError("train: the training text is empty")
-    if not resume:
-        return Vocab.from_text(text), None
-    checkpoint = load_checkpoint(run_dir / "last.safetensors")
-    missing = checkpoint.vocab.unknown(text)
-    if missing:
-        raise CheckpointError(f"checkpoint: its vocabulary lacks characters of this text: {missing[:20]!r}; "
-                              "resume with the text it was trained on")
-    if checkpoint.step_losses is None:  # written before checkpoints held the history: take history.json's
-        checkpoint.evals, checkpoint.step_losses = _legacy_history(run_dir, checkpoint.step)
-    if len(checkpoint.step_losses) != checkpoint.step:
-        raise CheckpointError(f"checkpoint: {str(run_dir / 'last.safetensors')!r} holds {len(checkpoint.step_losses)} "
-                              f"step losses for step {checkpoint.step}")
-    return checkpoint.vocab, checkpoint
-
-
-def _legacy_history(run_dir: Path, step: int) -> tuple[list[dict], list[float]]:
-    """history.json cut to the checkpoint's step; refused when it holds fewer losses than that."""
-    history = read_history(run_dir)
-    if len(history["step_losses"]) < step:
-        raise CheckpointError(f"checkpoint: {str(run_dir / 'history.json')!r} holds {len(history['step_losses'])} "
-                              f"step losses for the checkpoint's step {step}; this run cannot be resumed exactly")
-    return [e for e in history["evals"] if e["step"] <= step], history["step_losses"][:step]
 
 
 def train(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None,
@@ -165,7 +139,7 @@ class _Session:
 def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None, *,
            run_dir: Path, resume: bool, dist: Distributed, clock: RunClock) -> _Session:
     """Check the configs (against the checkpoint on resume), split the text, build the model and optimizer."""
-    vocab, checkpoint = _prepare_vocab(text, run_dir, resume)
+    vocab, checkpoint = vocab_and_checkpoint(text, run_dir, resume)
     fingerprint = text_fingerprint(text)  # hashed once
     if checkpoint is not None:
         model_config, config = resumed_configs(checkpoint, model_config, config)
@@ -233,7 +207,9 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
     board = scalar_writer(run_dir, step) if tensorboard and dist.is_main else None
     saver = Saver(session, run_dir=run_dir, dist=dist, board=board, saved_step=step or None, held=held)
     scheduler = attach(session.optimizer, session.schedule, config.lr, step)
-    meter = _Meter(session, _progress_bar(total, step, progress and dist.is_main))
+    val_chars = session.streams.val.numel() if session.streams.val is not None else 0
+    meter = Meter(progress_bar(total, step, progress and dist.is_main), config.batch_size * config.seq_len, budget,
+                  val_chars)
     evaluated, lr = True, session.optimizer.param_groups[0]["lr"]
     # A fresh run takes at least one step, so that it always saves something; then the budget decides.
     while (total is None or step < total) and not (step and budget.spent(meter.eval_estimate())):
@@ -248,13 +224,17 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
         session.carry = detach_state(carry)
         step += 1
         kill_for_test(step, "after-step")
-        meter.stepped(step, dist.mean(loss), board)
-        if budget.measure(step - session.step) and total is None:
-            total = session.schedule.length = _budget_length(session, step, meter)
-            meter.bar.total = total
+        loss_value = dist.mean(loss)
+        result.step_losses.append(loss_value)
+        if board is not None:
+            board.add_scalar("train/loss_step", loss_value, step)
+        meter.stepped(loss_value)
+        if budget.measure(step - session.step):
+            total = _estimate_length(session, step, meter) or total
         evaluated = step % config.eval_every == 0 or step == total
         if evaluated:
             _evaluate_and_save(session, saver, meter, step, lr, dist, on_eval)
+            total = _estimate_length(session, step, meter) or total
         elif stop is not None and stop.signum is not None:
             saver.save(step, epoch, None, best=False, write=meter.bar.write)
         if stop is not None and stop.signum is not None:
@@ -271,14 +251,20 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
     return result
 
 
-def _budget_length(session: _Session, step: int, meter: _Meter) -> int | None:
-    """Under --max-time alone, a decaying schedule's length: the steps done and those the budget holds."""
-    if session.schedule.name not in NEEDS_LENGTH:
+def _estimate_length(session: _Session, step: int, meter: Meter) -> int | None:
+    """Under --max-time alone, a decaying schedule's length: the steps done and those the rest of the budget
+    holds at the speed measured last (the calibration's, then each interval's since an evaluation), set on
+    the schedule and returned; None for any other run. Estimated again at each evaluation, so a slow start
+    does not end the schedule early."""
+    config, budget = session.config, session.budget
+    if session.schedule.name not in NEEDS_LENGTH or config.max_time is None or config.max_steps or config.epochs:
         return None
-    return step + session.budget.steps_left(session.config.eval_every, meter.eval_estimate())
+    session.schedule.length = step + budget.steps_left(config.eval_every, meter.eval_estimate())
+    meter.bar.total = session.schedule.length
+    return session.schedule.length
 
 
-def _evaluate_and_save(session: _Session, saver: Saver, meter: _Meter, step: int, lr: float, dist: Distributed,
+def _evaluate_and_save(session: _Session, saver: Saver, meter: Meter, step: int, lr: float, dist: Distributed,
                        on_eval: Callable[[dict], None] | None) -> None:
     """Validate, record (the train loss since the last evaluation, speed, time, lr) and save ``last``
     (and ``best`` when the validation loss improved)."""
@@ -288,6 +274,7 @@ def _evaluate_and_save(session: _Session, saver: Saver, meter: _Meter, step: int
     record = {"step": step, "epoch": epoch + (index + 1) / per_epoch,
               "train_loss": sum(result.step_losses[since:]) / (step - since), "chars_per_sec": meter.chars_per_sec(),
               "lr": lr}
+    session.budget.step_seconds = meter.seconds_per_step()  # this interval's, evaluations left out
     started = time.perf_counter()
     record.update(_validate(session.model, session.streams.val, session.config, session.device, dist))
     session.budget.eval_seconds = time.perf_counter() - started
@@ -298,40 +285,6 @@ def _evaluate_and_save(session: _Session, saver: Saver, meter: _Meter, step: int
     if on_eval is not None:
         on_eval(record)
     meter.restart()
-
-
-class _Meter:
-    """The progress bar and the speed since the last evaluation (chars/s), and what an evaluation costs
-    before the first is timed."""
-
-    def __init__(self, session: _Session, bar) -> None:
-        self.session, self.bar = session, bar
-        self.chars_per_step = session.config.batch_size * session.config.seq_len
-        self.restart()
-
-    def restart(self) -> None:
-        self.started, self.steps = time.perf_counter(), 0
-
-    def chars_per_sec(self) -> float:
-        return self.chars_per_step * self.steps / max(time.perf_counter() - self.started, 1e-9)
-
-    def eval_estimate(self) -> float:
-        """Seconds an evaluation takes: the last one's, else its characters at a forward pass's share of a
-        training step's cost (0 before any step is timed)."""
-        budget, val = self.session.budget, self.session.streams.val
-        if budget.eval_seconds is not None or val is None:
-            return budget.eval_seconds or 0.0
-        return FORWARD_SHARE * (budget.step_seconds or 0.0) * val.numel() / self.chars_per_step
-
-    def stepped(self, step: int, loss: float, board) -> None:
-        self.session.result.step_losses.append(loss)
-        if board is not None:
-            board.add_scalar("train/loss_step", loss, step)
-        self.steps += 1
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / math.log(2):.3f}",
-                             chars_s=f"{self.chars_per_sec():,.0f}",
-                             elapsed=format_seconds(self.session.budget.clock.seconds()))
 
 
 def _window_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -345,14 +298,8 @@ def _validate(model, val_streams, config, device, dist) -> dict:
     val_loss, val_acc = evaluate(model, val_streams, config.seq_len, device)
     val_loss, val_acc = dist.mean(torch.tensor(val_loss)), dist.mean(torch.tensor(val_acc))
     ppl = perplexity(val_loss)
-    return {"val_loss": val_loss, "val_bpc": val_loss / math.log(2), "val_perplexity": ppl if math.isfinite(ppl) else None,
-            "val_accuracy": val_acc}
-
-
-def _progress_bar(total: int | None, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+    return {"val_loss": val_loss, "val_bpc": val_loss / math.log(2),
+            "val_perplexity": ppl if math.isfinite(ppl) else None, "val_accuracy": val_acc}
 
 
 def _plot_history(run_dir: Path, result: TrainResult) -> None:

@@ -41,7 +41,8 @@ CONDITIONAL = {"dropout": ("num-layers", lambda layers: int(layers) > 1)}
 """A dimension asked only when another's value allows it (dropout needs more than one layer)."""
 TUNABLE = {"model": str, "engine": str, "hidden-size": int, "num-layers": int, "dropout": float, "nonlinearity": str,
            "embedding-dim": int, "seq-len": int, "batch-size": int, "epochs": int, "lr": float, "optimizer": str,
-           "clip": float, "val-fraction": float, "seed": int}
+           "clip": float, "val-fraction": float, "seed": int, "lr-schedule": str, "warmup-steps": int,
+           "min-lr": float, "weight-decay": float}
 """The flags of ``nextchar train`` a trial may vary, with their types (the others tune sets itself or name
 the data: --out, --resume, --max-steps, --eval-every, --corpus, ...)."""
 

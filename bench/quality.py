@@ -35,7 +35,7 @@ THRESHOLDS = {"nanogpt_cpu_1.886": 1.886, "nanogpt_gpu_1.4697": 1.4697}
 """nanoGPT's shakespeare_char: its documented CPU recipe (90 s here, 0.80 M parameters) and its GPU model."""
 COMMON = ["--batch-size", "32", "--seq-len", "64", "--lr-schedule", "cosine", "--warmup-steps", "20"]
 """What every grid row shares: the settings the 90-second runs chose (README, PERFORMANCE.md)."""
-LR = {128: 1e-2, 256: 5e-3, 512: 3e-3}
+LR = {128: 1e-2, 256: 1e-2, 512: 4e-3}
 """The peak learning rate of each width (the plain RNN takes half: it diverges sooner)."""
 
 
@@ -137,6 +137,20 @@ def plot(paths: list[str], out: str, best: int = 6) -> None:
     save(fig, out)
 
 
+def markdown(paths: list[str]) -> str:
+    """The rows of these results files as a markdown table, lowest validation loss first."""
+    lines = ["| model | parameters | chars/s | val loss (nats) | bpc | best val | to 1.886 | to 1.4697 | budget |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [(row, json.loads(Path(path).read_text())["budget_seconds"]) for path in paths
+            for row in json.loads(Path(path).read_text())["rows"] if "val_loss" in row]
+    for row, budget in sorted(rows, key=lambda item: item[0]["val_loss"]):
+        reached = [row[f"seconds_to_{key}"] for key in THRESHOLDS]
+        lines.append(f"| {row['name']} | {row['parameters'] / 1e6:.2f} M | {row['chars_per_sec']:,.0f} | "
+                     f"{row['val_loss']:.4f} | {row['val_bpc']:.3f} | {row['best_val_loss']:.4f} | "
+                     + " | ".join("—" if r is None else f"{r:.0f} s" for r in reached) + f" | {budget:g} s |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="tiny-shakespeare")
@@ -153,9 +167,14 @@ def main() -> None:
     parser.add_argument("--plot", nargs="+", default=None, metavar="JSON",
                         help="only draw the best rows of these results files into --png (no training)")
     parser.add_argument("--png", default="docs/quality.png")
+    parser.add_argument("--markdown", nargs="+", default=None, metavar="JSON",
+                        help="only print these results files' rows as a markdown table (no training)")
     args = parser.parse_args()
     if args.plot:
         plot(args.plot, args.png)
+        return
+    if args.markdown:
+        print(markdown(args.markdown))
         return
     from nextchar.run.time_budget import parse_duration
 

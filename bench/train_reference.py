@@ -77,7 +77,8 @@ def nextchar_train(family: str, text: str, steps: int, seq_len: int, batch_size:
     model = {"family": family, "kind": "scratch" if engine == "fused" else "module", "hidden_size": 256,
              "embedding_dim": 64, "engine": engine}
     config = TrainConfig(seq_len=seq_len, batch_size=batch_size, max_steps=steps, lr=2e-3, optimizer="adamw",
-                         clip=1.0, val_fraction=val_fraction, eval_every=steps, seed=seed, device="cpu")
+                         clip=1.0, val_fraction=val_fraction, eval_every=steps, seed=seed, device="cpu",
+                         lr_schedule="constant", warmup_steps=0)  # the reference's constant rate
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # the trainer's eval lines; stdout stays pure JSON

@@ -60,3 +60,18 @@ def test_distributed_resume_equals_an_uninterrupted_distributed_run(runs):
 
     ckpt = load_checkpoint(root / "two" / "last.safetensors")
     assert ckpt.step == 12 and ckpt.carry[0].shape[1] == 4  # the carried state of all 4 global streams
+
+
+def test_a_time_budget_stops_every_rank_at_one_step_with_one_schedule(tmp_path):
+    """Rank 0's clock decides the stop and the budget's schedule length for both ranks: were they to decide
+    apart, one rank would wait in an all-reduce the other never joins (the timeout would fail the test)."""
+    args = [a for a in ARGS if a not in ("--max-steps", "8")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "nextchar",
+               *args, "--max-time", "4s", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("stopped by the --max-time budget") + done.stdout.count("best val loss") >= 1
+    from nextchar.run.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(tmp_path / "last.safetensors")
+    assert ckpt.step == ckpt.evals[-1]["step"] == len(ckpt.step_losses) > 0

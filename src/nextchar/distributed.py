@@ -78,6 +78,16 @@ class Distributed:
         torch_dist.all_reduce(value)
         return value.item() / self.world_size
 
+    def from_main(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank: decisions from a clock (the time budget's stop, its schedule's
+        length) must be one decision, or the ranks' steps and rates would part."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        tensor = tensor.to("cuda") if torch_dist.get_backend() == "nccl" else tensor
+        torch_dist.broadcast(tensor, src=0)
+        return tensor.item()
+
     def my_carry(self, carry: State | None, device: torch.device) -> State | None:
         """This rank's columns of a saved full-batch carried state (L, B, H)."""
         if carry is None:

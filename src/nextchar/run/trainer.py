@@ -128,12 +128,17 @@ class _Session:
         return num_windows(self.streams.train, self.config.seq_len)
 
     def total_steps(self) -> int | None:
-        """Where the run ends in steps; None under --max-time alone until a decaying schedule's length is
-        estimated (a constant or step schedule then runs until the budget)."""
-        config = self.config
-        if config.max_steps or config.epochs or config.max_time is None:
-            return config.max_steps or (config.epochs or 1) * self.per_epoch
-        return self.schedule.length
+        """Where the run ends in steps; under --max-time alone, a decaying schedule's estimated length (None
+        before it is estimated, and for a constant or step schedule, which run until the budget)."""
+        return _planned_steps(self.config, self.per_epoch) or self.schedule.length
+
+
+def _planned_steps(config: TrainConfig, per_epoch: int) -> int | None:
+    """The run's length in steps from --max-steps or --epochs (one epoch by default); None under --max-time
+    alone."""
+    if config.max_steps or config.epochs or config.max_time is None:
+        return config.max_steps or (config.epochs or 1) * per_epoch
+    return None
 
 
 def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None, *,
@@ -157,10 +162,7 @@ def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConf
     streams = text_streams(vocab.encode(text), config.batch_size, config.seq_len, config.val_fraction, dist.rank,
                            dist.world_size)
     per_epoch = num_windows(streams.train, config.seq_len)
-    length = config.max_steps or (config.epochs * per_epoch if config.epochs else None)
-    if length is None and config.max_time is None:
-        length = per_epoch  # one epoch by default
-    schedule = schedule_of(config, per_epoch, length)
+    schedule = schedule_of(config, per_epoch, _planned_steps(config, per_epoch))
 
     torch.manual_seed(config.seed)
     model = CharModel(model_config).to(device)
@@ -212,7 +214,7 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
                   val_chars)
     evaluated, lr = True, session.optimizer.param_groups[0]["lr"]
     # A fresh run takes at least one step, so that it always saves something; then the budget decides.
-    while (total is None or step < total) and not (step and budget.spent(meter.eval_estimate())):
+    while (total is None or step < total) and not (step and _budget_spent(session, meter, dist)):
         epoch, index = divmod(step, per_epoch)
         if index == 0:
             session.carry = None  # each pass over the text starts from a zero state
@@ -230,11 +232,11 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
             board.add_scalar("train/loss_step", loss_value, step)
         meter.stepped(loss_value)
         if budget.measure(step - session.step):
-            total = _estimate_length(session, step, meter) or total
+            total = _estimate_length(session, step, meter, dist) or total
         evaluated = step % config.eval_every == 0 or step == total
         if evaluated:
             _evaluate_and_save(session, saver, meter, step, lr, dist, on_eval)
-            total = _estimate_length(session, step, meter) or total
+            total = _estimate_length(session, step, meter, dist) or total
         elif stop is not None and stop.signum is not None:
             saver.save(step, epoch, None, best=False, write=meter.bar.write)
         if stop is not None and stop.signum is not None:
@@ -251,15 +253,23 @@ def _run(session: _Session, *, run_dir: Path, dist: Distributed, stop: StopReque
     return result
 
 
-def _estimate_length(session: _Session, step: int, meter: Meter) -> int | None:
+def _budget_spent(session: _Session, meter: Meter, dist: Distributed) -> bool:
+    """Rank 0's clock decides for every rank (under torchrun the ranks stop at one step)."""
+    if session.config.max_time is None:
+        return False
+    return dist.from_main(float(session.budget.spent(meter.eval_estimate()))) > 0.5
+
+
+def _estimate_length(session: _Session, step: int, meter: Meter, dist: Distributed) -> int | None:
     """Under --max-time alone, a decaying schedule's length: the steps done and those the rest of the budget
     holds at the speed measured last (the calibration's, then each interval's since an evaluation), set on
     the schedule and returned; None for any other run. Estimated again at each evaluation, so a slow start
     does not end the schedule early."""
     config, budget = session.config, session.budget
-    if session.schedule.name not in NEEDS_LENGTH or config.max_time is None or config.max_steps or config.epochs:
+    if session.schedule.name not in NEEDS_LENGTH or _planned_steps(config, session.per_epoch) is not None:
         return None
-    session.schedule.length = step + budget.steps_left(config.eval_every, meter.eval_estimate())
+    left = budget.steps_left(config.eval_every, meter.eval_estimate())
+    session.schedule.length = step + int(dist.from_main(left))  # rank 0's estimate: one schedule for all ranks
     meter.bar.total = session.schedule.length
     return session.schedule.length
 

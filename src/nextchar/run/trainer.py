@@ -268,6 +268,8 @@ def _estimate_length(session: _Session, step: int, meter: Meter, dist: Distribut
     config, budget = session.config, session.budget
     if session.schedule.name not in NEEDS_LENGTH or _planned_steps(config, session.per_epoch) is not None:
         return None
+    if session.schedule.length is not None and step >= session.schedule.length:
+        return session.schedule.length  # the schedule has ended: the run ends here, not a few steps on
     left = budget.steps_left(config.eval_every, meter.eval_estimate())
     session.schedule.length = step + int(dist.from_main(left))  # rank 0's estimate: one schedule for all ranks
     meter.bar.total = session.schedule.length

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..cells import NONLINEARITIES
-from ..config import FORMULATIONS, SCHEDULES, ModelConfig, TrainConfig, field_default
+from ..config import FORMULATIONS, SCHEDULES, TRAIN_MODEL_DEFAULTS, ModelConfig, TrainConfig, field_default
 from ..corpora import CORPORA, CORPUS_BYTES
 from ..engines import ENGINES, engine_device
 from ..step import OPTIMIZERS, perplexity
@@ -57,7 +57,8 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @field_option(ModelConfig, "num_layers", "--num-layers", type=click.IntRange(min=1))
 @field_option(ModelConfig, "dropout", "--dropout", type=click.FloatRange(0.0, 1.0, max_open=True))
 @field_option(ModelConfig, "nonlinearity", "--nonlinearity", type=click.Choice(NONLINEARITIES))
-@field_option(ModelConfig, "embedding_dim", "--embedding-dim", type=click.IntRange(min=0))
+@click.option("--embedding-dim", default=TRAIN_MODEL_DEFAULTS["embedding_dim"], show_default=True,
+              type=click.IntRange(min=0), help="Learned embedding of this size as input; 0 feeds one-hot vectors.")
 @field_option(TrainConfig, "seq_len", "--seq-len", type=click.IntRange(min=1))
 @field_option(TrainConfig, "batch_size", "--batch-size", type=click.IntRange(min=1))
 @field_option(TrainConfig, "epochs", "--epochs", type=click.IntRange(min=1))

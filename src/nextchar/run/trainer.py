@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells import State, detach_state
-from ..config import ModelConfig, TrainConfig
+from ..config import TRAIN_MODEL_DEFAULTS, ModelConfig, TrainConfig
 from ..data import Streams, num_windows, text_streams, window
 from ..device import resolve_device
 from ..distributed import Distributed
@@ -150,7 +150,7 @@ def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConf
         model_config, config = resumed_configs(checkpoint, model_config, config)
         check_resume(checkpoint, model_config, config, fingerprint)
     elif isinstance(model_config, dict) or model_config is None:
-        model_config = ModelConfig(vocab_size=len(vocab), **(model_config or {}))
+        model_config = ModelConfig(vocab_size=len(vocab), **{**TRAIN_MODEL_DEFAULTS, **(model_config or {})})
     if isinstance(config, dict) or config is None:
         config = TrainConfig(**(config or {}))
     if model_config.engine == "compiled":

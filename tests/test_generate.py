@@ -166,3 +166,21 @@ def test_a_top_p_outside_0_to_1_is_refused_before_any_work(tmp_path, value):
     assert out.exit_code == 2 and "--top-p" in out.output
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
         __import__("nextchar.generate").generate.Sampling(top_p=float(value)).check()
+
+
+@pytest.mark.parametrize("value", ["-inf", "1e308", "nan", "inf", "11"])
+def test_a_length_penalty_outside_a_finite_range_is_one_line_before_any_work(tmp_path, value):
+    """-inf and 1e308 gave tracebacks, nan and inf ranked beams by NaN and then failed to write --json after
+    printing (issue 29, item 6)."""
+    from click.testing import CliRunner
+
+    from nextchar.cli import main
+
+    _tiny(tmp_path)
+    out = CliRunner().invoke(main, ["generate", str(tmp_path / "m.safetensors"), "--beam", "3", "--length", "5",
+                                    "--length-penalty", value, "--json", str(tmp_path / "s.json")])
+    assert out.exit_code == 1 and "--length-penalty must be a finite number in [-10, 10]" in out.output
+    assert "Traceback" not in out.output and not (tmp_path / "s.json").exists()
+    ok = CliRunner().invoke(main, ["generate", str(tmp_path / "m.safetensors"), "--beam", "3", "--length", "5",
+                                   "--length-penalty", "-2.5"])
+    assert ok.exit_code == 0, ok.output

@@ -205,6 +205,14 @@ def _draw_batch(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, how
 
 
 MAX_BEAM = 4096
+MAX_LENGTH_PENALTY = 10.0
+"""|--length-penalty| at most: length ** 10 already ranks by length alone; past it the scores overflow."""
+
+
+def check_length_penalty(value: float) -> None:
+    if not -MAX_LENGTH_PENALTY <= value <= MAX_LENGTH_PENALTY:  # NaN fails this too
+        raise ValueError(f"generate: --length-penalty must be a finite number in [-{MAX_LENGTH_PENALTY:g}, "
+                         f"{MAX_LENGTH_PENALTY:g}], got {value}")
 
 
 def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: int, length_penalty: float = 0.0,
@@ -215,6 +223,7 @@ def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: 
     _check(length, stop)
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"generate: --beam must be 1..{MAX_BEAM}, got {beam}")
+    check_length_penalty(length_penalty)
     indices = _prompt_indices(vocab, prompt, "generate")
     score = lambda s: s.logprob / max(len(s.text), 1) ** length_penalty  # noqa: E731
     candidates = _beams(model, vocab, indices, length, beam, stop)

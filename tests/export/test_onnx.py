@@ -59,3 +59,21 @@ def test_without_the_extra_onnx_export_is_one_clear_error_before_any_work(tmp_pa
                                     "--html", str(tmp_path / "m.html")])
     assert out.exit_code != 0 and "pip install 'nextchar[onnx]'" in out.output
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.html").exists()
+
+
+@pytest.mark.parametrize("opset", ["99", "13"])
+def test_an_opset_the_installed_onnx_cannot_write_is_refused_before_any_file(tmp_path, opset):
+    """An opset past the installed onnx's newest wrote a model onnxruntime would not load (issue 29, item 11);
+    the check comes before the page is written too, so nothing is half done."""
+    onnx = pytest.importorskip("onnx")
+    model_checkpoint(tmp_path / "m.safetensors")
+    out = CliRunner().invoke(main, ["export", str(tmp_path / "m.safetensors"), "--html", str(tmp_path / "m.html"),
+                                    "--onnx", str(tmp_path / "m.onnx"), "--opset", opset])
+    assert out.exit_code in (1, 2) and "Traceback" not in out.output and "--opset" in out.output
+    if opset == "99":
+        assert f"expected 14..{onnx.defs.onnx_opset_version()}" in out.output
+    assert not (tmp_path / "m.html").exists() and not (tmp_path / "m.onnx").exists()
+    newest = str(onnx.defs.onnx_opset_version())
+    ok = CliRunner().invoke(main, ["export", str(tmp_path / "m.safetensors"), "--onnx", str(tmp_path / "m.onnx"),
+                                   "--opset", newest])
+    assert ok.exit_code == 0, ok.output

@@ -28,9 +28,9 @@ def export(checkpoint, html_path, onnx_path, opset) -> None:
     prepare_outputs(outputs)
     with clear_errors():
         if onnx_path:
-            from ..export.onnx_graph import require_onnx
+            from ..export.onnx_graph import check_opset
 
-            require_onnx()  # the extra's absence is an error before any work
+            check_opset(opset)  # the extra's absence, or an opset it cannot write: an error before any work
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model("cpu").eval()
         if html_path:

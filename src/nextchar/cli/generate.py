@@ -58,9 +58,12 @@ def generate(ctx, checkpoint, prompt, length, temperature, top_k, top_p, greedy,
     """Generate text from a checkpoint: warm up on --prompt, then sample one character at a time (or keep the
     --beam likeliest continuations). One sample is printed as it is drawn; Ctrl-C keeps what was generated."""
     from ..device import resolve_device
+    from ..generate import check_length_penalty
     from ..run.checkpoint import load_checkpoint
 
     _refuse_mixing(ctx, beam, num_samples)
+    with clear_errors():
+        check_length_penalty(length_penalty)  # before any work: NaN or 1e308 would rank beams by NaN
     refuse_overwriting_inputs({"--json": json_path}, {"the checkpoint": checkpoint})
     prepare_outputs({"--json": json_path})
     set_threads(threads)

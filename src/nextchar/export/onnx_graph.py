@@ -71,13 +71,23 @@ def _layer(graph: _Graph, k: int, weights: dict, config, previous: str, states: 
     return f"out{k}"
 
 
+def check_opset(opset: int) -> None:
+    """Only the opsets the installed onnx knows (and this graph's operators need): a newer number would write
+    a model that no runtime loads."""
+    newest = require_onnx().defs.onnx_opset_version()
+    if opset < MIN_OPSET:
+        raise ValueError(f"export: --opset {opset} is too old; expected {MIN_OPSET} or newer")
+    if opset > newest:
+        raise ValueError(f"export: --opset {opset} is newer than the installed onnx supports; expected "
+                         f"{MIN_OPSET}..{newest}")
+
+
 def build_onnx(model: CharModel, opset: int = DEFAULT_OPSET):
     """The ``onnx.ModelProto`` of ``model`` (checked with ``onnx.checker``)."""
     onnx = require_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    if opset < MIN_OPSET:
-        raise ValueError(f"export: --opset {opset} is too old; expected {MIN_OPSET} or newer")
+    check_opset(opset)
     config = model.config
     graph = _Graph(helper, numpy_helper)
     table = model.embedding.weight if model.embedding is not None else torch.eye(config.vocab_size)

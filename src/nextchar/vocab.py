@@ -27,6 +27,11 @@ class Vocab:
         bad = [c for c in self.chars if not isinstance(c, str) or len(c) != 1]
         if bad:
             raise ValueError(f"vocab: every entry must be a single character, got {bad[:5]!r}"[:300])
+        surrogates = [i for i, c in enumerate(self.chars) if 0xD800 <= ord(c) <= 0xDFFF]
+        if surrogates:  # no UTF-8 text holds one; printing or saving it would fail far from here
+            i = surrogates[0]
+            raise ValueError(f"vocab: entry {i} ({self.chars[i]!r}) is a lone surrogate, not a Unicode scalar "
+                             f"value; {len(surrogates)} such entries")
         seen: set[str] = set()
         dupes = sorted({c for c in self.chars if c in seen or seen.add(c)})  # one pass: long vocabularies too
         if dupes:

@@ -144,3 +144,21 @@ def test_crafted_run_state_is_refused_on_load(tmp_path, field, value, match):
     bad = _crafted(tmp_path, lambda meta: meta.update({field: value}))
     with pytest.raises(CheckpointError, match=match):
         load_checkpoint(bad)
+
+
+def test_a_lone_surrogate_in_the_vocabulary_is_refused_naming_the_entry_and_the_file(tmp_path):
+    """It passed the header check, then generate and report --live stopped with a bare "'utf-8' codec can't
+    encode character '\\udfff'" (issue 29, item 5)."""
+    from click.testing import CliRunner
+
+    from nextchar.cli import main
+
+    def swap(meta):
+        meta["vocab"][3] = "\udfff"
+
+    bad = _crafted(tmp_path, swap)
+    with pytest.raises(CheckpointError, match=r"entry 3 \('\\udfff'\) is a lone surrogate") as error:
+        load_checkpoint(bad)
+    assert str(bad) in str(error.value)
+    out = CliRunner().invoke(main, ["generate", str(bad), "--length", "5"])
+    assert out.exit_code == 1 and "lone surrogate" in out.output and "Traceback" not in out.output

@@ -25,6 +25,26 @@ def test_a_regex_feature_marks_its_matches_and_bad_patterns_are_named():
         regex_feature("abc", "kw", "z")
 
 
+def test_a_pattern_that_backtracks_for_ever_is_stopped_and_named(monkeypatch, tmp_path):
+    """`(a+)+$` over 5,000 a's then a b ran at full CPU with no output until killed (issue 29, item 3): its
+    matching has a time bound. The pattern's work is 2**5000 steps: no machine finishes it in the bound."""
+    import nextchar.inspect.units as units
+
+    monkeypatch.setattr(units, "FEATURE_SECONDS", 0.5)
+    with pytest.raises(ValueError, match=r"--feature x='\(a\+\)\+\$' took longer than 0.5 s to match 5,001"):
+        regex_feature("a" * 5000 + "b", "x", "(a+)+$")
+    from click.testing import CliRunner
+
+    from nextchar.cli import main
+    from tests.helpers import model_checkpoint
+
+    model_checkpoint(tmp_path / "m.safetensors", text="ab")
+    (tmp_path / "f.txt").write_text("a" * 5000 + "b")
+    out = CliRunner().invoke(main, ["inspect", str(tmp_path / "m.safetensors"), "--text-file", str(tmp_path / "f.txt"),
+                                    "--feature", "x=(a+)+$", "--html", str(tmp_path / "i.html")])
+    assert out.exit_code == 1 and "took longer than 0.5 s" in out.output and "Traceback" not in out.output
+
+
 def test_correlations_are_pearsons_and_a_unit_that_is_the_feature_ranks_first():
     rng = np.random.default_rng(0)
     feature = rng.random(50)

@@ -7,7 +7,6 @@ letter, each character) or given as a regular expression (1 inside a match, 0 ou
 """
 from __future__ import annotations
 
-import re
 from array import array
 
 import numpy as np
@@ -53,16 +52,28 @@ def text_features(text: str, patterns: dict[str, str] | None = None, characters:
     return features
 
 
+FEATURE_SECONDS = 10.0
+"""How long one --feature's matching over one chunk of text may take: a user's pattern can backtrack for
+ever (``(a+)+$`` over a long run of a's), and inspect must not freeze on it."""
+
+
 def regex_feature(text: str, name: str, pattern: str) -> np.ndarray:
-    """1 at the positions inside a match of ``pattern``, 0 elsewhere; a pattern that does not compile or
-    never matches is an error naming it."""
+    """1 at the positions inside a match of ``pattern``, 0 elsewhere; a pattern that does not compile, never
+    matches or takes longer than :data:`FEATURE_SECONDS` is an error naming it. Matched by the ``regex``
+    package (the standard library's ``re`` has no time bound), whose syntax is ``re``'s."""
+    import regex
+
     try:
-        compiled = re.compile(pattern)
-    except re.error as error:
+        compiled = regex.compile(pattern)
+    except regex.error as error:
         raise ValueError(f"inspect: --feature {name}={pattern!r} is not a regular expression: {error}") from None
     values = np.zeros(len(text))
-    for match in compiled.finditer(text):
-        values[match.start():match.end()] = 1.0
+    try:
+        for match in compiled.finditer(text, timeout=FEATURE_SECONDS):
+            values[match.start():match.end()] = 1.0
+    except TimeoutError:
+        raise ValueError(f"inspect: --feature {name}={pattern!r} took longer than {FEATURE_SECONDS:g} s to match "
+                         f"{len(text):,} characters (it backtracks too much); simplify the pattern") from None
     if not values.any():
         raise ValueError(f"inspect: --feature {name}={pattern!r} matches nothing in the text")
     return values

@@ -132,3 +132,13 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message):
     out = _tune(tmp_path / "s", "--max-steps", "5", "--eval-every", "5", *args)
     assert_one_error(out, message)
     assert not list((tmp_path / "s").glob("trial-*"))
+
+
+def test_a_study_stopped_by_sigterm_says_so_and_exits_143(tmp_path):
+    """A scheduler's SIGTERM during a trial was reported as "stopped by Ctrl-C" (issue 29, item 12); the
+    hook sends it right after step 3, so the test does not race the trial."""
+    stopped = _tune_process(tmp_path / "s", "--trials", "2", "--max-steps", "8", "--eval-every", "4", *SMALL_SPACE,
+                            env={"NEXTCHAR_TEST_KILL_AT_STEP": "3:SIGTERM"})
+    _, err = stopped.communicate(timeout=300)
+    assert stopped.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM" in err and "Ctrl-C" not in err

@@ -1,6 +1,7 @@
 """``nextchar tune``: an Optuna study over ``nextchar train`` runs (every other train flag passes through)."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -111,8 +112,10 @@ def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, o
                                   sampler=sampler, pruner=pruner, seed=sampler_seed, storage=storage,
                                   study=study_name, timeout=timeout, heartbeat=heartbeat,
                                   train_args=[*source, *ctx.args], progress=not no_progress)
-        except (KeyboardInterrupt, TrainingInterrupted):  # the trainer saved the interrupted trial first
-            _interrupted()
+        except KeyboardInterrupt:
+            _interrupted(signal.SIGINT)
+        except TrainingInterrupted as stopped:  # the trainer saved the interrupted trial first
+            _interrupted(stopped.signum)
     _results(result, json_path)
 
 
@@ -136,7 +139,9 @@ def _results(result, json_path: str | None) -> None:
         click.echo(f"wrote {json_path}")
 
 
-def _interrupted() -> None:
-    click.echo("\nstopped by Ctrl-C; rerun the same command to resume the study (the interrupted trial resumes "
+def _interrupted(signum: int) -> None:
+    """Name what stopped the study (a scheduler's SIGTERM is not a Ctrl-C) and exit with its code."""
+    what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    click.echo(f"\nstopped by {what}; rerun the same command to resume the study (the interrupted trial resumes "
                "from its folder)", err=True)
-    sys.exit(130)
+    sys.exit(128 + signum)

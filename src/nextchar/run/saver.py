@@ -23,12 +23,17 @@ from .folder import RunClaim, write_history
 KILL_AT_STEP = "NEXTCHAR_TEST_KILL_AT_STEP"
 """Fault injection for the tests: ``N`` makes the trainer SIGKILL itself right after step N's optimizer step,
 before its evaluation or save; ``N:after-best`` between writing step N's best.safetensors and its
-last.safetensors. A kill lands at a known point however fast the machine is."""
+last.safetensors; ``N:SIGINT`` or ``N:SIGTERM`` sends itself that signal right after step N (as Ctrl-C or a
+scheduler would). A signal lands at a known point however fast the machine is."""
 
 
 def kill_for_test(step: int, point: str) -> None:
-    wanted = {f"{step}:{point}"} | ({str(step)} if point == "after-step" else set())
-    if os.environ.get(KILL_AT_STEP) in wanted:
+    at, _, what = os.environ.get(KILL_AT_STEP, "").partition(":")
+    if at != str(step):
+        return
+    if what in ("SIGINT", "SIGTERM") and point == "after-step":
+        os.kill(os.getpid(), getattr(signal, what))
+    elif what == point or (not what and point == "after-step"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

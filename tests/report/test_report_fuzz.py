@@ -114,3 +114,17 @@ def test_report_reads_a_pipe(inputs, tmp_path):  # noqa: F811
                           input=text, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert "Formulations agree" in (tmp_path / "p.html").read_text()
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path):
+    """report on a FIFO blocked until a writer came (issue 29, item 12); /dev/stdin stays readable (above).
+    If the refusal were missing the command would block, and the timeout fails the test."""
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "pipe")
+    done = subprocess.run([sys.executable, "-m", "nextchar", "report", str(tmp_path / "pipe"), "--out",
+                           str(tmp_path / "p.html")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "is not a regular file" in done.stderr
+    assert not (tmp_path / "p.html").exists()

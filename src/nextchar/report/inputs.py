@@ -63,6 +63,9 @@ def recognize(path: str | Path) -> ReportInput:
         raise ReportInputError(f"report: {str(path)!r} is a folder but not a run folder; {expected}")
     if not path.exists():
         raise ReportInputError(f"report: {str(path)!r} does not exist")
+    if not path.is_file() and str(path) != "/dev/stdin":  # a FIFO would block until a writer came
+        raise ReportInputError(f"report: {str(path)!r} is not a regular file; give a JSON file, a run folder, or "
+                               "/dev/stdin to read a pipe")
     try:  # a file, or a pipe such as /dev/stdin
         text = path.read_bytes()[:MAX_INPUT_BYTES + 1]
     except OSError as error:

@@ -78,7 +78,8 @@ def fetch(remote: RemoteText, folder: str | Path | None = None, url: str | None 
         pooch.retrieve(url, known_hash=f"sha256:{remote.sha256}", fname=remote.file_name, path=folder,
                        downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False))
     except (requests.RequestException, ValueError, OSError) as error:
-        raise ValueError(f"data: could not fetch {remote.file_name} from {url} ({_reason(error)}); download it "
+        reason = "no connection to its server" if isinstance(error, requests.ConnectionError) else _reason(error)
+        raise ValueError(f"data: could not fetch {remote.file_name} from {url} ({reason}); download it "
                          f"by hand and put it in {str(folder)!r} as {remote.file_name!r} (or point {DATA_ENV} at the "
                          "folder that holds it)") from None
     if not _matches(path, remote):  # pooch checked the hash; the size is checked here too

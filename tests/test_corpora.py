@@ -141,6 +141,19 @@ def test_the_kernel_corpus_is_the_c_sources_of_kernel_mm_and_fs_in_sorted_order(
     assert linux_kernel_corpus(20, archive) == "#define INODE\nint open;\nint fork;\n"[:20]
 
 
+def test_the_kernel_corpus_is_cut_in_characters_not_bytes(tmp_path):
+    """A file of multi-byte characters has fewer characters than bytes: the cut still takes max_bytes
+    characters when the archive holds them (counting bytes stopped a file too early)."""
+    wide = "/* é */\n" * 4  # 32 characters, 36 bytes
+    with tarfile.open(tmp_path / "linux.tar.xz", "w:xz") as tar:
+        for name, text in {"fs/a.c": wide, "fs/b.c": "int b;\n"}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"linux-source-6.1/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert linux_kernel_corpus(34, tmp_path / "linux.tar.xz") == (wide + "int b;\n")[:34]
+
+
 def test_a_missing_kernel_package_is_one_line_naming_it(tmp_path):
     with pytest.raises(ValueError, match="apt-get install linux-source-6.1"):
         linux_kernel_corpus(1000, tmp_path / "absent.tar.xz")

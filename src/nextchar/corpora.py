@@ -15,6 +15,7 @@ import hashlib
 import os
 import sysconfig
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,13 +111,7 @@ def linux_kernel_corpus(max_bytes: int = CORPUS_BYTES, archive: str | Path = LIN
                          "'apt-get install linux-source-6.1' (Debian 12)")
     with tarfile.open(archive, "r:*") as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and _is_kernel_source(m.name)}
-    pieces, size = [], 0
-    for name in sorted(files):  # a character is at least one byte: stop once the bytes cover max_bytes
-        pieces.append(files[name].decode("utf-8", errors="replace"))
-        size += len(files[name])
-        if size >= max_bytes:
-            break
-    corpus = "".join(pieces)[:max_bytes]
+    corpus = _joined_until((files[name].decode("utf-8", errors="replace") for name in sorted(files)), max_bytes)
     if not corpus:
         raise ValueError(f"data: {str(archive)!r} holds no .c or .h file under {', '.join(LINUX_FOLDERS)}")
     return corpus
@@ -138,18 +133,24 @@ def python_stdlib_corpus(max_bytes: int = CORPUS_BYTES) -> str:
     top = sorted(root.glob("*.py"))
     nested = sorted(p for p in root.glob("*/*.py")
                     if not any(part.startswith(("test", "site-packages", "idle")) for part in p.relative_to(root).parts))
-    pieces, size = [], 0
-    for path in top + nested:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        piece = f"# file: {path.relative_to(root).as_posix()}\n{text}\n"
-        pieces.append(piece)
-        size += len(piece)
-        if size >= max_bytes:
-            break
-    corpus = "".join(pieces)[:max_bytes]
+    pieces = (f"# file: {path.relative_to(root).as_posix()}\n{path.read_text(encoding='utf-8', errors='replace')}\n"
+              for path in top + nested)
+    corpus = _joined_until(pieces, max_bytes)
     if not corpus:
         raise ValueError(f"data: found no Python sources under {str(root)!r}")
     return corpus
+
+
+def _joined_until(pieces: Iterable[str], max_chars: int) -> str:
+    """The pieces in order, joined and cut at ``max_chars`` characters; no piece past the one that reaches
+    the cut is read (each is a file)."""
+    taken, size = [], 0
+    for piece in pieces:
+        taken.append(piece)
+        size += len(piece)
+        if size >= max_chars:
+            break
+    return "".join(taken)[:max_chars]
 
 
 def load_corpus(name: str, max_bytes: int = CORPUS_BYTES) -> str:

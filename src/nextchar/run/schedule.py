@@ -14,8 +14,8 @@ rises linearly, (s + 1) / W for s < W; after that (q = (s - W) / (S - W), S the 
   is ``--lr-schedule step --lr-decay 0.97 --lr-decay-after 10``.
 
 cosine and linear need S: the run's length in steps (--max-steps or --epochs), or, under --max-time
-alone, the steps the budget allows, estimated from the measured speed once (``time_budget.py``) and
-saved in the checkpoint.
+alone, the steps the budget allows, estimated from the measured speed (``time_budget.py``) after a few
+steps and again at each evaluation, and saved in the checkpoint.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ The clock starts when ``train`` is called and adds the seconds the checkpoint re
 budget ends training early enough for the closing evaluation and save to fit inside it: a step is not
 started when the budget cannot hold it and an evaluation (the last one measured, or an estimate before
 the first). Under ``--max-time`` alone a decaying schedule needs its length in steps: it is estimated
-once, after :data:`CALIBRATION_STEPS` steps, from their measured speed.
+after :data:`CALIBRATION_STEPS` steps from their measured speed, then again at each evaluation.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class TimeBudget:
     eval_seconds: float | None = None
     """How long the last evaluation took (None before the first)."""
     step_seconds: float | None = None
-    """A step's time, measured over the calibration steps."""
+    """A step's time: measured over the calibration steps, then over each interval between evaluations."""
     _mark: tuple[int, float] | None = None
 
     def check_left(self, where: str) -> None:
@@ -79,17 +79,15 @@ class TimeBudget:
             return True
         return False
 
-    def steps_left(self, eval_every: int, eval_estimate: float) -> int:
-        """Steps the rest of the budget holds, evaluations every ``eval_every`` steps and a last one included."""
+    def steps_left(self, eval_every: int, evaluation: float) -> int:
+        """Steps the rest of the budget holds, evaluations (``evaluation`` seconds each) every ``eval_every``
+        steps and a last one included."""
         assert self.max_time is not None and self.step_seconds is not None
-        evaluation = self.eval_seconds if self.eval_seconds is not None else eval_estimate
         left = self.max_time - self.clock.seconds() - evaluation
         return max(0, int(SAFETY * left / (self.step_seconds + evaluation / eval_every)))
 
-    def spent(self, eval_estimate: float) -> bool:
-        """True when the budget cannot hold one more step and the closing evaluation."""
+    def spent(self, evaluation: float) -> bool:
+        """True when the budget cannot hold one more step and the closing evaluation (``evaluation`` seconds)."""
         if self.max_time is None:
             return False
-        step = self.step_seconds or 0.0
-        evaluation = self.eval_seconds if self.eval_seconds is not None else eval_estimate
-        return self.clock.seconds() + step + evaluation >= self.max_time
+        return self.clock.seconds() + (self.step_seconds or 0.0) + evaluation >= self.max_time

@@ -73,8 +73,7 @@ class Distributed:
         """The mean of a scalar over all processes."""
         if not self.enabled:
             return value.item()
-        value = value.detach().double().reshape(1)
-        value = value.to("cuda") if torch_dist.get_backend() == "nccl" else value.cpu()
+        value = _scalar_for_backend(value.detach().double().reshape(1))
         torch_dist.all_reduce(value)
         return value.item() / self.world_size
 
@@ -83,8 +82,7 @@ class Distributed:
         length) must be one decision, or the ranks' steps and rates would part."""
         if not self.enabled:
             return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        tensor = tensor.to("cuda") if torch_dist.get_backend() == "nccl" else tensor
+        tensor = _scalar_for_backend(torch.tensor([value], dtype=torch.float64))
         torch_dist.broadcast(tensor, src=0)
         return tensor.item()
 
@@ -107,3 +105,8 @@ class Distributed:
         for rank, piece in enumerate(pieces):
             full[:, rank::self.world_size] = piece
         return full
+
+
+def _scalar_for_backend(value: Tensor) -> Tensor:
+    """A (1,) float64 tensor where the process group's backend reduces it: nccl on the GPU, gloo on the CPU."""
+    return value.to("cuda") if torch_dist.get_backend() == "nccl" else value.cpu()

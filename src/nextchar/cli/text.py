@@ -141,16 +141,16 @@ def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num
 
 def train_configs(params: dict) -> tuple[dict, dict]:
     """The model's and the training's settings from ``nextchar train``'s parsed flags (also ``tune``'s trials)."""
+    from dataclasses import fields
+
     from ..config import parse_formulation
 
     family, kind = parse_formulation(params["formulation"])
     model = {"family": family, "kind": kind, "hidden_size": params["hidden_size"], "num_layers": params["num_layers"],
              "dropout": params["dropout"], "nonlinearity": params["nonlinearity"],
              "embedding_dim": params["embedding_dim"] or None, "engine": params["engine"]}
-    config = {name: params[name] for name in ("seq_len", "batch_size", "epochs", "max_steps", "lr", "lr_schedule",
-                                              "warmup_steps", "min_lr", "lr_decay", "lr_decay_every", "lr_decay_after",
-                                              "optimizer", "weight_decay", "val_fraction", "eval_every", "seed",
-                                              "max_time")}
+    # every TrainConfig field is a flag of the same name; clip and device are translated below
+    config = {f.name: params[f.name] for f in fields(TrainConfig) if f.name not in ("clip", "device")}
     config.update(clip=params["clip"] or None, device=engine_device(params["engine"], params["device"]))
     return model, config
 

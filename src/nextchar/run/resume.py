@@ -24,10 +24,9 @@ SAFE_TO_CHANGE = ("lr", "lr_schedule", "warmup_steps", "min_lr", "lr_decay", "lr
                   "weight_decay", "clip", "epochs", "max_steps", "max_time", "eval_every", "device")
 """Take effect on resume: the learning rate (and the schedule over it) and the weight decay are set on the
 restored optimizer."""
-BEFORE_SCHEDULES = {"lr_schedule": "constant", "warmup_steps": 0, "min_lr": None, "weight_decay": None,
-                    "max_time": None}
-"""What a checkpoint written before these settings existed ran with (a constant rate, no warmup), taken
-when its training config lacks them: today's defaults would change an old run's schedule on resume."""
+BEFORE_SCHEDULES = {"lr_schedule": "constant", "warmup_steps": 0}
+"""What a checkpoint written before schedules existed ran with (a constant rate, no warmup), where today's
+defaults differ, taken when its training config lacks them: the defaults would change an old run's rate."""
 FLAGS = {"family": "--model", "kind": "--model", "embedding_dim": "--embedding-dim"}
 """Flags whose name is not the field's with dashes."""
 

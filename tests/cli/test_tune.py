@@ -142,3 +142,22 @@ def test_a_study_stopped_by_sigterm_says_so_and_exits_143(tmp_path):
     _, err = stopped.communicate(timeout=300)
     assert stopped.returncode == 143, err[-2000:]
     assert "stopped by SIGTERM" in err and "Ctrl-C" not in err
+
+
+def test_a_trial_stopped_at_its_last_step_completes_from_its_folder_and_the_study_holds_exactly_its_trials(tmp_path):
+    """Ctrl-C in a trial's last step saved that step; the rerun's retry ran train --resume with the same
+    --max-steps, which refused, and the study ended one trial short (issue 29, item 1)."""
+    args = ["--trials", "3", "--max-steps", "20", "--eval-every", "5", "--pruner", "none", *SMALL_SPACE]
+    stopped = _tune_process(tmp_path / "s", *args, env={"NEXTCHAR_TEST_KILL_AT_STEP": "20:SIGINT"})
+    _, err = stopped.communicate(timeout=300)
+    assert stopped.returncode == 130, err[-2000:]
+    saved = json.loads((tmp_path / "s" / "trial-0000" / "history.json").read_text())
+    assert saved["evals"][-1]["step"] == 20  # the last step and its evaluation were saved before the stop
+    rerun = _tune(tmp_path / "s", *args, "--json", tmp_path / "t.json")
+    assert rerun.exit_code == 0, rerun.output
+    trials = json.loads((tmp_path / "t.json").read_text())["trials"]
+    assert len(trials) == 3 and all(t["state"] == "COMPLETE" for t in trials), trials
+    retry = next(t for t in trials if t["folder"].endswith("trial-0000"))
+    assert retry["retry_of"] == 0 and retry["steps"] == 20
+    assert retry["value"] == min(e["val_loss"] for e in saved["evals"])
+    assert json.loads((tmp_path / "s" / "trial-0000" / "trial.json").read_text())["state"] == "COMPLETE"

@@ -130,6 +130,8 @@ class TrialRunner:
     train_run: Callable[..., Any]
     """(flag values, folder, resume, on_eval) -> the trainer's result; raises on divergence or Ctrl-C."""
     wanted: int
+    max_steps: int | None = None
+    """Each trial's budget in steps: a retry whose folder already holds it completes from its checkpoint."""
 
     def __call__(self, trial) -> float:
         from ..step import NonFiniteLossError
@@ -144,9 +146,12 @@ class TrialRunner:
         trial.set_user_attr("folder", str(folder))
         trial.set_user_attr("flags", values)
         started = time.perf_counter()
+        resume = (folder / "last.safetensors").is_file()
+        done = _finished_run(folder, self.max_steps) if resume else None
+        if done is not None:  # stopped after its last step was saved: its answer is in the folder
+            return self._completed(trial, folder, values, done)
         try:
-            result = self.train_run(values, folder, (folder / "last.safetensors").is_file(),
-                                    self._reporter(trial, folder, values, started))
+            result = self.train_run(values, folder, resume, self._reporter(trial, folder, values, started))
         except NonFiniteLossError as error:
             self._failed(trial, folder, values, "diverged", error)
             raise
@@ -159,6 +164,20 @@ class TrialRunner:
             raise ValueError("tune: a trial needs validation text (--val-fraction > 0) to be scored")
         _write_trial(folder, trial.number, values, "COMPLETE", result.best_val_loss)
         return result.best_val_loss
+
+    @staticmethod
+    def _completed(trial, folder: Path, values: dict, checkpoint) -> float:
+        """A retry of a trial that had trained all its steps: its evaluations reported as they were (the pruner
+        is not asked again: it let them pass when they were made), its best validation loss its value."""
+        for record in checkpoint.evals:
+            if record.get("val_loss") is not None:
+                trial.report(record["val_loss"], record["step"])
+        trial.set_user_attr("steps", checkpoint.step)
+        trial.set_user_attr("seconds", round(checkpoint.seconds, 3))
+        if checkpoint.best_val_loss is None:
+            raise ValueError("tune: a trial needs validation text (--val-fraction > 0) to be scored")
+        _write_trial(folder, trial.number, values, "COMPLETE", checkpoint.best_val_loss)
+        return checkpoint.best_val_loss
 
     @staticmethod
     def _reporter(trial, folder: Path, values: dict, started: float) -> Callable[[dict], None]:
@@ -181,6 +200,16 @@ class TrialRunner:
         trial.set_user_attr("reason", reason)
         trial.set_user_attr("message", str(error)[:300])
         _write_trial(folder, trial.number, values, "FAIL", None, str(error))
+
+
+def _finished_run(folder: Path, max_steps: int | None):
+    """The checkpoint in ``folder`` when it holds ``max_steps`` steps already (else None)."""
+    from ..run.checkpoint import load_checkpoint
+
+    if max_steps is None:
+        return None
+    checkpoint = load_checkpoint(folder / "last.safetensors")
+    return checkpoint if checkpoint.step >= max_steps else None
 
 
 class _Surplus(Exception):

@@ -55,7 +55,8 @@ def test_a_study_writes_run_folders_a_leaderboard_json_and_figures(tmp_path):
 def test_pruning_stops_a_clearly_bad_trial_early_in_a_seeded_study(tmp_path):
     out = _tune(tmp_path / "s", "--trials", "8", "--max-steps", "30", "--eval-every", "5", "--sampler", "random",
                 "--seed", "2", "--param", "lr=choice:0.05,0.000001", "--param", "hidden-size=choice:16",
-                "--param", "num-layers=int:1:1", "--param", "model=choice:lstm", "--json", tmp_path / "t.json")
+                "--param", "num-layers=int:1:1", "--param", "model=choice:lstm", "--dropout", "0",
+                "--json", tmp_path / "t.json")
     assert out.exit_code == 0, out.output
     trials = json.loads((tmp_path / "t.json").read_text())["trials"]
     pruned = [t for t in trials if t["state"] == "PRUNED"]
@@ -161,3 +162,24 @@ def test_a_trial_stopped_at_its_last_step_completes_from_its_folder_and_the_stud
     assert retry["retry_of"] == 0 and retry["steps"] == 20
     assert retry["value"] == min(e["val_loss"] for e in saved["evals"])
     assert json.loads((tmp_path / "s" / "trial-0000" / "trial.json").read_text())["state"] == "COMPLETE"
+
+
+def test_a_rerun_with_another_search_space_is_refused_naming_the_difference(tmp_path):
+    """A rerun with a different --param silently reused the finished study (issue 29, item 8)."""
+    first = _tune(tmp_path / "s", "--trials", "1", "--max-steps", "5", "--eval-every", "5", *SMALL_SPACE)
+    assert first.exit_code == 0, first.output
+    other = [*SMALL_SPACE[:-1], "num-layers=int:1:2"]
+    again = _tune(tmp_path / "s", "--trials", "2", "--max-steps", "5", "--eval-every", "5", *other)
+    assert_one_error(again, "num-layers: int:1:1 stored, int:1:2 given")
+    assert len(list((tmp_path / "s").glob("trial-*"))) == 1
+
+
+@pytest.mark.parametrize("params,message", [
+    (["--param", "seed=int:-5:-1"], "seed must be in"),
+    (["--param", "dropout=float:1.5:2"], "dropout must be in"),
+    (["--param", "lr=log:1e-3:1e-2", "--param", "lr=log:1e-4:1e-3"], "given twice"),
+])
+def test_a_bad_range_is_refused_before_the_study_is_made(tmp_path, params, message):
+    out = _tune(tmp_path / "s", "--trials", "1", "--max-steps", "5", "--eval-every", "5", *params)
+    assert_one_error(out, message)
+    assert not (tmp_path / "s" / "study.db").exists()

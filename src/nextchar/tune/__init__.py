@@ -74,10 +74,10 @@ def tune(text: str, trials: int, out: str | Path, *, model: dict | None = None, 
 
     if pruner not in PRUNERS:
         raise ValueError(f"tune: --pruner must be one of {PRUNERS}, got {pruner!r}")
-    space = build_space(list(params), set(fixed))
+    fixed_model, fixed_config = dict(model or {}), {**(config or {}), "max_steps": max_steps, "eval_every": eval_every}
+    space = build_space(list(params), set(fixed), fixed_model, fixed_config)
     out, storage_url, the_study = open_tuning(out, trials, storage, study, sampler, seed, space,
                                               make_pruner(pruner, eval_every, max_steps), studies.METRIC, heartbeat)
-    fixed_model, fixed_config = dict(model or {}), {**(config or {}), "max_steps": max_steps, "eval_every": eval_every}
     runner = studies.TrialRunner(out, space, _train_run(text, fixed_model, fixed_config), trials,
                                    max_steps)
     bar = progress_bar(trials, progress)
@@ -115,7 +115,8 @@ def open_tuning(out: str | Path, trials: int, storage: str | None, name: str, sa
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial shows in the leaderboard, with its reason
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat's helpers
     opened = studies.open_storage(storage_url, heartbeat or studies.HEARTBEAT)
-    the_study = studies.open_study(name, opened, None, pruner, metric=metric)
+    the_study = studies.open_study(name, opened, None, pruner, metric=metric,
+                                   space={n: d.spec() for n, d in space.items()})
     the_study.sampler = make_sampler(sampler, seed + len(the_study.trials), space)
     return out, storage_url, the_study
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .space import Dimension, parse_dimension, suggest
+from .space import Dimension, check_values, parse_params, suggest
 
 METRIC = "final_loss"
 EXAM_SPACE = {"lr": Dimension("lr", "log", 1e-3, 1.0), "seed": Dimension("seed", "int", 0, 2**31 - 1)}
@@ -20,12 +20,12 @@ EXAM_SPACE = {"lr": Dimension("lr", "log", 1e-3, 1.0), "seed": Dimension("seed",
 
 def problem_space(params: Sequence[str]) -> dict[str, Dimension]:
     space = dict(EXAM_SPACE)
-    for text in params:
-        dimension = parse_dimension(text)
+    for dimension in parse_params(list(params)).values():
         if dimension.name not in EXAM_SPACE:
             raise ValueError(f"tune: --problem studies vary {sorted(EXAM_SPACE)}; --param {dimension.name!r} is a "
                              "setting the exam's protocol fixes")
         space[dimension.name] = dimension
+    check_values(space, {}, {})  # a learning rate > 0 and a seed torch takes, as train checks them
     return space
 
 

@@ -2,8 +2,10 @@
 
 A dimension is ``NAME=SPEC``: ``log:LOW:HIGH`` (log-uniform float), ``float:LOW:HIGH``, ``int:LOW:HIGH[:STEP]``
 or ``choice:A,B,C``. The default space is lr (log 1e-4..1e-2), hidden-size {64, 128, 256, 512}, num-layers
-1..3, dropout 0..0.5 (asked only when num-layers > 1) and model {lstm, gru}; ``--param`` replaces or adds
-a dimension, and a train flag given to tune fixes that setting for the study (its dimension goes).
+1..3, dropout 0..0.5 and model {lstm, gru}; ``--param`` replaces or adds a dimension (once each), and a
+train flag given to tune fixes that setting for the study (its dimension goes). Every dimension's ends are
+checked by the configs' own validation before a storage is made. Dropout is tuned at any depth: the model
+drops the top layer's output before the head (as word_language_model does), so it acts with one layer too.
 """
 from __future__ import annotations
 
@@ -37,8 +39,6 @@ DEFAULT_SPACE = {
     "dropout": Dimension("dropout", "float", 0.0, 0.5),
     "model": Dimension("model", "choice", choices=("lstm", "gru")),
 }
-CONDITIONAL = {"dropout": ("num-layers", lambda layers: int(layers) > 1)}
-"""A dimension asked only when another's value allows it (dropout needs more than one layer)."""
 TUNABLE = {"model": str, "engine": str, "hidden-size": int, "num-layers": int, "dropout": float, "nonlinearity": str,
            "embedding-dim": int, "seq-len": int, "batch-size": int, "epochs": int, "lr": float, "optimizer": str,
            "clip": float, "val-fraction": float, "seed": int, "lr-schedule": str, "warmup-steps": int,
@@ -96,23 +96,54 @@ def parse_dimension(text: str) -> Dimension:
     return Dimension(name, kind, low, high, int(numbers[2]) if len(numbers) == 3 else None)
 
 
-def build_space(params: list[str], fixed: set[str] = frozenset()) -> dict[str, Dimension]:
-    """The default space, less the flags fixed for the study, with each ``--param`` replacing or adding one."""
-    space = {name: d for name, d in DEFAULT_SPACE.items() if name not in fixed}
+def parse_params(params: list[str]) -> dict[str, Dimension]:
+    """Each ``--param`` by name; a name given twice is refused (the last one would silently win)."""
+    dimensions: dict[str, Dimension] = {}
     for text in params:
         dimension = parse_dimension(text)
+        if dimension.name in dimensions:
+            raise ValueError(f"tune: --param {dimension.name} is given twice ({dimensions[dimension.name].spec()} and "
+                             f"{dimension.spec()}); give each dimension once")
+        dimensions[dimension.name] = dimension
+    return dimensions
+
+
+def build_space(params: list[str], fixed: set[str] = frozenset(), model: dict | None = None,
+                config: dict | None = None) -> dict[str, Dimension]:
+    """The default space, less the flags fixed for the study, with each ``--param`` replacing or adding one;
+    every value it can draw checked against the study's fixed ``model`` and ``config`` (train's)."""
+    space = {name: d for name, d in DEFAULT_SPACE.items() if name not in fixed}
+    for dimension in parse_params(params).values():
         if dimension.name in fixed:
             raise ValueError(f"tune: --{dimension.name} is both fixed (given as a train flag) and a --param")
         space[dimension.name] = dimension
     if not space:
         raise ValueError("tune: the search space is empty: every dimension is fixed; drop a fixed flag or add --param")
-    for d in space.values():  # a choice's values must be ones nextchar train takes
-        for choice in d.choices:
-            try:
-                apply({d.name: choice}, {}, {})
-            except ValueError:
-                raise ValueError(f"tune: --param {d.name}={d.spec()}: {choice!r} is not a value of --{d.name}") from None
+    check_values(space, model or {}, config or {})
     return space
+
+
+def check_values(space: dict[str, Dimension], model: dict, config: dict) -> None:
+    """Each dimension's ends (every value, for a choice) put into the fixed settings must pass
+    :class:`ModelConfig`'s and :class:`TrainConfig`'s own validation: a range train would refuse is named now,
+    not when its first trial starts. A numeric range is an interval, so its ends stand for it."""
+    from ..config import TRAIN_MODEL_DEFAULTS, ModelConfig, TrainConfig
+
+    for d in space.values():
+        for value in d.choices or _ends(d):
+            try:
+                trial_model, trial_config = apply({d.name: value}, model, config)
+                ModelConfig(**{"vocab_size": 1, **TRAIN_MODEL_DEFAULTS, **trial_model})
+                TrainConfig(**trial_config)
+            except ValueError as error:
+                raise ValueError(f"tune: --param {d.name}={d.spec()}: {value!r} is not a value nextchar train takes "
+                                 f"here ({error})") from None
+
+
+def _ends(d: Dimension) -> tuple[str, str]:
+    if d.kind == "int":
+        return str(int(d.low)), str(int(d.high))
+    return repr(float(d.low)), repr(float(d.high))
 
 
 def grid_values(space: dict[str, Dimension], points: int = 3) -> dict[str, list]:
@@ -133,25 +164,15 @@ def grid_values(space: dict[str, Dimension], points: int = 3) -> dict[str, list]
 
 
 def suggest(trial, space: dict[str, Dimension]) -> dict[str, str]:
-    """The trial's value of each dimension (as a train flag's text), conditional dimensions only where
-    they apply."""
-    values: dict[str, str] = {}
-    for name, d in space.items():
-        condition = CONDITIONAL.get(name)
-        if condition and condition[0] in space and not condition[1](_ask(trial, space[condition[0]], values)):
-            continue
-        values[name] = _ask(trial, d, values)
-    return values
+    """The trial's value of each dimension, as a train flag's text."""
+    return {name: _ask(trial, d) for name, d in space.items()}
 
 
-def _ask(trial, d: Dimension, values: dict[str, str]) -> str:
-    if d.name in values:
-        return values[d.name]
+def _ask(trial, d: Dimension) -> str:
     if d.kind == "choice":
         value = trial.suggest_categorical(d.name, list(d.choices))
     elif d.kind == "int":
         value = trial.suggest_int(d.name, int(d.low), int(d.high), step=d.step or 1)
     else:
         value = trial.suggest_float(d.name, d.low, d.high, log=d.kind == "log")
-    values[d.name] = str(value)
-    return values[d.name]
+    return str(value)

@@ -77,8 +77,9 @@ def _stale_callback_name() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
 
 
-def open_study(name: str, storage, sampler, pruner, metric: str = METRIC):
-    """Create the study, or load it; one that minimises another metric (or maximises) is refused."""
+def open_study(name: str, storage, sampler, pruner, metric: str = METRIC, space: dict[str, str] | None = None):
+    """Create the study, or load it; one that minimises another metric (or maximises), or was made with
+    another search space (``space``: each dimension's spec by name), is refused."""
     import optuna
 
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
@@ -90,7 +91,24 @@ def open_study(name: str, storage, sampler, pruner, metric: str = METRIC):
         study.set_user_attr("metric", metric)
     elif recorded != metric:
         raise ValueError(f"tune: study {name!r} in this storage optimises {recorded!r}, not {metric!r}")
+    if space is not None:
+        _check_space(study, name, space)
     return study
+
+
+def _check_space(study, name: str, space: dict[str, str]) -> None:
+    """A rerun must search the space its study was made with: the stored trials were drawn from it, and the
+    sampler would go on mixing two spaces. A study from before spaces were stored takes this one."""
+    stored = study.user_attrs.get("space")
+    if stored is None:
+        study.set_user_attr("space", space)
+        return
+    if stored == space:
+        return
+    differences = [f"{n}: {stored.get(n, 'absent')} stored, {space.get(n, 'absent')} given"
+                   for n in sorted(set(stored) | set(space)) if stored.get(n) != space.get(n)]
+    raise ValueError(f"tune: study {name!r} in this storage searches another space ({'; '.join(differences)}); "
+                     "rerun with the study's own --param and train flags, or give a new --study or --out")
 
 
 def retry_of(trial) -> int | None:

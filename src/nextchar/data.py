@@ -30,6 +30,20 @@ def read_text_file(path: str | Path) -> str:
     return text
 
 
+TRAIN_BYTES_PER_CHARACTER = 32
+"""Peak memory of taking a text into training, per character: its list of characters and of ids and the
+int64 tensor of ids, beside the text itself (25 bytes measured on 20 MB of ASCII; rounded up)."""
+
+
+def check_train_text(characters: int, what: str) -> None:
+    """Refuse, before reading or encoding it, a training text whose encoding would not fit the memory budget
+    (``characters``: a file's size in bytes bounds its characters)."""
+    from .budget import check_memory
+
+    check_memory(characters * TRAIN_BYTES_PER_CHARACTER, f"train: {what} ({characters:,} characters)",
+                 "train on a shorter part of it (split the file, or --corpus-bytes)")
+
+
 def split_point(length: int, val_fraction: float) -> int:
     """Where the validation part begins: nanoGPT's ``int(n * 0.9)`` for val_fraction 0.1 (tiny-shakespeare's
     1,115,394 characters train on the first 1,003,854 and validate on the last 111,540)."""

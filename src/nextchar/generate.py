@@ -7,7 +7,7 @@ each with its own stream of the seed; :func:`beam_search` keeps the K likeliest 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -155,20 +155,22 @@ def stream_seed(seed: int, index: int) -> int:
 
 def sample_many(model: CharModel, vocab: Vocab, prompt: str, length: int, num_samples: int,
                 temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0,
-                stop: str | None = None, into: list[Sample] | None = None, top_p: float | None = None) -> list[Sample]:
+                stop: str | None = None, into: list[Sample] | None = None, top_p: float | None = None,
+                progress: Callable[[int], None] | None = None) -> list[Sample]:
     """``num_samples`` independent samples, one batched forward per step for all of a batch. ``into``, if
-    given, is filled as the samples grow (what a caller shows after Ctrl-C)."""
+    given, is filled as the samples grow: a batch's samples join it when that batch starts, so after Ctrl-C
+    it holds only samples begun (what a caller shows). ``progress(n)``: n more characters drawn."""
     _check(length, stop)
     how = Sampling(temperature, top_k, top_p, greedy).check()
     if not 1 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"generate: --num-samples must be 1..{MAX_SAMPLES}, got {num_samples}")
     indices = _prompt_indices(vocab, prompt, "generate")
     samples = into if into is not None else []
-    samples.extend(Sample("", 0.0) for _ in range(num_samples))
     for first in range(0, num_samples, SAMPLE_BATCH):
-        batch = samples[first:first + SAMPLE_BATCH]
+        batch = [Sample("", 0.0) for _ in range(min(SAMPLE_BATCH, num_samples - first))]
+        samples.extend(batch)
         seeds = [stream_seed(seed, first + i) for i in range(len(batch))]
-        _draw_batch(model, vocab, indices, length, how, seeds, stop, batch)
+        _draw_batch(model, vocab, indices, length, how, seeds, stop, batch, progress or (lambda n: None))
     return samples
 
 
@@ -186,11 +188,11 @@ def _warm_up(model: CharModel, prompt: Tensor, batch: int) -> tuple[Tensor, Stat
 
 @torch.no_grad()
 def _draw_batch(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, how: Sampling, seeds: list[int],
-                stop: str | None, samples: list[Sample]) -> None:
+                stop: str | None, samples: list[Sample], progress: Callable[[int], None]) -> None:
     device = next(model.parameters()).device
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     last, state = _warm_up(model, prompt, len(samples))
-    for _ in range(length):
+    for step in range(length):
         log_probs = last.double().log_softmax(-1)  # (B, V)
         chosen = [how.choose(last[b], generators[b]) for b in range(len(samples))]
         for b, (sample, index) in enumerate(zip(samples, chosen)):
@@ -198,7 +200,9 @@ def _draw_batch(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, how
                 sample.text += vocab.chars[index]
                 sample.logprob += float(log_probs[b, index])
                 sample.done = bool(stop) and sample.text.endswith(stop)
+        progress(len(samples))
         if all(sample.done for sample in samples):
+            progress(len(samples) * (length - step - 1))  # the stopped samples' characters count as drawn
             return
         logits, state = model(torch.tensor([chosen], device=device), state)  # (1, B, V)
         last = logits[0]
@@ -233,7 +237,7 @@ def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: 
 
 def _greedy(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, stop: str | None) -> Sample:
     greedy = [Sample("", 0.0)]
-    _draw_batch(model, vocab, prompt, length, Sampling(greedy=True), [0], stop, greedy)
+    _draw_batch(model, vocab, prompt, length, Sampling(greedy=True), [0], stop, greedy, lambda n: None)
     return greedy[0]
 
 

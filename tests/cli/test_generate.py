@@ -63,3 +63,46 @@ def test_bad_input_is_one_line_before_any_work(checkpoint, args, message):
     assert checkpoint.read_bytes() == before
     assert_one_error(out, message)
     assert "Traceback" not in out.output
+
+
+def test_ctrl_c_during_many_samples_prints_only_the_samples_begun(checkpoint, monkeypatch):
+    """Ctrl-C printed a header for every sample asked for, most never drawn (issue 29, item 9). Here a batch is
+    4 samples; Ctrl-C lands after the second batch's third character."""
+    import nextchar.generate as generate
+
+    monkeypatch.setattr(generate, "SAMPLE_BATCH", 4)
+    original, batches = generate._draw_batch, []
+
+    def interrupted(*args):
+        batches.append(args)
+        if len(batches) < 2:
+            return original(*args)
+        steps = []
+
+        def count(n):
+            steps.append(n)
+            if len(steps) == 3:
+                raise KeyboardInterrupt
+
+        return original(*args[:-1], count)
+
+    monkeypatch.setattr(generate, "_draw_batch", interrupted)
+    out = _generate(checkpoint, "--prompt", "hi", "--length", "10", "--num-samples", "12")
+    assert out.exit_code == 130
+    assert out.output.count("--- sample") == 8 and "8 of 12 samples begun" in out.output
+    import re
+
+    printed = re.split(r"--- sample \d+ \(log probability [^)]*\)\n", out.output.split("stopped by")[0])[1:]
+    assert [len(text) for text in printed] == [2 + 10 + 1] * 4 + [2 + 3 + 1] * 4  # prompt, characters, newline
+
+
+def test_many_samples_report_their_progress_in_characters(checkpoint):
+    from nextchar.generate import sample_many
+    from nextchar.run.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.build_model()
+    for stop in (None, "l"):  # samples that stop early still count their length, so the bar ends full
+        drawn = []
+        sample_many(model, ckpt.vocab, "hi", 25, 7, seed=3, stop=stop, progress=drawn.append)
+        assert sum(drawn) == 7 * 25

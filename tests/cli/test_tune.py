@@ -183,3 +183,35 @@ def test_a_bad_range_is_refused_before_the_study_is_made(tmp_path, params, messa
     out = _tune(tmp_path / "s", "--trials", "1", "--max-steps", "5", "--eval-every", "5", *params)
     assert_one_error(out, message)
     assert not (tmp_path / "s" / "study.db").exists()
+
+
+@pytest.mark.parametrize("storage", ["sqlite://", "sqlite:///", "sqlite:///:memory:",
+                                     "sqlite:///file:x?mode=memory&uri=true"])
+def test_an_in_memory_storage_is_refused_before_any_trial(tmp_path, storage):
+    """sqlite:/// trained while the heartbeat thread printed a traceback each beat, keeping nothing (item 7)."""
+    out = _tune(tmp_path / "s", "--trials", "1", "--max-steps", "5", "--eval-every", "5", "--storage", storage)
+    assert_one_error(out, "is an in-memory database")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("damage", ["UPDATE study_directions SET direction = 'SIDEWAYS'", "DROP TABLE study_directions",
+                                    "random bytes"])
+def test_a_damaged_study_db_is_one_line_naming_it(tmp_path, damage):
+    """Damaged rows in study.db raised Optuna's and SQLAlchemy's tracebacks from the opening (item 7)."""
+    first = _tune(tmp_path / "s", "--trials", "1", "--max-steps", "5", "--eval-every", "5", *SMALL_SPACE)
+    assert first.exit_code == 0, first.output
+    db = tmp_path / "s" / "study.db"
+    if damage == "random bytes":
+        import random
+
+        raw = bytearray(db.read_bytes())
+        raw[100:] = random.Random(0).randbytes(len(raw) - 100)  # the header kept: SQLite opens it, then reads garbage
+        db.write_bytes(bytes(raw))
+    else:
+        import sqlite3
+
+        with sqlite3.connect(db) as connection:
+            connection.execute(damage)
+    again = _tune(tmp_path / "s", "--trials", "2", "--max-steps", "5", "--eval-every", "5", *SMALL_SPACE)
+    assert_one_error(again, "study.db")
+    assert "cannot be" in again.output and len(list((tmp_path / "s").glob("trial-*"))) == 1

@@ -78,6 +78,40 @@ def prepare_outputs(files: dict[str, str | None] = {}, folders: dict[str, str | 
                 prepare_dir(path, flag)
 
 
+overwrite_option = click.option(
+    "--overwrite", is_flag=True,
+    help="Write into an --out folder, or over a default file, that holds what nextchar did not write there.")
+
+
+def claim_output_folder(path: str | None, command: str, flag: str, overwrite: bool, ours=None):
+    """The folder ``command`` writes (``ownership.claim_folder``), as a context manager that removes it again
+    if the command fails and it is still empty; a null context for no folder."""
+    from contextlib import nullcontext
+
+    from ..ownership import claim_folder
+
+    if path is None:
+        return nullcontext()
+    with clear_errors():
+        return claim_folder(path, command, flag, overwrite, ours)
+
+
+def only_figures(path: Path) -> bool:
+    """A figure folder from before folders were marked: every file in it a PNG."""
+    return all(entry.suffix == ".png" for entry in path.iterdir() if not entry.name.startswith("."))
+
+
+def check_default_output(param_name: str, path: str, flag: str, overwrite: bool) -> None:
+    """A file the user did not name (``flag`` left at its default) replaces only a page nextchar wrote."""
+    from click.core import ParameterSource
+
+    from ..ownership import check_default_file
+
+    if click.get_current_context().get_parameter_source(param_name) == ParameterSource.DEFAULT:
+        with clear_errors():
+            check_default_file(path, flag, overwrite)
+
+
 def refuse_overwriting_inputs(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
     """An output path that names an input (the checkpoint, the text) or another output is refused before any
     work: it would be replaced silently."""

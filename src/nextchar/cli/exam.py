@@ -16,10 +16,13 @@ from ..exam.verify import SEED as VERIFY_SEED
 from .common import (
     SEED,
     check_device,
+    claim_output_folder,
     clear_errors,
     command_line,
     device_option,
     field_option,
+    only_figures,
+    overwrite_option,
     prepare_outputs,
     report_option,
     results_json,
@@ -48,13 +51,15 @@ from .report import write_report_option
 @device_option
 @threads_option(1)
 @report_option
-def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, report_path) -> None:
+@overwrite_option
+def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, report_path, overwrite) -> None:
     """Reproduce the exam's problems 1-6 by its exact protocol, with exactness checks."""
     from .exam_output import run_and_report
 
     set_threads(threads)
-    prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
-    with results_json(json_path, report_path) as json_path:
+    prepare_outputs({"--json": json_path, "--report": report_path})
+    with claim_output_folder(out, "exam", "--out", overwrite, only_figures), results_json(json_path, report_path) \
+            as json_path:
         with clear_errors():
             ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine,
                                 command_line())
@@ -99,14 +104,16 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
 @device_option
 @threads_option(1)
 @report_option
-def claims(claims, quick, out, json_path, device, threads, report_path) -> None:
+@overwrite_option
+def claims(claims, quick, out, json_path, device, threads, report_path, overwrite) -> None:
     """Run the exam's five true/false claims as experiments and print each verdict with its evidence."""
     from ..exam.claims import run_claim
     from ..plots import save
 
     set_threads(threads)
-    prepare_outputs({"--json": json_path, "--report": report_path}, {"--out": out})
-    with results_json(json_path, report_path, folder=out) as json_path:
+    prepare_outputs({"--json": json_path, "--report": report_path})
+    with claim_output_folder(out, "claims", "--out", overwrite, only_figures), \
+            results_json(json_path, report_path, folder=out) as json_path:
         results = {}
         for number in sorted(claims) or range(1, 6):
             with clear_errors():

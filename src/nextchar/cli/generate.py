@@ -115,17 +115,26 @@ def _stream(model, vocab, prompt, length, how: dict):
 
 
 def _many(model, vocab, prompt, length, num_samples, how: dict):
-    """N samples drawn together, printed once drawn (Ctrl-C prints what each has so far)."""
+    """N samples drawn together, printed once drawn, with a progress bar over their characters (on a
+    terminal); Ctrl-C prints only the samples begun, each as far as it got."""
+    from tqdm.auto import tqdm
+
     from ..generate import sample_many
 
     samples: list = []
+    bar = tqdm(total=num_samples * length, unit=" chars", unit_scale=True, disable=None, leave=False,
+               dynamic_ncols=True)
     try:
         with ctrl_c_interrupts():
-            sample_many(model, vocab, prompt, length, num_samples, into=samples, **how)
+            sample_many(model, vocab, prompt, length, num_samples, into=samples, progress=bar.update, **how)
     except KeyboardInterrupt:
-        _print(prompt, samples)
-        click.echo(f"stopped by Ctrl-C; {len(samples)} samples as far as they got", err=True)
+        bar.close()
+        drawn = [s for s in samples if s.text]
+        _print(prompt, drawn)
+        click.echo(f"stopped by Ctrl-C: {len(drawn)} of {num_samples} samples begun, the last as far as it got",
+                   err=True)
         sys.exit(130)
+    bar.close()
     _print(prompt, samples)
     return samples
 

@@ -2,13 +2,18 @@
 npz and LSTMVis's input."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .common import (
+    check_default_output,
+    claim_output_folder,
     clear_errors,
     command_line,
     device_option,
     one_text,
+    overwrite_option,
     prepare_outputs,
     refuse_overwriting_inputs,
     text_options,
@@ -58,14 +63,15 @@ def _features(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
               help="Every position's arrays as float32 .npz (layer0.h, layer0.gate.i, ..., probs), any length.")
 @click.option("--lstmvis", "lstmvis_dir", default=None, type=click.Path(file_okay=False),
               help="Write LSTMVis's input (states HDF5, ids, dictionary, lstm.yml) into this folder (needs h5py).")
+@overwrite_option
 @device_option
 def inspect(checkpoint, text, text_file, rows, offset, layer, units, features, position, horizon, html_path,
-            json_path, npz_path, lstmvis_dir, device) -> None:
+            json_path, npz_path, lstmvis_dir, overwrite, device) -> None:
     """See inside a model over --text or --text-file: every layer's h (and c) and gates, the units that track
     features of the text, gate saturation, how far back each prediction looks (influence), and the hidden
     state's path; written as a page (--html), --json, --npz and --lstmvis."""
     from ..device import resolve_device
-    from ..inspect.inspection import InspectOptions, check_options
+    from ..inspect.inspection import InspectOptions, check_inspect_memory, check_options
     from ..run.checkpoint import load_checkpoint
     from .predict_output import read_pieces
 
@@ -73,16 +79,20 @@ def inspect(checkpoint, text, text_file, rows, offset, layer, units, features, p
     outputs = {"--html": html_path, "--json": json_path, "--npz": npz_path}
     refuse_overwriting_inputs({**outputs, "--lstmvis": lstmvis_dir},
                               {"the checkpoint": checkpoint, "the --text-file": text_file})
-    prepare_outputs(outputs, {"--lstmvis": lstmvis_dir})
+    check_default_output("html_path", html_path, "--html", overwrite)
+    prepare_outputs(outputs)
     options = InspectOptions(rows, offset, layer, units, position, horizon, features)
-    with clear_errors():
+    with claim_output_folder(lstmvis_dir, "inspect --lstmvis", "--lstmvis", overwrite), clear_errors():
         if lstmvis_dir:
             from ..inspect.exports import require_h5py
 
             require_h5py()
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.build_model(resolve_device(device))
-        text = text if text is not None else "".join(read_pieces(text_file, "inspect"))
+        if text is None:
+            if Path(text_file).is_file():  # its size bounds its characters: refuse before reading it
+                check_inspect_memory(Path(text_file).stat().st_size, model.config, len(ckpt.vocab), rows)
+            text = "".join(read_pieces(text_file, "inspect"))
         options = check_options(model, ckpt.vocab, text, options)
         if json_path:
             from ..inspect.exports import check_json_length
@@ -100,6 +110,8 @@ def _run(model, vocab, text, options, checkpoint, html_path, json_path, npz_path
     on disk when --json or --lstmvis reads them back."""
     from contextlib import ExitStack
 
+    from tqdm.auto import tqdm
+
     from ..inspect import exports
     from ..inspect.inspection import inspect_text
     from ..inspect.npz import NpzWriter
@@ -115,7 +127,9 @@ def _run(model, vocab, text, options, checkpoint, html_path, json_path, npz_path
             store = exports.ArrayStore(folder, len(text), widths)
             stack.callback(store.release)
             sinks.append(store)
-        document = inspect_text(model, vocab, text, options, sinks)
+        with tqdm(total=len(text), unit=" chars", unit_scale=True, disable=None, leave=False,
+                  dynamic_ncols=True) as bar:
+            document = inspect_text(model, vocab, text, options, sinks, bar.update)
         document.update(checkpoint=checkpoint, command=command_line())
         if npz_path:
             sinks[0].finish()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import clear_errors, prepare_outputs, set_threads
+from .common import check_default_output, clear_errors, overwrite_option, prepare_outputs, set_threads
 
 
 @click.command()
@@ -15,10 +15,12 @@ from .common import clear_errors, prepare_outputs, set_threads
               help="The page to write (one file; opens offline).")
 @click.option("--live", is_flag=True,
               help="Give each run folder a \"try it\" panel: its best checkpoint running in the page (nextchar export).")
-def report(inputs, out, live) -> None:
+@overwrite_option
+def report(inputs, out, live, overwrite) -> None:
     """Build one page from INPUTS: the JSON of exam, verify, claims, sweep or bench (--json) and train run
     folders, each recognised from its content. With no INPUTS, runs the exam and verify first."""
     set_threads(1)
+    check_default_output("out", out, "--out", overwrite)
     prepare_outputs({"--out": out})
     with clear_errors():
         if inputs:

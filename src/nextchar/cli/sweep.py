@@ -14,10 +14,13 @@ from ..exam import sweep as defaults
 from ..step import LOSSES
 from .common import (
     check_device,
+    claim_output_folder,
     clear_errors,
     ctrl_c_interrupts,
     end_distributed_run,
     leave_process_group,
+    only_figures,
+    overwrite_option,
     prepare_outputs,
     report_option,
     results_json,
@@ -68,20 +71,30 @@ def _list(kind, what: str, valid=lambda v: True, rule: str = ""):
 @report_option
 @click.option("--device", default="cpu", show_default=True, callback=check_device,
               help="cpu runs the compiled many engine (cross-entropy); cuda (or --loss mse) the stacked torch engine.")
+@overwrite_option
 def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
-          no_progress, report_path, device) -> None:
+          no_progress, report_path, device, overwrite) -> None:
     """Train a grid of models at once (seeds x --lr x --hidden-size x --model) and summarize the spread."""
-    from tqdm.auto import tqdm
-
-    from ..data import read_text_file
     from ..distributed import Distributed
-    from ..exam.sweep import model_epochs, parse_seeds
-    from ..exam.sweep import sweep as run_sweep
 
     set_threads(1)
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 reports and writes
     if is_main:
-        prepare_outputs({"--json": json_path, "--csv": csv_path, "--report": report_path}, {"--out": out})
+        prepare_outputs({"--json": json_path, "--csv": csv_path, "--report": report_path})
+    with claim_output_folder(out if is_main else None, "sweep", "--out", overwrite, only_figures):
+        _sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
+               no_progress, report_path, device, is_main)
+
+
+def _sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
+           no_progress, report_path, device, is_main) -> None:
+    """The sweep, its summary and its files (``sweep`` has checked and claimed the outputs)."""
+    from tqdm.auto import tqdm
+
+    from ..data import read_text_file
+    from ..exam.sweep import model_epochs, parse_seeds
+    from ..exam.sweep import sweep as run_sweep
+
     with clear_errors():
         seed_list = parse_seeds(seeds)
         text = read_text_file(text_file) if text_file else None

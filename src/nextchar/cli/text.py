@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -158,10 +159,13 @@ def train_configs(params: dict) -> tuple[dict, dict]:
 def read_train_text(params: dict) -> str:
     """The text ``nextchar train``'s flags name: TEXT_FILE or the built-in --corpus."""
     from ..corpora import load_corpus
-    from ..data import read_text_file
+    from ..data import check_train_text, read_text_file
 
     if params["text_file"]:
-        return read_text_file(params["text_file"])
+        path = Path(params["text_file"])
+        if path.is_file():  # its size bounds its characters: refuse a text too big to encode before reading it
+            check_train_text(path.stat().st_size, repr(str(path)))
+        return read_text_file(path)
     return load_corpus(params["corpus"], params["corpus_bytes"])
 
 

@@ -7,7 +7,14 @@ import sys
 import click
 
 from ..tune import PRUNERS, SAMPLERS
-from .common import clear_errors, command_line, ctrl_c_interrupts, prepare_outputs
+from .common import (
+    claim_output_folder,
+    clear_errors,
+    command_line,
+    ctrl_c_interrupts,
+    overwrite_option,
+    prepare_outputs,
+)
 
 OWN = {"out", "resume", "overwrite", "tensorboard", "max-steps", "eval-every", "no-progress", "threads"}
 """Train flags tune sets per trial itself."""
@@ -73,9 +80,11 @@ def _fixed_flags(ctx) -> set[str]:
               help="Seconds between a running trial's heartbeats; silent for twice this, it is retried.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bar over trials.")
+@overwrite_option
 @click.pass_context
 def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, out, params, max_steps, eval_every,
-         timeout, sampler, pruner, sampler_seed, storage, study_name, heartbeat, json_path, no_progress) -> None:
+         timeout, sampler, pruner, sampler_seed, storage, study_name, heartbeat, json_path, no_progress,
+         overwrite) -> None:
     """Search training configurations of nextchar train with Optuna: a default space (--lr, --hidden-size,
     --num-layers, --dropout, --model) or --param NAME=SPEC; every other train flag is fixed for the study.
     Each trial is a run folder; the study lives in a database, so several workers share it and a rerun
@@ -89,8 +98,8 @@ def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, o
             raise click.UsageError("--problem studies the exam's protocol: drop TEXT_FILE, --corpus and train's flags")
         from ..tune.problems import tune_problem
 
-        prepare_outputs({"--json": json_path}, {"--out": out})
-        with clear_errors():
+        prepare_outputs({"--json": json_path})
+        with _claim(out, overwrite), clear_errors():
             result = tune_problem(problem, trials, out, params=params, epochs=epochs, batch=batch, sampler=sampler,
                                   seed=sampler_seed, storage=storage,
                                   study=None if study_name == "nextchar" else study_name, progress=not no_progress)
@@ -101,8 +110,8 @@ def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, o
     source = [text_file] if text_file else ["--corpus", corpus, *(["--corpus-bytes", str(corpus_bytes)]
                                                                   if corpus_bytes else [])]
     train_ctx = _train_context(source, list(ctx.args), max_steps, eval_every)
-    prepare_outputs({"--json": json_path}, {"--out": out})
-    with clear_errors():
+    prepare_outputs({"--json": json_path})
+    with _claim(out, overwrite), clear_errors():
         model, config = train_configs(train_ctx.params)
         text = read_train_text(train_ctx.params)
         try:
@@ -117,6 +126,11 @@ def tune(ctx, text_file, corpus, corpus_bytes, problem, epochs, batch, trials, o
         except TrainingInterrupted as stopped:  # the trainer saved the interrupted trial first
             _interrupted(stopped.signum)
     _results(result, json_path)
+
+
+def _claim(out: str, overwrite: bool):
+    """The study's folder: new, empty, or a study's (marked, or holding study.db from before marks)."""
+    return claim_output_folder(out, "tune", "--out", overwrite, ours=lambda path: (path / "study.db").is_file())
 
 
 def _results(result, json_path: str | None) -> None:

@@ -7,6 +7,7 @@ HDF5, the character ids, the dictionary and ``lstm.yml``) read back.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -157,13 +158,28 @@ def require_h5py():
     return h5py
 
 
+LSTMVIS_FILES = ("states.hdf5", "train.hdf5", "words.dict", "lstm.yml")
+
+
 def write_lstmvis(document: dict, store: ArrayStore, text: str, folder: str | Path) -> Path:
     """LSTMVis's project folder: ``states.hdf5`` (per layer ``states<k>`` the cell state c of an LSTM, else
     h, and ``output<k>`` the hidden state h; k from 1), ``train.hdf5`` (``words``: the character ids, from
     1), ``words.dict`` (``character id`` per line) and ``lstm.yml``."""
-    h5py = require_h5py()
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    with temporary_folder(folder) as staging:  # all four written, then moved in: never half a project
+        try:
+            _write_lstmvis_files(document, store, text, Path(staging))
+        except OSError as error:  # h5py's disk-full error names no file
+            raise OutputError(f"--lstmvis {str(folder)!r}: cannot write LSTMVis's files: "
+                              f"{error.strerror or error}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in LSTMVIS_FILES:
+            os.replace(Path(staging) / name, folder / name)
+    return folder
+
+
+def _write_lstmvis_files(document: dict, store: ArrayStore, text: str, folder: Path) -> None:
+    h5py = require_h5py()
     vocab = document["vocab"]
     index = {c: i + 1 for i, c in enumerate(vocab)}
     types = []
@@ -184,4 +200,3 @@ def write_lstmvis(document: dict, store: ArrayStore, text: str, folder: str | Pa
         "files:\n  states: states.hdf5\n  train: train.hdf5\n  words: words.dict\n\n"
         "word_sequence:\n  file: train\n  path: words\n  dict_file: words\n\n"
         "states:\n  file: states\n  types: [\n    " + ",\n    ".join(types) + "\n  ]\n", encoding="utf-8")
-    return folder

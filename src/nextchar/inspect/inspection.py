@@ -8,7 +8,7 @@ The result is the *document*: the JSON layout of ``inspect --json`` with the arr
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +19,7 @@ from ..vocab import EXAM_TEXT, Vocab
 from .exports import chunk_arrays
 from .influence import HORIZON, influence, influence_positions
 from .trace import LayerTrace, Trace, concat, trace_chunks
-from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, regex_feature, text_features
+from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, TextFeatures, compile_feature
 
 EXAM_PERIOD = EXAM_TEXT[:10]
 """``hi?hello!!``: one period of the exam's text."""
@@ -72,7 +72,8 @@ def check_options(model: CharModel, vocab: Vocab, text: str, options: InspectOpt
     if options.horizon < 0:
         raise ValueError(f"inspect: --horizon {options.horizon} must be >= 0")
     for name, pattern in options.features.items():
-        regex_feature(text, name, pattern)  # compiles and matches somewhere, or a named error
+        compile_feature(name, pattern)  # matched (in bounded time) when the inspection starts
+    check_inspect_memory(len(text), config, len(vocab), options.rows)
     horizon = min(options.horizon, len(text) - 1)  # no distance past the text's start
     return InspectOptions(options.rows, options.offset, layer, options.units, position, horizon,
                           dict(options.features), options.top)
@@ -102,27 +103,46 @@ def _copied_slice(part: Trace, lo: int, hi: int) -> Trace:
     return Trace(part.text[lo:hi], part.vocab, layers, cut(part.probs))
 
 
-def _columns(base: dict[str, np.ndarray], chars: list[str], text: str, start: int, stop: int) -> np.ndarray:
-    """(n, F): the features of positions start..stop-1, the built-in and user ones then one per character."""
-    n = stop - start
-    columns = np.zeros((n, len(base) + len(chars)))
-    for j, values in enumerate(base.values()):
-        columns[:, j] = values[start:stop]
-    index = {c: len(base) + j for j, c in enumerate(chars)}
-    columns[np.arange(n), [index[c] for c in text[start:stop]]] = 1.0
+def _columns(base: np.ndarray, chars: list[str], piece: str) -> np.ndarray:
+    """(n, F): a chunk's features, the built-in and user ones (``base``, (n, F0)) then one per character."""
+    n = len(piece)
+    columns = np.zeros((n, base.shape[1] + len(chars)))
+    columns[:, :base.shape[1]] = base
+    index = {c: base.shape[1] + j for j, c in enumerate(chars)}
+    columns[np.arange(n), [index[c] for c in piece]] = 1.0
     return columns
 
 
+INSPECT_BYTES_PER_CHARACTER = 6
+"""Memory an inspection keeps per character of its text: the text (up to 4 bytes a character), the set of
+its characters, and each pattern's bits; every position's arrays go to disk, not here."""
+
+
+def check_inspect_memory(characters: int, config, vocab_size: int, rows: int) -> None:
+    """Refuse, before any work, an inspection whose text and shown window would not fit the memory budget
+    (``characters``: a file's size in bytes bounds its characters)."""
+    from ..budget import check_memory
+    from .exports import array_widths
+
+    # the shown window's arrays: float32 tensors, then the document's lists of Python floats (~36 bytes each)
+    shown = min(rows, characters) * sum(array_widths(config, vocab_size).values()) * 40
+    check_memory(characters * INSPECT_BYTES_PER_CHARACTER + shown,
+                 f"inspect: {characters:,} characters with {min(rows, characters):,} shown",
+                 "inspect a shorter part of the text (--offset and --rows show any part of it; a shorter "
+                 "--text-file reads less)")
+
+
 def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOptions | None = None,
-                 sinks: Sequence = ()) -> dict:
+                 sinks: Sequence = (), progress: Callable[[int], None] | None = None) -> dict:
     """Trace ``text`` once and measure everything ``inspect`` shows; every position's arrays go to each of
-    ``sinks`` (``exports.ArrayStore``, ``npz.NpzWriter``) chunk by chunk. Returns the document (see the
-    module's docstring)."""
+    ``sinks`` (``exports.ArrayStore``, ``npz.NpzWriter``) chunk by chunk, and ``progress(n)`` hears of each
+    chunk's n characters. Returns the document (see the module's docstring)."""
     options = check_options(model, vocab, text, options or InspectOptions())
     config, hidden = model.config, model.config.hidden_size
-    base = text_features(text, options.features, characters=False, dtype=np.float32)  # (T,) each
+    features = TextFeatures(text, options.features)  # the patterns matched now, before the trace
     chars = sorted(set(text))
-    stats = [FeatureCorrelations([*base, *(f"char {c!r}" for c in chars)], hidden) for _ in range(config.num_layers)]
+    stats = [FeatureCorrelations([*features.names, *(f"char {c!r}" for c in chars)], hidden)
+             for _ in range(config.num_layers)]
     counts: list[dict[str, SaturationCounts]] = [{} for _ in range(config.num_layers)]
     window = _Window(options.offset, options.offset + options.rows)
     period_at = _exam_period_start(vocab, text)
@@ -137,7 +157,7 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
             arrays = chunk_arrays(part)
             for sink in sinks:
                 sink.append(arrays)
-        columns = _columns(base, chars, text, start, stop)
+        columns = _columns(features.next(part.text), chars, part.text)
         for k, layer in enumerate(part.layers):
             stats[k].update(layer.h, columns)
             for name in SIGMOID_GATES:
@@ -148,6 +168,8 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
                 kept.add(start, part)
         states.update({p: _state_at(part, p - start) for p in wanted if start <= p < stop})
         start = stop
+        if progress is not None:
+            progress(len(part.text))
     found = influence(model, vocab, text, options.position, states.get, options.horizon, positions)
     units = [{"layer": k, **record} for k, s in enumerate(stats) for record in s.rank(options.top)]
     return _document(model, vocab, text, options, window.trace(), units, counts, found,

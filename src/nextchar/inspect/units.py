@@ -7,8 +7,6 @@ letter, each character) or given as a regular expression (1 inside a match, 0 ou
 """
 from __future__ import annotations
 
-from array import array
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -18,61 +16,89 @@ SIGMOID_GATES = ("i", "f", "o", "r", "z")
 """The gates in (0, 1), whose saturation (near 0 or near 1) means a unit is switched off or on."""
 
 
+BUILT_IN = ("inside_quotes", "bracket_depth", "line_position", "newline", "whitespace", "digit", "uppercase")
+"""The built-in features, in their column order."""
+
+
+class TextFeatures:
+    """The features of a text, handed out chunk by chunk as the trace reads it: :meth:`next` gives the
+    columns (n, F) of the next n characters, the built-in ones first, then each pattern's. The built-in ones
+    carry their state across chunks (an open quote, the bracket depth, the column); each pattern is matched
+    once over the whole text (a match may cross a chunk's edge) and kept as bits, an eighth of a byte per
+    character. So a text of any length costs a chunk's columns and its patterns' bits, not ~50 bytes per
+    character for every feature at once."""
+
+    def __init__(self, text: str, patterns: dict[str, str] | None = None) -> None:
+        self.names = [*BUILT_IN, *(patterns or {})]
+        self._bits = {name: np.packbits(regex_feature(text, name, pattern, np.bool_))
+                      for name, pattern in (patterns or {}).items()}
+        self._quote, self._depth, self._column, self._at = None, 0, 0, 0
+
+    def next(self, piece: str, dtype=np.float64) -> np.ndarray:
+        n, at = len(piece), self._at
+        columns = np.zeros((n, len(self.names)), dtype=dtype)
+        quote, depth, column = self._quote, self._depth, self._column
+        carried = []
+        for char in piece:  # the three features that carry state from character to character
+            if quote is None and char in "'\"":
+                quote = char
+            elif char == quote:
+                quote = None
+            depth = depth + 1 if char in OPENING else max(depth - 1, 0) if char in CLOSING else depth
+            column = 0 if char == "\n" else column + 1
+            carried.append((quote is not None, depth, column))
+        self._quote, self._depth, self._column, self._at = quote, depth, column, at + n
+        columns[:, :3] = carried
+        codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)  # (n,): each character's code point
+        distinct = set(piece)
+        for j, test in enumerate(("\n".__eq__, str.isspace, str.isdigit, str.isupper), start=3):
+            columns[:, j] = np.isin(codes, [ord(c) for c in distinct if test(c)])
+        for j, bits in enumerate(self._bits.values(), start=len(BUILT_IN)):
+            columns[:, j] = np.unpackbits(bits[at // 8:(at + n) // 8 + 1])[at % 8:at % 8 + n]
+        return columns
+
+
 def text_features(text: str, patterns: dict[str, str] | None = None, characters: bool = True,
                   dtype=np.float64) -> dict[str, np.ndarray]:
-    """name -> (T,) values at each position of ``text``; ``patterns``: name -> regular expression. Memory is a
-    few bytes per character and feature (a long text's features are read chunk by chunk)."""
-    quote, depth, column = None, 0, 0
-    inside, depths, columns = array("f"), array("f"), array("f")
-    for char in text:  # the three features that carry state from character to character
-        if quote is None and char in "'\"":
-            quote = char
-        elif char == quote:
-            quote = None
-        depth = depth + 1 if char in OPENING else max(depth - 1, 0) if char in CLOSING else depth
-        column = 0 if char == "\n" else column + 1
-        inside.append(quote is not None)
-        depths.append(depth)
-        columns.append(column)
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (T,): each character's code point
-    distinct = sorted(set(text))
-
-    def where(test) -> np.ndarray:
-        return np.isin(codes, [ord(c) for c in distinct if test(c)]).astype(dtype)
-
-    features = {name: np.frombuffer(values, dtype=np.float32).astype(dtype)
-                for name, values in (("inside_quotes", inside), ("bracket_depth", depths), ("line_position", columns))}
-    features.update({"newline": where("\n".__eq__), "whitespace": where(str.isspace), "digit": where(str.isdigit),
-                     "uppercase": where(str.isupper)})
-    for name, pattern in (patterns or {}).items():
-        features[name] = regex_feature(text, name, pattern).astype(dtype)
+    """name -> (T,) values at each position of a whole ``text`` (``patterns``: name -> regular expression),
+    each character's own feature too when ``characters``; :class:`TextFeatures` hands them out by chunk."""
+    features = TextFeatures(text, patterns)
+    columns = features.next(text, dtype)
+    found = {name: columns[:, j] for j, name in enumerate(features.names)}
     if characters:
-        for char in distinct:
-            features[f"char {char!r}"] = (codes == ord(char)).astype(dtype)
-    return features
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (T,): each character's code point
+        for char in sorted(set(text)):
+            found[f"char {char!r}"] = (codes == ord(char)).astype(dtype)
+    return found
 
 
 FEATURE_SECONDS = 10.0
-"""How long one --feature's matching over one chunk of text may take: a user's pattern can backtrack for
-ever (``(a+)+$`` over a long run of a's), and inspect must not freeze on it."""
+"""How long one --feature's matching may take per million characters (10 s at least): a user's pattern can
+backtrack for ever (``(a+)+$`` over a long run of a's), and inspect must not freeze on it."""
 
 
-def regex_feature(text: str, name: str, pattern: str) -> np.ndarray:
-    """1 at the positions inside a match of ``pattern``, 0 elsewhere; a pattern that does not compile, never
-    matches or takes longer than :data:`FEATURE_SECONDS` is an error naming it. Matched by the ``regex``
-    package (the standard library's ``re`` has no time bound), whose syntax is ``re``'s."""
+def compile_feature(name: str, pattern: str):
+    """The compiled pattern, or an error naming it. The ``regex`` package (whose syntax is ``re``'s) can
+    bound a match in time, which the standard library's ``re`` cannot."""
     import regex
 
     try:
-        compiled = regex.compile(pattern)
+        return regex.compile(pattern)
     except regex.error as error:
         raise ValueError(f"inspect: --feature {name}={pattern!r} is not a regular expression: {error}") from None
-    values = np.zeros(len(text))
+
+
+def regex_feature(text: str, name: str, pattern: str, dtype=np.float64) -> np.ndarray:
+    """1 at the positions inside a match of ``pattern``, 0 elsewhere; a pattern that does not compile, never
+    matches or takes longer than :data:`FEATURE_SECONDS` per million characters is an error naming it."""
+    compiled = compile_feature(name, pattern)
+    seconds = FEATURE_SECONDS * max(1.0, len(text) / 1e6)
+    values = np.zeros(len(text), dtype=dtype)
     try:
-        for match in compiled.finditer(text, timeout=FEATURE_SECONDS):
-            values[match.start():match.end()] = 1.0
+        for match in compiled.finditer(text, timeout=seconds):
+            values[match.start():match.end()] = 1
     except TimeoutError:
-        raise ValueError(f"inspect: --feature {name}={pattern!r} took longer than {FEATURE_SECONDS:g} s to match "
+        raise ValueError(f"inspect: --feature {name}={pattern!r} took longer than {seconds:g} s to match "
                          f"{len(text):,} characters (it backtracks too much); simplify the pattern") from None
     if not values.any():
         raise ValueError(f"inspect: --feature {name}={pattern!r} matches nothing in the text")

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..cells import State, detach_state
 from ..config import TRAIN_MODEL_DEFAULTS, ModelConfig, TrainConfig
-from ..data import Streams, num_windows, text_streams, window
+from ..data import Streams, check_train_text, num_windows, text_streams, window
 from ..device import resolve_device
 from ..distributed import Distributed
 from ..model import CharModel
@@ -144,6 +144,7 @@ def _planned_steps(config: TrainConfig, per_epoch: int) -> int | None:
 def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConfig | dict | None, *,
            run_dir: Path, resume: bool, dist: Distributed, clock: RunClock) -> _Session:
     """Check the configs (against the checkpoint on resume), split the text, build the model and optimizer."""
+    check_train_text(len(text), "the text")
     vocab, checkpoint = vocab_and_checkpoint(text, run_dir, resume)
     fingerprint = text_fingerprint(text)  # hashed once
     if checkpoint is not None:

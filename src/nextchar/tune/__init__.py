@@ -109,6 +109,8 @@ def open_tuning(out: str | Path, trials: int, storage: str | None, name: str, sa
         raise ValueError(f"tune: --trials must be >= 1, got {trials}")
     if sampler not in SAMPLERS:
         raise ValueError(f"tune: --sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if storage:
+        studies.refuse_in_memory(storage)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage_url = storage or studies.default_storage(out)
@@ -116,7 +118,7 @@ def open_tuning(out: str | Path, trials: int, storage: str | None, name: str, sa
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat's helpers
     opened = studies.open_storage(storage_url, heartbeat or studies.HEARTBEAT)
     the_study = studies.open_study(name, opened, None, pruner, metric=metric,
-                                   space={n: d.spec() for n, d in space.items()})
+                                   space={n: d.spec() for n, d in space.items()}, url=storage_url)
     the_study.sampler = make_sampler(sampler, seed + len(the_study.trials), space)
     return out, storage_url, the_study
 

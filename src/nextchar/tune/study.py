@@ -30,7 +30,9 @@ RACE_SIGNS = ("already exists", "locked", "UNIQUE constraint", "alembic")
 
 def open_storage(url: str, heartbeat: int = HEARTBEAT, attempts: int = 5):
     """An Optuna storage for ``url`` (``journal:PATH`` for a journal file), or a one-line error. Workers
-    that start together on a new database race to create its tables: the loser tries again."""
+    that start together on a new database race to create its tables: the loser tries again. An in-memory
+    database is refused: nothing in it outlives the command, and Optuna's heartbeat thread cannot see it."""
+    refuse_in_memory(url)
     for attempt in range(1, attempts):
         try:
             return _open_storage(url, heartbeat)
@@ -58,7 +60,34 @@ def _open_storage(url: str, heartbeat: int):
                                           **{_stale_callback_name(): _retry_callback()(max_retry=None)})
     except Exception as error:  # noqa: BLE001 - SQLAlchemy, OS and URL errors alike end as one line
         raise ValueError(f"tune: --storage {url!r} cannot be opened: {type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:160]}") from None
+                         f"{(str(error).splitlines() or [''])[0][:160]}") from None
+
+
+def refuse_in_memory(url: str) -> None:
+    if in_memory(url):
+        raise ValueError(f"tune: --storage {url!r} is an in-memory database: no trial would be kept and no other "
+                         "worker could join; give a file (sqlite:///runs/tune/study.db) or leave --storage out")
+
+
+def in_memory(url: str) -> bool:
+    """True for SQLite URLs without a file: ``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``, mode=memory."""
+    if not url.startswith("sqlite"):
+        return False
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # not a URL at all: the opening names it
+    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+
+
+def unreadable(url: str, error: Exception) -> ValueError:
+    """One line for a storage whose contents Optuna cannot read (a damaged file, a foreign schema)."""
+    return ValueError(f"tune: --storage {url!r} cannot be read: {type(error).__name__}: "
+                      f"{(str(error).splitlines() or [''])[0][:160]}; move the damaged database aside, or give "
+                      "another --out or --storage")
 
 
 def _retry_callback():
@@ -77,16 +106,21 @@ def _stale_callback_name() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
 
 
-def open_study(name: str, storage, sampler, pruner, metric: str = METRIC, space: dict[str, str] | None = None):
+def open_study(name: str, storage, sampler, pruner, metric: str = METRIC, space: dict[str, str] | None = None,
+               url: str = "the storage"):
     """Create the study, or load it; one that minimises another metric (or maximises), or was made with
-    another search space (``space``: each dimension's spec by name), is refused."""
+    another search space (``space``: each dimension's spec by name), is refused, and one Optuna cannot
+    read (``url`` damaged) is one line."""
     import optuna
 
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction=DIRECTION, load_if_exists=True)
-    if study.direction != optuna.study.StudyDirection.MINIMIZE:
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction=DIRECTION, load_if_exists=True)
+        direction, recorded = study.direction, study.user_attrs.get("metric")
+    except Exception as error:  # noqa: BLE001 - Optuna, SQLAlchemy and sqlite3 fail in many ways on damaged rows
+        raise unreadable(url, error) from None
+    if direction != optuna.study.StudyDirection.MINIMIZE:
         raise ValueError(f"tune: study {name!r} in this storage maximises; nextchar tune minimises {metric}")
-    recorded = study.user_attrs.get("metric")
     if recorded is None:
         study.set_user_attr("metric", metric)
     elif recorded != metric:

@@ -163,6 +163,21 @@ def test_a_diverging_configuration_is_recorded_and_the_rest_of_the_sweep_is_kept
     assert "--clip" not in out.output
 
 
+def test_a_loss_that_stays_finite_but_explodes_is_diverged_and_a_huge_lr_warns_of_nothing(tmp_path):
+    """--lr 1e30 ended near a loss of 1e30, summarized as a finished run; --lr 1e39 (past float32) made numpy
+    print an overflow warning (issue 29, item 12)."""
+    import warnings
+
+    result = sweep(parse_seeds("2"), lrs=[1e30, 0.1], epochs=5, problem=1)
+    exploded = [r for r in result.runs if r.lr == 1e30]
+    assert all(r.final_loss is None and r.diverged_at_epoch == 2 for r in exploded)
+    assert all(r.final_loss is not None and r.final_loss < 3 for r in result.runs if r.lr == 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge = sweep(parse_seeds("2"), lrs=[1e39], epochs=5, problem=1)
+    assert all(r.diverged_at_epoch is not None for r in huge.runs)
+
+
 def test_ctrl_c_writes_the_runs_that_finished_and_exits_130(tmp_path, monkeypatch):
     import nextchar.exam.sweep as sweep_module
 

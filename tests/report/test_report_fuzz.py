@@ -128,3 +128,33 @@ def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path):
                            str(tmp_path / "p.html")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "is not a regular file" in done.stderr
     assert not (tmp_path / "p.html").exists()
+
+
+def test_control_characters_from_user_data_reach_the_page_visible_not_raw(tmp_path):
+    """Raw NUL bytes of a run's sample reached the report's <pre> (issue 29, item 12): a parse error in HTML."""
+    from click.testing import CliRunner
+
+    from nextchar.cli import main
+    from nextchar.page_templates import show_controls
+
+    (tmp_path / "t.txt").write_text("ab\x00c\x1bd\x85" * 300)
+    trained = CliRunner().invoke(main, ["train", str(tmp_path / "t.txt"), "--max-steps", "2", "--eval-every", "2",
+                                        "--seq-len", "8", "--batch-size", "2", "--hidden-size", "8", "--no-progress",
+                                        "--out", str(tmp_path / "run")])
+    assert trained.exit_code == 0, trained.output
+    built = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "p.html")])
+    assert built.exit_code == 0, built.output
+    page = (tmp_path / "p.html").read_text()
+    assert not any(c in page for c in "\x00\x1b\x85") and "\u2400" in page
+    from markupsafe import Markup
+
+    assert show_controls(Markup("<b>\x00</b>")) == Markup("<b>\u2400</b>") and show_controls("a\tb\n") == "a\tb\n"
+
+
+def test_a_tune_folder_is_named_as_one_with_what_report_takes_instead(tmp_path):
+    """report on a tune folder said only "not a run folder" (issue 29, item 12)."""
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study.db").write_bytes(b"")
+    (tmp_path / "study" / "trial-0000").mkdir()
+    with pytest.raises(ReportInputError, match=r"is a nextchar tune folder; report takes the study's JSON .*--json FILE"):
+        recognize(tmp_path / "study")

@@ -162,3 +162,15 @@ def test_a_lone_surrogate_in_the_vocabulary_is_refused_naming_the_entry_and_the_
     assert str(bad) in str(error.value)
     out = CliRunner().invoke(main, ["generate", str(bad), "--length", "5"])
     assert out.exit_code == 1 and "lone surrogate" in out.output and "Traceback" not in out.output
+
+
+@pytest.mark.parametrize("entries,match", [(10**7, "header of 130,0.* bytes, more than the 64 MiB nextchar reads"),
+                                           (1_200_000, "vocabulary of 1,200,000 entries, too large: Unicode has")])
+def test_a_vast_vocabulary_is_called_too_large_not_a_foreign_file(tmp_path, entries, match):
+    """A 10**7-entry vocabulary was called "not a nextchar checkpoint" (issue 29, item 12)."""
+    def vast(meta):
+        meta["vocab"] = [chr(0x4E00 + i % 20_000) for i in range(entries)]
+        meta["model_config"]["vocab_size"] = entries
+
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(_crafted(tmp_path, vast))

@@ -145,7 +145,8 @@ def describe(result) -> list[str]:
                          f"{s['solved_fraction']:.0%} of seeds")
         if s["diverged"]:
             epoch, seed = s["first_divergence"]
-            lines.append(f"{head + ': ' if q is None else '  '}{s['diverged']} diverged (loss NaN or infinite; first "
+            lines.append(f"{head + ': ' if q is None else '  '}{s['diverged']} diverged (loss NaN, infinite or over "
+                         f"{defaults.DIVERGED_GROWTH:g}x its first epoch's; first "
                          f"seed {seed} at epoch {epoch}); try a lower --lr")
         spread = s.get("table_spread")
         if spread and spread["reference_in_sweep"]:

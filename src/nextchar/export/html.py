@@ -54,10 +54,9 @@ def script_json(payload: dict) -> str:
 
 def export_html(model: CharModel, vocab: Vocab, title: str) -> str:
     """The page's HTML for ``model``."""
-    import jinja2
+    from ..page_templates import environment
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("nextchar", "export"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = environment("export")
     config = model.config
     about = (f"{config.family}{' (' + config.nonlinearity + ')' if config.family == 'rnn' else ''}, "
              f"{config.num_layers} layer{'s' if config.num_layers > 1 else ''}, hidden {config.hidden_size}, "

@@ -27,7 +27,8 @@ def adam_table(lrs, epochs: int, dtype, beta1: float = 0.9, beta2: float = 0.999
     table[..., 0], table[..., 1], table[..., 2], table[..., 5] = 1 - beta1, beta2, 1 - beta2, eps
     table[..., 3] = np.asarray(lrs, np.float64)[:, None] / np.array([1 - beta1 ** step for step in steps])
     table[..., 4] = [math.sqrt(1 - beta2 ** step) for step in steps]
-    return table.astype(dtype)
+    with np.errstate(over="ignore"):  # an lr past float32's range is inf there, as in torch's Adam: it diverges
+        return table.astype(dtype)
 
 
 SUPPORTED = ("one layer, one-hot features (T, V) as input, no dropout, Adam, cross-entropy, on the CPU "

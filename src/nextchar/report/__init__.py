@@ -29,12 +29,10 @@ def _meta() -> dict:
 
 def render(items: Sequence[ReportInput]) -> str:
     """The page for ``items``, in order; sections appear only for the inputs given."""
-    import jinja2
-
+    from ..page_templates import environment
     from .sections import SECTIONS
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("nextchar", "report"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = environment("report")
     sections, meta, template = [], _meta(), env.get_template("page.html.j2")
     for index, item in enumerate(items):
         command = item.data.get("command") if isinstance(item.data, dict) else None

@@ -60,6 +60,10 @@ def recognize(path: str | Path) -> ReportInput:
     if path.is_dir():
         if (path / "last.safetensors").is_file() or (path / "history.json").is_file():
             return ReportInput("run", str(path), path)
+        if (path / "study.db").is_file() or any(path.glob("trial-[0-9]*")):
+            raise ReportInputError(f"report: {str(path)!r} is a nextchar tune folder; report takes the study's JSON "
+                                   "(rerun the same nextchar tune command with --json FILE: it finishes at once and "
+                                   f"writes it) or one trial's run folder ({str(path / 'trial-0000')!r})")
         raise ReportInputError(f"report: {str(path)!r} is a folder but not a run folder; {expected}")
     if not path.exists():
         raise ReportInputError(f"report: {str(path)!r} does not exist")

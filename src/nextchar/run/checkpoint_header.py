@@ -31,6 +31,8 @@ OPTIMIZER_STATE = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer",
 NEEDED_STATE = {"adam": {"step", "exp_avg", "exp_avg_sq"}, "adamw": {"step", "exp_avg", "exp_avg_sq"},
                 "rmsprop": {"step", "square_avg"}, "sgd": set()}
 """What each optimizer's step reads for every parameter once it has stepped."""
+MAX_VOCAB = 0x110000 - 0x800
+"""Unicode's scalar values (code points less surrogates): no vocabulary of distinct characters has more."""
 GROUP_NUMBERS = ("lr", "eps", "weight_decay", "momentum", "alpha", "dampening", "initial_lr")
 GROUP_FLAGS = ("amsgrad", "maximize", "nesterov", "centered", "capturable", "differentiable", "foreach", "fused",
                "decoupled_weight_decay")
@@ -64,8 +66,11 @@ def _parse_json(text: bytes | str, check: _Check, what: str) -> Any:
 def read_header(raw: bytes, check: _Check) -> tuple[dict, dict]:
     """The safetensors header (tensor name -> dtype, shape, offsets) and the nextchar metadata, both parsed."""
     size = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
-    check.that(0 < size <= min(len(raw) - 8, MAX_HEADER_BYTES),
+    check.that(0 < size <= len(raw) - 8,
                f"is not a nextchar checkpoint (a safetensors header of {size} bytes in a {len(raw)}-byte file)")
+    check.that(size <= MAX_HEADER_BYTES,
+               f"has a header of {size:,} bytes, more than the {MAX_HEADER_BYTES >> 20} MiB nextchar reads: its "
+               "metadata (the vocabulary, the history) is too large for a checkpoint nextchar writes")
     header = _parse_json(raw[8:8 + size], check, "the safetensors header")
     check.that(isinstance(header, dict) and isinstance(header.get("__metadata__"), dict)
                and isinstance(header["__metadata__"].get("nextchar"), str),
@@ -89,6 +94,8 @@ def checked_configs(meta: dict, check: _Check) -> tuple[ModelConfig, Vocab, dict
     model, chars, train = meta["model_config"], meta["vocab"], meta["train_config"]
     check.that(isinstance(model, dict), "has a model config that is not a JSON object")
     check.that(isinstance(chars, list), "has a vocabulary that is not a list of characters")
+    check.that(len(chars) <= MAX_VOCAB, f"has a vocabulary of {len(chars):,} entries, too large: Unicode has "
+                                        f"{MAX_VOCAB:,} characters")
     check.that(isinstance(train, dict), "has a training config that is not a JSON object")
     try:
         check_field_types(ModelConfig, model, "model config")

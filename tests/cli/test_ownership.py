@@ -115,3 +115,15 @@ def test_figure_folders_refuse_someone_elses_files(tmp_path, command):
     (folder / "thesis.tex").write_text("mine")
     assert_one_error(_run(*command, "--out", folder), "thesis.tex")
     assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
+
+
+def test_a_folder_written_before_marks_is_known_by_its_file_names(tmp_path):
+    from nextchar.cli.common import written_by
+
+    exam = written_by("problem[1-6].*")
+    (tmp_path / "problem1.png").write_bytes(b"")
+    (tmp_path / "problem1.safetensors").write_bytes(b"")
+    (tmp_path / "exam.json").write_text("{}")
+    assert exam(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert not exam(tmp_path)

@@ -96,9 +96,15 @@ def claim_output_folder(path: str | None, command: str, flag: str, overwrite: bo
         return claim_folder(path, command, flag, overwrite, ours)
 
 
-def only_figures(path: Path) -> bool:
-    """A figure folder from before folders were marked: every file in it a PNG."""
-    return all(entry.suffix == ".png" for entry in path.iterdir() if not entry.name.startswith("."))
+def written_by(*patterns: str):
+    """Knows a folder a command wrote before folders were marked: every file in it (hidden ones aside) has a
+    name the command gives its files (``patterns``, globs), or is a JSON the user asked for beside them."""
+    from fnmatch import fnmatch
+
+    def recognise(path: Path) -> bool:
+        return all(any(fnmatch(entry.name, p) for p in (*patterns, "*.json"))
+                   for entry in path.iterdir() if not entry.name.startswith("."))
+    return recognise
 
 
 def check_default_output(param_name: str, path: str, flag: str, overwrite: bool) -> None:

@@ -21,7 +21,6 @@ from .common import (
     command_line,
     device_option,
     field_option,
-    only_figures,
     overwrite_option,
     prepare_outputs,
     report_option,
@@ -29,6 +28,7 @@ from .common import (
     set_threads,
     threads_option,
     write_json_output,
+    written_by,
 )
 from .report import write_report_option
 
@@ -58,8 +58,8 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, 
 
     set_threads(threads)
     prepare_outputs({"--json": json_path, "--report": report_path})
-    with claim_output_folder(out, "exam", "--out", overwrite, only_figures), results_json(json_path, report_path) \
-            as json_path:
+    with claim_output_folder(out, "exam", "--out", overwrite, written_by("problem[1-6].*")), \
+            results_json(json_path, report_path) as json_path:
         with clear_errors():
             ok = run_and_report(list(problems) or None, seed, epochs, out, json_path, jobs, device, engine,
                                 command_line())
@@ -112,7 +112,7 @@ def claims(claims, quick, out, json_path, device, threads, report_path, overwrit
 
     set_threads(threads)
     prepare_outputs({"--json": json_path, "--report": report_path})
-    with claim_output_folder(out, "claims", "--out", overwrite, only_figures), \
+    with claim_output_folder(out, "claims", "--out", overwrite, written_by("claim[1-5]_*.png")), \
             results_json(json_path, report_path, folder=out) as json_path:
         results = {}
         for number in sorted(claims) or range(1, 6):

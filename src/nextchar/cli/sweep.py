@@ -19,13 +19,13 @@ from .common import (
     ctrl_c_interrupts,
     end_distributed_run,
     leave_process_group,
-    only_figures,
     overwrite_option,
     prepare_outputs,
     report_option,
     results_json,
     set_threads,
     write_json_output,
+    written_by,
 )
 from .report import write_report_option
 
@@ -81,7 +81,7 @@ def sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, js
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 reports and writes
     if is_main:
         prepare_outputs({"--json": json_path, "--csv": csv_path, "--report": report_path})
-    with claim_output_folder(out if is_main else None, "sweep", "--out", overwrite, only_figures):
+    with claim_output_folder(out if is_main else None, "sweep", "--out", overwrite, written_by("sweep_*.png")):
         _sweep(seeds, lrs, hidden_sizes, models, epochs, loss, problem, text_file, json_path, csv_path, out,
                no_progress, report_path, device, is_main)
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
-from nextchar.ownership import OWNER_FILE
+from nextchar.outputs import OWNER_FILE
 from tests.helpers import FIXTURE, assert_one_error, train_small
 
 

@@ -135,7 +135,7 @@ def test_control_characters_from_user_data_reach_the_page_visible_not_raw(tmp_pa
     from click.testing import CliRunner
 
     from nextchar.cli import main
-    from nextchar.page_templates import show_controls
+    from nextchar.report.environment import show_controls
 
     (tmp_path / "t.txt").write_text("ab\x00c\x1bd\x85" * 300)
     trained = CliRunner().invoke(main, ["train", str(tmp_path / "t.txt"), "--max-steps", "2", "--eval-every", "2",

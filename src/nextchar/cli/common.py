@@ -84,11 +84,11 @@ overwrite_option = click.option(
 
 
 def claim_output_folder(path: str | None, command: str, flag: str, overwrite: bool, ours=None):
-    """The folder ``command`` writes (``ownership.claim_folder``), as a context manager that removes it again
+    """The folder ``command`` writes (``outputs.claim_folder``), as a context manager that removes it again
     if the command fails and it is still empty; a null context for no folder."""
     from contextlib import nullcontext
 
-    from ..ownership import claim_folder
+    from ..outputs import claim_folder
 
     if path is None:
         return nullcontext()
@@ -111,7 +111,7 @@ def check_default_output(param_name: str, path: str, flag: str, overwrite: bool)
     """A file the user did not name (``flag`` left at its default) replaces only a page nextchar wrote."""
     from click.core import ParameterSource
 
-    from ..ownership import check_default_file
+    from ..outputs import check_default_file
 
     if click.get_current_context().get_parameter_source(param_name) == ParameterSource.DEFAULT:
         with clear_errors():

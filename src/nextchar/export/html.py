@@ -54,7 +54,7 @@ def script_json(payload: dict) -> str:
 
 def export_html(model: CharModel, vocab: Vocab, title: str) -> str:
     """The page's HTML for ``model``."""
-    from ..page_templates import environment
+    from ..report.environment import environment
 
     env = environment("export")
     config = model.config

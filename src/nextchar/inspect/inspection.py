@@ -19,7 +19,7 @@ from ..vocab import EXAM_TEXT, Vocab
 from .exports import chunk_arrays
 from .influence import HORIZON, influence, influence_positions
 from .trace import LayerTrace, Trace, concat, trace_chunks
-from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, TextFeatures, compile_feature
+from .units import SIGMOID_GATES, FeatureCorrelations, SaturationCounts, TextFeatures, pattern_bits
 
 EXAM_PERIOD = EXAM_TEXT[:10]
 """``hi?hello!!``: one period of the exam's text."""
@@ -44,6 +44,9 @@ class InspectOptions:
     """User features: name -> regular expression."""
     top: int = 3
     """Units listed per feature."""
+    feature_bits: dict[str, np.ndarray] | None = None
+    """Each feature's matches over the text as bits, made by :func:`check_options` (which matches each
+    pattern once, in bounded time, so one that matches nothing is refused before any work)."""
 
 
 def check_options(model: CharModel, vocab: Vocab, text: str, options: InspectOptions) -> InspectOptions:
@@ -71,12 +74,13 @@ def check_options(model: CharModel, vocab: Vocab, text: str, options: InspectOpt
         raise ValueError(f"inspect: --position {position} is outside the text; expected 0..{len(text) - 1}")
     if options.horizon < 0:
         raise ValueError(f"inspect: --horizon {options.horizon} must be >= 0")
-    for name, pattern in options.features.items():
-        compile_feature(name, pattern)  # matched (in bounded time) when the inspection starts
     check_inspect_memory(len(text), config, len(vocab), options.rows)
+    bits = options.feature_bits
+    if bits is None:  # compiles, matches somewhere within the time bound, or a named error
+        bits = {name: pattern_bits(text, name, pattern) for name, pattern in options.features.items()}
     horizon = min(options.horizon, len(text) - 1)  # no distance past the text's start
     return InspectOptions(options.rows, options.offset, layer, options.units, position, horizon,
-                          dict(options.features), options.top)
+                          dict(options.features), options.top, bits)
 
 
 class _Window:
@@ -139,7 +143,7 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
     chunk's n characters. Returns the document (see the module's docstring)."""
     options = check_options(model, vocab, text, options or InspectOptions())
     config, hidden = model.config, model.config.hidden_size
-    features = TextFeatures(text, options.features)  # the patterns matched now, before the trace
+    features = TextFeatures(text, options.features, options.feature_bits)
     chars = sorted(set(text))
     stats = [FeatureCorrelations([*features.names, *(f"char {c!r}" for c in chars)], hidden)
              for _ in range(config.num_layers)]

@@ -28,10 +28,12 @@ class TextFeatures:
     character. So a text of any length costs a chunk's columns and its patterns' bits, not ~50 bytes per
     character for every feature at once."""
 
-    def __init__(self, text: str, patterns: dict[str, str] | None = None) -> None:
+    def __init__(self, text: str, patterns: dict[str, str] | None = None,
+                 bits: dict[str, np.ndarray] | None = None) -> None:
+        """``bits``: the patterns' matches already made by :func:`pattern_bits` (else they are made here)."""
         self.names = [*BUILT_IN, *(patterns or {})]
-        self._bits = {name: np.packbits(regex_feature(text, name, pattern, np.bool_))
-                      for name, pattern in (patterns or {}).items()}
+        self._bits = bits if bits is not None else {name: pattern_bits(text, name, pattern)
+                                                    for name, pattern in (patterns or {}).items()}
         self._quote, self._depth, self._column, self._at = None, 0, 0, 0
 
     def next(self, piece: str, dtype=np.float64) -> np.ndarray:
@@ -86,6 +88,11 @@ def compile_feature(name: str, pattern: str):
         return regex.compile(pattern)
     except regex.error as error:
         raise ValueError(f"inspect: --feature {name}={pattern!r} is not a regular expression: {error}") from None
+
+
+def pattern_bits(text: str, name: str, pattern: str) -> np.ndarray:
+    """:func:`regex_feature` packed eight positions to a byte (``np.packbits``)."""
+    return np.packbits(regex_feature(text, name, pattern, np.bool_))
 
 
 def regex_feature(text: str, name: str, pattern: str, dtype=np.float64) -> np.ndarray:

@@ -29,7 +29,9 @@ def _meta() -> dict:
 
 def render(items: Sequence[ReportInput]) -> str:
     """The page for ``items``, in order; sections appear only for the inputs given."""
-    from ..page_templates import environment
+    import jinja2
+
+    from .environment import environment
     from .sections import SECTIONS
 
     env = environment("report")

@@ -44,7 +44,8 @@ class Reference(nn.Module):
         return self.head(output), state
 
 
-def reference_train(family: str, text: str, steps: int, seq_len: int, batch_size: int, val_fraction: float, seed: int) -> dict:
+def reference_train(family: str, text: str, steps: int, seq_len: int, batch_size: int, val_fraction: float,
+                    seed: int) -> dict:
     vocab = Vocab.from_text(text)
     train_text, val_text = split_text(text, val_fraction)
     streams = batchify(vocab.encode(train_text), batch_size, seq_len)

@@ -68,7 +68,8 @@ def headless_chromium():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
-        pytest.skip("Chromium or chromedriver is not installed (.ci/run installs Debian's chromium and chromium-driver)")
+        pytest.skip("Chromium or chromedriver is not installed (.ci/run installs Debian's chromium and "
+                    "chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
@@ -83,8 +84,8 @@ def page_is_self_contained(driver, images: bool = True) -> None:
     """Every image of the open page decoded (and there are some, when ``images``), no console error, nothing
     fetched."""
     found = driver.find_elements("tag name", "img")
-    assert (found or not images) and all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
-                          for i in found)
+    decoded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
+    assert (found or not images) and all(driver.execute_script(decoded, i) for i in found)
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
     requests = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")

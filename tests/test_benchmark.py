@@ -1,5 +1,6 @@
 """nextchar bench and the bench/ scripts, on tiny workloads: they run and write what they promise."""
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ ROOT = Path(__file__).parent.parent
 def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
     path = tmp_path / "new_folder" / "bench.json"
     out = CliRunner().invoke(main, ["bench", "--quick", "--family", "rnn", "--workload", "exam", "--workload",
-                                    "streams-tiny", "--workload", "exam-many", "--no-compile-timing", "--json", str(path)])
+                                    "streams-tiny", "--workload", "exam-many", "--no-compile-timing", "--json",
+                                    str(path)])
     assert out.exit_code == 0, out.output
     records = json.loads(path.read_text())["records"]
     exam = {r["engine"]: r for r in records if r["workload"] == "exam"}
@@ -26,12 +28,15 @@ def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
     tiny = {r["engine"] for r in records if r["workload"] == "streams-tiny"}
     assert tiny == {"module", "cell", "scratch", "fused"}  # the compiled epoch runs the exam's protocol only
     (many,) = [r for r in records if r["workload"] == "exam-many"]
-    assert many["engine"] == "many" and many["models"] == 32 and many["ms_per_epoch"] > 0 and "call_ms" in many
+    assert many["engine"] == "many" and many["models"] == 32 and math.isfinite(many["call_ms"])
+    # the table prints the figures the JSON holds
+    assert f"({many['models']} models, {many['us_per_model_epoch']:.1f} us per model-epoch)" in out.output
     assert abs(many["us_per_model_epoch"] - 1000 * many["ms_per_epoch"] / 32) < 1e-9
     assert abs(many["speedup_vs_module"] - 1000 * exam["module"]["ms_per_epoch"] / many["us_per_model_epoch"]) < 1e-6
     records = [r for r in records if r["engine"] != "many"]
     for r in records:
-        assert r["family"] == "rnn" and r["hidden_size"] == {"exam": HIDDEN_SIZE["rnn"], TINY.name: TINY.hidden_size}[r["workload"]]
+        assert r["family"] == "rnn" and r["hidden_size"] == {"exam": HIDDEN_SIZE["rnn"],
+                                                             TINY.name: TINY.hidden_size}[r["workload"]]
         module = next(m for m in records if m["workload"] == r["workload"] and m["engine"] == "module")
         assert abs(r["speedup_vs_module"] - module["ms_per_epoch"] / r["ms_per_epoch"]) < 1e-9
     assert exam["module"]["threads"] == 1  # exam-size models run on one thread

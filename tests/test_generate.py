@@ -57,7 +57,8 @@ def test_many_samples_are_independent_streams_with_their_log_probabilities(tmp_p
         assert s.logprob == pytest.approx(logprob_of(model, vocab, "hi", s.text), rel=1e-6)  # float32 logits
     assert samples[0].text == "".join(sample(model, vocab, "hi", 40, temperature=1.3, seed=7))  # stream 0 = seed
     monkeypatch.setattr(generation, "SAMPLE_BATCH", 2)  # batches of 2 draw the same samples
-    assert [s.text for s in sample_many(model, vocab, "hi", 40, 5, temperature=1.3, seed=7)] == [s.text for s in samples]
+    assert [s.text for s in sample_many(model, vocab, "hi", 40, 5, temperature=1.3,
+                                        seed=7)] == [s.text for s in samples]
 
 
 def test_a_sample_stops_at_the_first_stop_string(tmp_path):

@@ -51,7 +51,8 @@ def test_train_on_cuda_then_load_and_generate_on_cpu(tmp_path):
 def test_cli_generate_and_claims_on_cuda(tmp_path):
     train(FIXTURE.read_text(), SMALL, TrainConfig(seq_len=16, batch_size=4, max_steps=4, device="cuda"), tmp_path,
           progress=False)
-    gen = CliRunner().invoke(main, ["generate", str(tmp_path / "last.safetensors"), "--device", "cuda", "--length", "10"])
+    gen = CliRunner().invoke(main, ["generate", str(tmp_path / "last.safetensors"), "--device", "cuda", "--length",
+                                    "10"])
     assert gen.exit_code == 0, gen.output
     claims = CliRunner().invoke(main, ["claims", "--claim", "4", "--claim", "5", "--quick", "--device", "cuda",
                                        "--out", str(tmp_path)])

@@ -15,7 +15,8 @@ def test_notebook_is_committed_without_outputs():
 def test_notebook_executes_top_to_bottom(monkeypatch):
     monkeypatch.setenv("NEXTCHAR_NOTEBOOK_QUICK", "1")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     outputs = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
     assert "bit-equal: True" in outputs and "Claim 5" in outputs
     images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]

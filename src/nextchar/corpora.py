@@ -132,7 +132,8 @@ def python_stdlib_corpus(max_bytes: int = CORPUS_BYTES) -> str:
     root = Path(sysconfig.get_paths()["stdlib"])
     top = sorted(root.glob("*.py"))
     nested = sorted(p for p in root.glob("*/*.py")
-                    if not any(part.startswith(("test", "site-packages", "idle")) for part in p.relative_to(root).parts))
+                    if not any(part.startswith(("test", "site-packages", "idle"))
+                               for part in p.relative_to(root).parts))
     pieces = (f"# file: {path.relative_to(root).as_posix()}\n{path.read_text(encoding='utf-8', errors='replace')}\n"
               for path in top + nested)
     corpus = _joined_until(pieces, max_bytes)

@@ -23,8 +23,8 @@ def read_text_file(path: str | Path) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"data: {str(path)!r} is not UTF-8 text (byte {error.start}: {raw[error.start:error.start + 1]!r}); "
-                         "nextchar trains on UTF-8 text files") from None
+        raise ValueError(f"data: {str(path)!r} is not UTF-8 text (byte {error.start}: "
+                         f"{raw[error.start:error.start + 1]!r}); nextchar trains on UTF-8 text files") from None
     if not text:
         raise ValueError(f"data: {str(path)!r} is empty")
     return text

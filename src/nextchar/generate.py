@@ -260,7 +260,8 @@ def _beams(model: CharModel, vocab: Vocab, prompt: Tensor, length: int, beam: in
         if not kept:
             return finished
         live = [s for s, end in zip(grown, ended) if not end]
-        state = map_state(lambda s: s[:, [i // V for i in kept]], state)  # each kept beam's parent's state
+        parents = [i // V for i in kept]
+        state = map_state(lambda s: s[:, parents], state)  # noqa: B023 - used at once: each kept beam's parent's state
         logits, state = model(torch.tensor([[i % V for i in kept]], device=device), state)  # (1, K, V)
         last = logits[0]
     return live + finished

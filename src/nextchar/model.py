@@ -68,7 +68,7 @@ class RecurrentCore(nn.Module):
             if k > 0 and self.dropout > 0:
                 output = F.dropout(output, self.dropout, self.training)
             layer_state = (zero_state(self.family, (output.shape[1], cell.hidden_size), output)
-                           if state is None else map_state(lambda s: s[k], state))
+                           if state is None else map_state(lambda s: s[k], state))  # noqa: B023 - used at once
             output, layer_state = self.unroll(cell, output, layer_state)
             last_states.append(layer_state)
         state = stack_states(last_states)

@@ -55,8 +55,8 @@ def train_step(model: torch.nn.Module, x: Tensor, target: Tensor, criterion: Cal
     """zero_grad, ``model(x, state)``, ``criterion(logits, target)``, finite check, backward, clip, step.
 
     ``model`` answers ``forward(x, state) -> (logits, state)`` (a DDP wrapper too); ``where`` names the
-    step in the error a non-finite loss raises, ``hint`` what to do about it; ``clip_grads(params, clip)`` clips (stacked models clip
-    each model apart: ``stacked.clip_per_model``).
+    step in the error a non-finite loss raises, ``hint`` what to do about it; ``clip_grads(params, clip)``
+    clips (stacked models clip each model apart: ``stacked.clip_per_model``).
     """
     optimizer.zero_grad(set_to_none=True)
     logits, state = model(x, state)

@@ -10,7 +10,8 @@ from tests.helpers import train_small as _train
 
 
 def test_predict_reads_long_texts_in_bounded_windows(tmp_path):
-    """The heatmap shows a window of --rows from --offset (it once had a row per character); the files hold every position."""
+    """The heatmap shows a window of --rows from --offset (it once had a row per character); the files hold
+    every position."""
     _train(tmp_path, max_steps=2, eval_every=2)
     text = FIXTURE.read_text()[:3000]
     source = tmp_path / "long.txt"

@@ -41,7 +41,8 @@ def test_a_study_writes_run_folders_a_leaderboard_json_and_figures(tmp_path):
     for t in doc["trials"]:
         assert {"number", "state", "params", "value", "steps", "seconds", "folder"} <= set(t)
         assert (tmp_path / "s" / f"trial-{t['number']:04d}" / "history.json").is_file()
-        assert json.loads((tmp_path / "s" / f"trial-{t['number']:04d}" / "trial.json").read_text())["state"] == t["state"]
+        trial = json.loads((tmp_path / "s" / f"trial-{t['number']:04d}" / "trial.json").read_text())
+        assert trial["state"] == t["state"]
     assert doc["best"]["command"].startswith(f"nextchar train {FIXTURE}") and "--max-steps 10" in doc["best"]["command"]
     assert "best: trial" in out.output and (tmp_path / "s" / "history.png").is_file()
     from nextchar.report import build_report, recognize
@@ -64,7 +65,8 @@ def test_pruning_stops_a_clearly_bad_trial_early_in_a_seeded_study(tmp_path):
 
 
 def test_two_workers_on_one_storage_run_exactly_the_trials_asked_for(tmp_path):
-    workers = [_tune_process(tmp_path / "s", "--trials", "6", "--max-steps", "10", "--eval-every", "5", "--seed", str(i),
+    workers = [_tune_process(tmp_path / "s", "--trials", "6", "--max-steps", "10", "--eval-every", "5", "--seed",
+                             str(i),
                              *SMALL_SPACE) for i in range(2)]
     for worker in workers:
         _, err = worker.communicate(timeout=300)

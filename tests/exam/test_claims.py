@@ -21,7 +21,8 @@ def test_claim_1_lstm_keeps_gradient_and_memory_the_rnn_loses():
     assert len(result.evidence["task_runs"]) == 3 * len(QUICK.task_ks) * len(QUICK.seeds)
     assert "memory" in result.figures
     for entry in result.evidence["task"]:  # every (family, k): its seeds' mean with a 95% interval
-        runs = [r["accuracy"] for r in result.evidence["task_runs"] if (r["family"], r["k"]) == (entry["family"], entry["k"])]
+        runs = [r["accuracy"] for r in result.evidence["task_runs"] if (r["family"], r["k"]) == (entry["family"],
+                                                                                                 entry["k"])]
         assert entry["seeds"] == len(runs) == len(QUICK.seeds)
         assert entry["accuracy_mean"] == pytest.approx(sum(runs) / len(runs))
         mean, half = statistics.mean(runs), 1.96 * statistics.stdev(runs) / len(runs) ** 0.5  # normal approximation

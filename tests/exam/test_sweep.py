@@ -50,7 +50,8 @@ def test_grid_summary_and_mse():
     assert first["seeds"] == 3 and set(first["loss_quantiles"]) == {"0.05", "0.25", "0.5", "0.75", "0.95"}
     assert result.engine == "many"
     for entry in result.summary:  # each configuration's share of seeds at 100% accuracy, and its loss quantiles
-        runs = [r for r in result.runs if (r.model, r.hidden_size, r.lr) == (entry["model"], entry["hidden_size"], entry["lr"])]
+        runs = [r for r in result.runs if (r.model, r.hidden_size, r.lr) == (entry["model"], entry["hidden_size"],
+                                                                             entry["lr"])]
         assert entry["solved_fraction"] == sum(r.accuracy == 1.0 for r in runs) / len(runs)
         assert entry["loss_quantiles"]["0.5"] == pytest.approx(float(np.median([r.final_loss for r in runs])))
     mse = sweep([0, 1], loss="mse", epochs=3)

@@ -25,7 +25,8 @@ def pages(tmp_path_factory):
     made = {}
     for name, options in MODELS.items():
         model, vocab = model_checkpoint(root / f"{name}.safetensors", hidden_size=8, seed=3, **options)
-        out = CliRunner().invoke(main, ["export", str(root / f"{name}.safetensors"), "--html", str(root / f"{name}.html")])
+        out = CliRunner().invoke(main, ["export", str(root / f"{name}.safetensors"), "--html",
+                                        str(root / f"{name}.html")])
         assert out.exit_code == 0, out.output
         made[name] = (root / f"{name}.safetensors", root / f"{name}.html", model, vocab)
     return made

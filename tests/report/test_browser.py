@@ -5,10 +5,8 @@ from nextchar.report import build_report
 from tests.helpers import headless_chromium as _driver
 from tests.helpers import page_is_self_contained
 
-from .test_report import inputs  # noqa: F401  (the fixture)
 
-
-def test_the_page_in_headless_chromium(inputs, tmp_path):  # noqa: F811
+def test_the_page_in_headless_chromium(inputs, tmp_path):
     page = build_report([inputs[k] for k in ("exam", "verify", "claims", "sweep", "bench", "run",
                                                                    "inspect", "tune")], tmp_path / "r.html")
     driver = _driver()
@@ -27,7 +25,7 @@ def test_the_page_in_headless_chromium(inputs, tmp_path):  # noqa: F811
         driver.quit()
 
 
-def test_report_live_runs_the_runs_model_in_a_try_it_panel(inputs, tmp_path):  # noqa: F811
+def test_report_live_runs_the_runs_model_in_a_try_it_panel(inputs, tmp_path):
     from nextchar.generate import predict
     from nextchar.run.checkpoint import load_checkpoint
 

@@ -8,8 +8,6 @@ import pytest
 
 from nextchar.report import ReportInputError, recognize, render
 
-from .test_report import inputs  # noqa: F401  (the fixture)
-
 CASES_PER_KIND = 15
 VALUES = [None, True, -1, 0, 2.5, 1e308, "x", "", [], {}, [[1, 2], [3]], {"a": {"b": []}}, "<script>alert(1)</script>"]
 
@@ -54,7 +52,7 @@ def _outcome(path) -> str:
 
 
 @pytest.mark.parametrize("kind", ["exam", "verify", "claims", "sweep", "bench", "inspect", "tune"])
-def test_mutated_json_renders_or_is_a_one_line_error(inputs, kind, tmp_path):  # noqa: F811
+def test_mutated_json_renders_or_is_a_one_line_error(inputs, kind, tmp_path):
     document, rng = json.loads(inputs[kind].read_text()), random.Random(kind)
     outcomes = []
     for case in range(CASES_PER_KIND):
@@ -84,7 +82,7 @@ def _cut_run(folder, rng: random.Random) -> str:
     return how
 
 
-def test_partial_and_broken_run_folders_render_or_are_one_line_errors(inputs, tmp_path):  # noqa: F811
+def test_partial_and_broken_run_folders_render_or_are_one_line_errors(inputs, tmp_path):
     rng, seen = random.Random(0), {}
     for case in range(CASES_PER_KIND):
         folder = tmp_path / f"run{case}"
@@ -104,7 +102,7 @@ def test_a_recognised_kind_with_missing_fields_names_the_field(tmp_path):
         recognize(path)
 
 
-def test_report_reads_a_pipe(inputs, tmp_path):  # noqa: F811
+def test_report_reads_a_pipe(inputs, tmp_path):
     import os
     import subprocess
     import sys
@@ -156,5 +154,6 @@ def test_a_tune_folder_is_named_as_one_with_what_report_takes_instead(tmp_path):
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "study.db").write_bytes(b"")
     (tmp_path / "study" / "trial-0000").mkdir()
-    with pytest.raises(ReportInputError, match=r"is a nextchar tune folder; report takes the study's JSON .*--json FILE"):
+    with pytest.raises(ReportInputError,
+                       match=r"is a nextchar tune folder; report takes the study's JSON .*--json FILE"):
         recognize(tmp_path / "study")

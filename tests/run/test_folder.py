@@ -37,7 +37,8 @@ def test_a_locked_run_folder_names_the_holder(tmp_path):
 
 def test_the_lock_dies_with_its_process(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nextchar.run.folder import RunLock; "
-                               f"lock = RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(900)"],
+                               f"lock = RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); "
+                               "time.sleep(900)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"

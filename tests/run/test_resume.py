@@ -86,7 +86,8 @@ def test_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path):
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("model", [SMALL_24, {**SMALL_24, "kind": "scratch", "family": "gru", "num_layers": 2, "dropout": 0.2}])
+@pytest.mark.parametrize("model", [SMALL_24, {**SMALL_24, "kind": "scratch", "family": "gru", "num_layers": 2,
+                                              "dropout": 0.2}])
 def test_resume_equals_uninterrupted(tmp_path, model):
     """Stop at step 7, resume to 14: the same per-step losses, bit for bit, as one run of 14 steps
     (crossing an epoch boundary, with dropout, so RNG state and carried hidden state must be restored)."""
@@ -111,7 +112,8 @@ def test_epoch_boundary_is_crossed_in_resume_test():
 def test_resume_with_text_outside_the_vocabulary_is_refused(tmp_path):
     train(read_text_file(FIXTURE), SMALL_24, train_config(max_steps=2), tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="lacks characters"):
-        train(read_text_file(FIXTURE) + "QQQ☃", SMALL_24, train_config(max_steps=4), tmp_path, resume=True, progress=False)
+        train(read_text_file(FIXTURE) + "QQQ☃", SMALL_24, train_config(max_steps=4), tmp_path, resume=True,
+              progress=False)
 
 
 def test_a_kill_between_best_and_last_never_loses_the_best_model(tmp_path):

@@ -36,7 +36,8 @@ def test_divergence_never_saves_non_finite_weights(tmp_path, monkeypatch):
 
 
 def test_loss_goes_down_on_the_fixture(tmp_path):
-    result = train(read_text_file(FIXTURE), SMALL_24, train_config(max_steps=60, eval_every=20), tmp_path, progress=False)
+    result = train(read_text_file(FIXTURE), SMALL_24, train_config(max_steps=60, eval_every=20), tmp_path,
+                   progress=False)
     assert result.evals[-1]["val_loss"] < result.evals[0]["val_loss"] < 4.0
     text = FIXTURE.read_text()
     assert result.evals[-1]["val_loss"] < unigram_loss(result.vocab.encode(text), len(result.vocab))
@@ -69,7 +70,8 @@ def test_seq_len_longer_than_text_and_too_many_streams(tmp_path):
     with pytest.raises(ValueError, match="too few for 500 streams"):
         train(read_text_file(FIXTURE), SMALL_24, train_config(batch_size=500), tmp_path, progress=False)
     with pytest.raises(ValueError, match="validation text has"):
-        train("abcdefghij" * 10, SMALL_24, train_config(seq_len=20, batch_size=1, val_fraction=0.1), tmp_path, progress=False)
+        train("abcdefghij" * 10, SMALL_24, train_config(seq_len=20, batch_size=1, val_fraction=0.1), tmp_path,
+              progress=False)
 
 
 @pytest.mark.parametrize("flag,value,match", [("--clip", "inf", "clip must be a finite number"),

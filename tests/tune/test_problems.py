@@ -38,7 +38,8 @@ def test_an_exam_study_records_divergence_and_refuses_what_the_protocol_fixes(tm
                                     str(tmp_path / "t.json")])
     assert out.exit_code == 0, out.output
     trials = json.loads((tmp_path / "t.json").read_text())["trials"]
-    assert len(trials) == 3 and all(t["state"] == "FAIL" and "NaN, infinite or over 100x" in t["message"] for t in trials)
+    assert len(trials) == 3
+    assert all(t["state"] == "FAIL" and "NaN, infinite or over 100x" in t["message"] for t in trials)
     for args, message in ((["--param", "hidden-size=int:4:8"], "the exam's protocol fixes"),
                           (["--seq-len", "16"], "drop TEXT_FILE, --corpus and train's flags")):
         bad = CliRunner().invoke(main, ["tune", "--problem", "2", "--out", str(tmp_path / "b"), *args])

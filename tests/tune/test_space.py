@@ -14,7 +14,8 @@ def test_specs_parse_into_dimensions():
 @pytest.mark.parametrize("text,message", [
     ("lr", "expected NAME=SPEC"), ("out=int:1:2", "not a flag of nextchar train"), ("lr=gauss:1:2", "must start with"),
     ("lr=log:0:1", "LOW > 0"), ("lr=float:2:1", "LOW <= HIGH"), ("seq-len=int:1.5:4", "whole numbers"),
-    ("lr=log:a:b", "must be numbers"), ("model=choice:", "at least one value"), ("lr=float:1", "expected float:LOW:HIGH"),
+    ("lr=log:a:b", "must be numbers"), ("model=choice:", "at least one value"), ("lr=float:1",
+                                                                                 "expected float:LOW:HIGH"),
 ])
 def test_a_malformed_spec_is_named(text, message):
     with pytest.raises(ValueError, match=message):

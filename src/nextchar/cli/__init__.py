@@ -1,7 +1,8 @@
 """The ``nextchar`` command: each subcommand parses its flags and calls one library function.
 
 ``common.py`` holds what they share; ``exam.py`` the exam's commands (exam, verify, claims, bench);
-``text.py`` training on any text (train, predict); ``generate.py`` sampling and beam search; ``inspect.py`` inside a model; ``export.py`` a model as a page or ONNX;
+``text.py`` training on any text (train, predict); ``generate.py`` sampling and beam search; ``inspect.py``
+inside a model; ``export.py`` a model as a page or ONNX;
 ``sweep.py`` many models over a grid; ``tune.py`` an Optuna study over train runs.
 """
 from __future__ import annotations

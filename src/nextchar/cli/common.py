@@ -66,14 +66,14 @@ def write_json_output(path: str | None, payload: dict) -> None:
         click.echo(f"wrote {path}")
 
 
-def prepare_outputs(files: dict[str, str | None] = {}, folders: dict[str, str | None] = {}) -> None:
+def prepare_outputs(files: dict[str, str | None], folders: dict[str, str | None] | None = None) -> None:
     """Check every output path (and create its folder) before any work: {flag: path}."""
     from ..outputs import prepare_dir, prepare_file
 
     with clear_errors():
         for flag, path in files.items():
             prepare_file(path, flag)
-        for flag, path in folders.items():
+        for flag, path in (folders or {}).items():
             if path is not None:
                 prepare_dir(path, flag)
 

@@ -65,7 +65,8 @@ def run_and_report(problems, seed, epochs, out, json_path, jobs, device, engine=
     for result in exam.results.values():
         click.echo(describe(result))
         title = f"Problem {result.problem.number}: {result.formulation}, seed {result.seed}"
-        path = save(probability_heatmap(result.fit.probs, labels, title), Path(out) / f"problem{result.problem.number}.png")
+        path = save(probability_heatmap(result.fit.probs, labels, title),
+                    Path(out) / f"problem{result.problem.number}.png")
         click.echo(f"heatmap: {path}")
         checkpoint = save_checkpoint(Path(out) / f"problem{result.problem.number}.safetensors", result.checkpoint())
         click.echo(f"model: {checkpoint}\n")

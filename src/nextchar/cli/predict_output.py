@@ -35,7 +35,8 @@ def read_pieces(path: str, command: str = "predict") -> Iterator[str]:
         with open(path, encoding="utf-8") as handle:
             yield from iter(lambda: handle.read(READ_SIZE), "")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{command}: --text-file {path!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise ValueError(f"{command}: --text-file {path!r} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start})") from None
 
 
 def predict_to_files(model: CharModel, vocab: Vocab, pieces, rows: int, offset: int, json_path: str | None,

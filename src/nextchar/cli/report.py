@@ -14,7 +14,8 @@ from .common import check_default_output, clear_errors, overwrite_option, prepar
 @click.option("--out", default="nextchar-report.html", show_default=True, type=click.Path(dir_okay=False),
               help="The page to write (one file; opens offline).")
 @click.option("--live", is_flag=True,
-              help="Give each run folder a \"try it\" panel: its best checkpoint running in the page (nextchar export).")
+              help="Give each run folder a \"try it\" panel: its best checkpoint running in the page "
+                   "(nextchar export).")
 @overwrite_option
 def report(inputs, out, live, overwrite) -> None:
     """Build one page from INPUTS: the JSON of exam, verify, claims, sweep or bench (--json) and train run

@@ -49,9 +49,11 @@ def _list(kind, what: str, valid=lambda v: True, rule: str = ""):
 @click.command()
 @click.option("--seeds", default="32", show_default=True,
               help="A count N (seeds 0..N-1), a range A..B, or a comma list of these (e.g. 12345,0..63).")
-@click.option("--lr", "lrs", multiple=True, callback=_list(float, "learning rates", lambda lr: math.isfinite(lr) and lr > 0, "finite and > 0"),
+@click.option("--lr", "lrs", multiple=True,
+              callback=_list(float, "learning rates", lambda lr: math.isfinite(lr) and lr > 0, "finite and > 0"),
               help=f"Learning rates, comma list [default: {defaults.DEFAULT_LR:g}, the exam's].")
-@click.option("--hidden-size", "hidden_sizes", multiple=True, callback=_list(int, "hidden sizes", lambda h: h >= 1, ">= 1"),
+@click.option("--hidden-size", "hidden_sizes", multiple=True,
+              callback=_list(int, "hidden sizes", lambda h: h >= 1, ">= 1"),
               help=f"Hidden sizes, comma list [default: {defaults.DEFAULT_HIDDEN_SIZE}].")
 @click.option("--model", "models", multiple=True, callback=_list(str, "families"),
               help=f"Families, comma list of {', '.join(FAMILIES)} [default: {defaults.DEFAULT_MODEL}].")
@@ -175,7 +177,8 @@ def save_plots(result, out: Path) -> list[Path]:
     label = lambda s: f"{s['model']} h{s['hidden_size']} lr {s['lr']:g}"  # noqa: E731
     groups = {}
     for s in result.summary:
-        groups[label(s)] = [r for r in result.runs if (r.model, r.hidden_size, r.lr) == (s["model"], s["hidden_size"], s["lr"])
+        groups[label(s)] = [r for r in result.runs
+                            if (r.model, r.hidden_size, r.lr) == (s["model"], s["hidden_size"], s["lr"])
                             and r.diverged_at_epoch is None]
     paths = [save(distributions({k: [r.accuracy for r in v] for k, v in groups.items()}, "final accuracy over seeds",
                                 "accuracy"), out / "sweep_accuracy.png"),

@@ -89,7 +89,8 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @click.option("--overwrite", is_flag=True, help="Replace the run that --out holds (its checkpoints and history).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (validation lines still print).")
 @click.option("--tensorboard", is_flag=True,
-              help="Also write the scalars as TensorBoard event files in --out/tensorboard (pip install 'nextchar[tensorboard]').")
+              help="Also write the scalars as TensorBoard event files in --out/tensorboard "
+                   "(pip install 'nextchar[tensorboard]').")
 @field_option(TrainConfig, "device", "--device", callback=check_device)
 @threads_option(None)
 def train(text_file, corpus, corpus_bytes, formulation, engine, hidden_size, num_layers, dropout, nonlinearity,

@@ -143,7 +143,8 @@ def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
     result = fit(model, x, y, epochs=epochs, lr=LR, device=device,
                  callback=None if progress is None else lambda *_: progress(1))
     return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start,
-                         model.config.engine, model.config, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+                         model.config.engine, model.config,
+                         {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
 _EPOCHS_DONE = None

@@ -3,10 +3,10 @@
 Every configuration's seeds are trained together by the many engine (:func:`many.fit_many`), so seed s
 of ``--problem N`` is exactly ``nextchar exam --problem N --seed s``'s initial weights, trained by the
 compiled engine (equal to the exam's autograd run to float32 round-off). Under ``torchrun`` the grid's
-chunks are split across the ranks and gathered, so every rank returns the one-process result. Per run: final loss, accuracy,
-the fitted table; per configuration: loss quantiles, mean accuracy, the share of seeds reaching 100%
-accuracy and, for an exam problem, the spread of each entry of the 10x7 table with the exam's seed (or
-nextchar's default for the unseeded problems 1 and 4) marked: "is my table typical?".
+chunks are split across the ranks and gathered, so every rank returns the one-process result. Per run: final
+loss, accuracy, the fitted table; per configuration: loss quantiles, mean accuracy, the share of seeds
+reaching 100% accuracy and, for an exam problem, the spread of each entry of the 10x7 table with the exam's
+seed (or nextchar's default for the unseeded problems 1 and 4) marked: "is my table typical?".
 """
 from __future__ import annotations
 

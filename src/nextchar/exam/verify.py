@@ -49,7 +49,8 @@ def verify_family(family: str, epochs: int = EPOCHS, seed: int = SEED, hidden_si
     """Compare ``family``'s cell loop and hand-written cell with its sequence module."""
     _, x, y = exam_data()
     torch.manual_seed(seed)
-    models = {kind: CharModel(ModelConfig(exam.VOCAB_SIZE, family, kind, hidden_size)) for kind in ("module", "cell", "scratch")}
+    models = {kind: CharModel(ModelConfig(exam.VOCAB_SIZE, family, kind, hidden_size))
+              for kind in ("module", "cell", "scratch")}
     for kind in ("cell", "scratch"):
         copy_weights(models["module"], models[kind])
     report = FamilyReport(family)

@@ -60,6 +60,7 @@ def export_html(model: CharModel, vocab: Vocab, title: str) -> str:
     config = model.config
     about = (f"{config.family}{' (' + config.nonlinearity + ')' if config.family == 'rnn' else ''}, "
              f"{config.num_layers} layer{'s' if config.num_layers > 1 else ''}, hidden {config.hidden_size}, "
-             f"{len(vocab)} characters, {'embedding ' + str(config.embedding_dim) if config.embedding_dim else 'one-hot'}")
+             f"{len(vocab)} characters, "
+             f"{'embedding ' + str(config.embedding_dim) if config.embedding_dim else 'one-hot'}")
     return env.get_template("page.html.j2").render(title=title, about=about, hidden_size=config.hidden_size,
                                                    model_json=script_json(model_payload(model, vocab)))

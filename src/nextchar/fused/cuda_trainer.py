@@ -7,8 +7,9 @@ trainer's order of every sum (the projections p ascending, the head's rows in or
 over BPTT chunks of :data:`~nextchar.fused.trainer.BPTT_CHUNK` steps from the last, each chunk's rows in
 order, torch's Adam): it differs from the CPU trainer only in libdevice's exp and log and in the fused
 multiply-adds the GPU's compiler makes, so it is checked against the CPU trainer to round-off, not bit for
-bit (``tests/test_cuda_trainer.py``, on numba's CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``). A model whose
-loss stops being finite ends alone (``done[k]``), before that epoch's step, as the CPU trainer's block does.
+bit (``tests/fused/test_cuda_trainer.py``, on numba's CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``). A model
+whose loss stops being finite ends alone (``done[k]``), before that epoch's step, as the CPU trainer's block
+does.
 
 Helpers are ``register_jitable``: plain Python under the simulator, device code on the GPU (and
 ``cuda.compile_ptx`` types them with no GPU attached). Shapes as ``trainer.py``'s: I inputs, V outputs, H

@@ -1,7 +1,8 @@
 """What ``nextchar report`` reads: each input is recognised from its content, not its name.
 
 JSON files written by ``exam --json``, ``verify --json``, ``claims --json``, ``sweep --json``,
-``bench --json``, ``inspect --json`` and ``tune --json``, and ``train`` run folders. Anything else is a clear error naming the input.
+``bench --json``, ``inspect --json`` and ``tune --json``, and ``train`` run folders. Anything else is a clear
+error naming the input.
 """
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def recognize(path: str | Path) -> ReportInput:
     from .schema import SCHEMAS, SchemaError, conform
 
     path = Path(path)
-    expected = ("expected the JSON of exam, verify, claims, sweep, bench, inspect or tune (--json), or a train run folder "
-                "(with last.safetensors or history.json)")
+    expected = ("expected the JSON of exam, verify, claims, sweep, bench, inspect or tune (--json), or a train run "
+                "folder (with last.safetensors or history.json)")
     if path.is_dir():
         if (path / "last.safetensors").is_file() or (path / "history.json").is_file():
             return ReportInput("run", str(path), path)

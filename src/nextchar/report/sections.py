@@ -195,5 +195,6 @@ def tune_section(item: ReportInput) -> dict:
             "metric": item.data["metric"]}
 
 
-SECTIONS = {"tune": tune_section, "inspect": inspect_section, "exam": exam_section, "verify": verify_section, "claims": claims_section,
+SECTIONS = {"tune": tune_section, "inspect": inspect_section, "exam": exam_section, "verify": verify_section,
+            "claims": claims_section,
             "sweep": sweep_section, "bench": bench_section, "run": run_section}

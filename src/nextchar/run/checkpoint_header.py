@@ -138,7 +138,8 @@ def _check_scalars(meta: dict, check: _Check) -> None:
     check.that(schedule_steps is None or _count(schedule_steps),
                f"has schedule_steps {str(schedule_steps)[:40]}, expected an integer >= 0 or null")
     text = meta.get("text") or {}
-    check.that(isinstance(text, dict) and (not text or (_count(text.get("chars")) and isinstance(text.get("sha256"), str))),
+    check.that(isinstance(text, dict)
+               and (not text or (_count(text.get("chars")) and isinstance(text.get("sha256"), str))),
                "has a text fingerprint that is not {'chars': N, 'sha256': '...'}")
     optimizer = meta["optimizer"]
     if optimizer is not None:

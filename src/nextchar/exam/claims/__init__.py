@@ -19,7 +19,8 @@ EXPECTED = {1: False, 2: True, 3: True, 4: False, 5: False}
 
 # Each claim at two budgets: 'full' (the CLI's default, about a minute or two for claim 1) and 'quick'.
 _RUNNERS: dict[int, dict[str, Callable[[str], ClaimResult]]] = {
-    1: {"full": lambda d: claim_long_term_memory(MemoryBudget(), d), "quick": lambda d: claim_long_term_memory(QUICK, d)},
+    1: {"full": lambda d: claim_long_term_memory(MemoryBudget(), d),
+        "quick": lambda d: claim_long_term_memory(QUICK, d)},
     2: {"full": lambda d: claim_parameter_counts(), "quick": lambda d: claim_parameter_counts()},
     3: {"full": lambda d: claim_call_vs_forward(), "quick": lambda d: claim_call_vs_forward()},
     4: {"full": lambda d: claim_needs_recurrence(device=d), "quick": lambda d: claim_needs_recurrence(120, device=d)},

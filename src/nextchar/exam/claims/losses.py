@@ -27,7 +27,8 @@ def train_seeds(loss: str, seeds: list[int], epochs: int, lr: float, device: str
     return fit_stacked(models, x, y, epochs=epochs, lrs=lr, loss=loss, device=device)
 
 
-def claim_cross_entropy_only(epochs: int = 150, seeds: int = 32, lr: float = exam.LR, device: str = "cpu") -> ClaimResult:
+def claim_cross_entropy_only(epochs: int = 150, seeds: int = 32, lr: float = exam.LR,
+                             device: str = "cpu") -> ClaimResult:
     """The exam's nn.RNN(7, 8) on hi?hello!!, ``seeds`` initial weights, each trained with cross-entropy and
     with MSE(softmax, one-hot)."""
     seed_list = list(range(seeds))
@@ -40,7 +41,8 @@ def claim_cross_entropy_only(epochs: int = 150, seeds: int = 32, lr: float = exa
     solved = {loss: sum(a == 1.0 for a in r[0]) / seeds for loss, r in runs.items()}
     learns = acc["mse"] >= acc["cross_entropy"] - 0.01 and acc["mse"] > 0.9
     figure = loss_curves({f"{loss} (mean of {seeds} seeds)": (range(1, epochs + 1), r[2]) for loss, r in runs.items()},
-                         title=f"nn.RNN({exam.VOCAB_SIZE}, {exam.HIDDEN_SIZE['rnn']}) on hi?hello!!", xlabel="epoch", logy=True)
+                         title=f"nn.RNN({exam.VOCAB_SIZE}, {exam.HIDDEN_SIZE['rnn']}) on hi?hello!!", xlabel="epoch",
+                         logy=True)
     return ClaimResult(
         5, "An RNN or LSTM must always be trained with CrossEntropyLoss.", not learns,
         {"accuracy": acc, "accuracy_ci95": ci, "solved_fraction": solved, "seeds": seeds,

@@ -193,7 +193,8 @@ def _decide(at_init: dict, mean_acc: dict, budget: MemoryBudget) -> tuple[bool, 
     task_words = ("memory task (mean accuracy over seeds, chance 50%): " + "; ".join(
         f"k={k}: rnn {mean_acc['rnn'][k]:.0%}, lstm {mean_acc['lstm'][k]:.0%}, gru {mean_acc['gru'][k]:.0%}"
         for k in budget.task_ks))
-    tie = "" if rnn_wins or lstm_wins else " The task results tie between RNN and LSTM at this budget, so the gradient evidence decides."
+    tie = "" if rnn_wins or lstm_wins else (" The task results tie between RNN and LSTM at this budget, so the "
+                                            "gradient evidence decides.")
     decided = ("Decided by: " + gradient_words + f"; the LSTM wins the task at k in {lstm_wins}, the RNN at "
                f"k in {rnn_wins} (a win is a mean accuracy more than {margin:.0%} higher).{tie} " + task_words + ".")
     return verdict, decided

@@ -50,7 +50,8 @@ def claim_needs_recurrence(epochs: int = 200, seed: int = 0, device: str = "cpu"
     torch.manual_seed(seed)
     flat_acc = _train(Memoryless(len(exam_vocab)), EXAM_TEXT, exam_vocab, epochs, device)
     torch.manual_seed(seed)
-    rnn_acc = _train(CharModel(ModelConfig(len(exam_vocab), "lstm", "module", exam.HIDDEN_SIZE["lstm"])), EXAM_TEXT, exam_vocab, epochs, device)
+    rnn_acc = _train(CharModel(ModelConfig(len(exam_vocab), "lstm", "module", exam.HIDDEN_SIZE["lstm"])), EXAM_TEXT,
+                     exam_vocab, epochs, device)
     ambiguous = {c: f for c, f in followers.items() if len(f) > 1}
     verdict = abcd_acc < 1.0
     return ClaimResult(
@@ -62,4 +63,5 @@ def claim_needs_recurrence(epochs: int = 200, seed: int = 0, device: str = "cpu"
         f"A memoryless Linear map of the current character alone reaches {abcd_acc:.0%} on abcd..., where each "
         f"character has one successor, so recurrence is not needed. On the exam's text it cannot: "
         f"{', '.join(f'{c!r} is followed by {sorted(f)}' for c, f in ambiguous.items())}, so no function of "
-        f"the current character beats {ceiling:.1%} (it got {flat_acc:.1%}); the recurrent nn.LSTM({len(exam_vocab)}, {exam.HIDDEN_SIZE['lstm']}) got {rnn_acc:.1%}.")
+        f"the current character beats {ceiling:.1%} (it got {flat_acc:.1%}); the recurrent "
+        f"nn.LSTM({len(exam_vocab)}, {exam.HIDDEN_SIZE['lstm']}) got {rnn_acc:.1%}.")

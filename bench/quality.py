@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -30,6 +28,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from nextchar.benchmark import machine_description
 
 THRESHOLDS = {"nanogpt_cpu_1.886": 1.886, "nanogpt_gpu_1.4697": 1.4697}
 """nanoGPT's shakespeare_char: its documented CPU recipe (90 s here, 0.80 M parameters) and its GPU model."""
@@ -196,18 +196,12 @@ def main() -> None:
                                              "parameters", "error")}
             print(json.dumps(shown), file=sys.stderr, flush=True)
     payload = {"kind": "quality", "corpus": args.corpus, "budget_seconds": seconds, "thresholds": THRESHOLDS,
-               "date": datetime.date.today().isoformat(), "machine": _machine(), "torch": torch.__version__,
+               "date": datetime.date.today().isoformat(), "machine": machine_description(), "torch": torch.__version__,
                "common_flags": COMMON, "rows": results}
     text = json.dumps(payload, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
     print(text)
-
-
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
 
 
 if __name__ == "__main__":

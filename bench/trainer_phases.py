@@ -1,4 +1,4 @@
-"""Where the compiled trainer's epoch goes: each phase of ``fused/trainer.train_block`` timed alone, at one lane
+"""Where the compiled trainer's epoch goes: each phase of ``fused/lane_trainer.train_block`` timed alone, at one lane
 (the compiled engine) and at 32 (a block of the many engine), on one core, exam sizes (T 999, V 7).
 
     python bench/trainer_phases.py [--family rnn --family lstm ...] [--lanes 1 --lanes 32] [--reps 5]
@@ -14,9 +14,9 @@ import time
 import numpy as np
 from numba import njit
 
-from nextchar.exam.protocol import HIDDEN_SIZE
 from nextchar.fused import lanes as ln
 from nextchar.fused import trainer as tr
+from nextchar.sequence.protocol import HIDDEN_SIZE
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 FAMILY = {"rnn": 0, "lstm": 1, "gru": 2}

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from nextchar.benchmark import TINY
 from nextchar.cli import main
-from nextchar.exam.protocol import HIDDEN_SIZE
+from nextchar.sequence.protocol import HIDDEN_SIZE
 
 ROOT = Path(__file__).parent.parent
 

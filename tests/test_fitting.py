@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from nextchar.config import ModelConfig
-from nextchar.fitting import fit
 from nextchar.model import CharModel
+from nextchar.sequence.data import exam_data
+from nextchar.sequence.fitting import fit
 from nextchar.step import NonFiniteLossError
-from nextchar.vocab import exam_data
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])

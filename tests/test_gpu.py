@@ -89,9 +89,9 @@ def test_gpu_trainer_equals_the_cpu_many_engine_to_round_off(family):
     from numba import cuda
 
     from nextchar.config import ModelConfig
-    from nextchar.many import fit_many
     from nextchar.model import CharModel
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.many import fit_many
 
     if not cuda.is_available():
         pytest.skip("numba.cuda finds no GPU")

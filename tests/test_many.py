@@ -5,11 +5,11 @@ import torch
 
 from nextchar.config import ModelConfig
 from nextchar.exam.problems import PROBLEMS, build_problem_model
-from nextchar.fitting import fit
-from nextchar.many import fit_many, fit_stacked
 from nextchar.model import CharModel, copy_weights
+from nextchar.sequence.data import exam_data
+from nextchar.sequence.fitting import fit
+from nextchar.sequence.many import fit_many, fit_stacked
 from nextchar.step import NonFiniteLossError
-from nextchar.vocab import exam_data
 
 
 def _alone(model, x, y, epochs, lr):

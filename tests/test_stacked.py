@@ -2,7 +2,7 @@
 import torch
 
 from nextchar.exam.claims.memory import new_model
-from nextchar.stacked import StackedRecurrent
+from nextchar.sequence.stacked import StackedRecurrent
 
 
 def test_stacked_models_equal_each_model_alone():
@@ -34,7 +34,7 @@ def _stacked_params(K: int, dtype, seed: int = 0) -> list[torch.Tensor]:
 def test_stacked_adam_equals_torchs_adam_run_per_model():
     """StackedAdam (one learning rate per model) against torch.optim.Adam run on each model's slices alone,
     over five steps with fresh gradients each step (float64: equal to round-off)."""
-    from nextchar.stacked import StackedAdam
+    from nextchar.sequence.stacked import StackedAdam
 
     K, lrs = 3, [0.1, 0.01, 0.3]
     stacked = _stacked_params(K, torch.float64)
@@ -59,7 +59,7 @@ def test_stacked_adam_equals_torchs_adam_run_per_model():
 def test_per_model_clipping_equals_clip_grad_norm_per_model():
     """clip_per_model scales each model's gradients as torch's clip_grad_norm_ does for that model alone (a
     model under the limit is left as it is), and returns each model's norm."""
-    from nextchar.stacked import clip_per_model
+    from nextchar.sequence.stacked import clip_per_model
 
     stacked = _stacked_params(4, torch.float32)
     stacked[0].grad[2] *= 1e-3  # model 2 under the limit: unscaled

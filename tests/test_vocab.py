@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from nextchar.vocab import EXAM_MAPPING, Vocab, exam_data, next_char_pairs
+from nextchar.sequence.data import EXAM_MAPPING, exam_data
+from nextchar.vocab import Vocab, next_char_pairs
 
 
 def test_exam_mapping_order_is_kept_not_sorted():

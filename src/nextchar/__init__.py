@@ -18,21 +18,23 @@ from .cells import (
 from .config import FORMULATIONS, ModelConfig, parse_formulation
 from .exam.problems import PROBLEMS, run_exam, run_problem
 from .exam.verify import verify, verify_family
-from .fitting import FitResult, fit
 from .inspect.influence import Influence, influence, states_of
 from .inspect.inspection import InspectOptions, inspect_text
 from .inspect.trace import LayerTrace, Trace, trace
 from .model import CharModel, copy_weights
 from .plots import loss_curves, probability_heatmap
+from .sequence.data import EXAM_MAPPING, EXAM_TEXT, exam_data
+from .sequence.fitting import FitResult, fit
+from .sequence.many import fit_many
 from .step import NonFiniteLossError
-from .vocab import EXAM_MAPPING, EXAM_TEXT, Vocab, exam_data, next_char_pairs
+from .vocab import Vocab, next_char_pairs
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FAMILIES", "FORMULATIONS", "PROBLEMS", "EXAM_MAPPING", "EXAM_TEXT", "CharModel", "FitResult", "LSTMState",
     "ModelConfig", "NonFiniteLossError", "ScratchCell", "State", "TwoLinearCell", "Vocab", "cell_step",
-    "copy_weights", "exam_data", "fit", "gru_step", "loss_curves", "lstm_step", "next_char_pairs",
+    "copy_weights", "exam_data", "fit", "fit_many", "gru_step", "loss_curves", "lstm_step", "next_char_pairs",
     "parse_formulation", "probability_heatmap", "rnn_step", "run_exam", "run_problem", "verify", "verify_family",
     "LayerTrace", "Trace", "trace", "Influence", "influence", "states_of", "InspectOptions", "inspect_text",
 ]

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -28,11 +29,11 @@ from .cells import FAMILIES, detach_state
 from .config import ModelConfig
 from .device import resolve_device
 from .engines import CPU_ONLY
-from .exam import protocol as exam
-from .fitting import fit
 from .model import CharModel
+from .sequence import protocol as exam
+from .sequence.data import exam_data
+from .sequence.fitting import fit
 from .step import loss_fn, train_step
-from .vocab import exam_data
 
 CONTENDERS = ("module", "cell", "scratch", "fused", "compiled")
 """What a bench record's ``engine`` field names; ``compiled`` runs the exam workload only."""
@@ -171,8 +172,18 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
                      "exam-many": f"the exam's protocol for {many} models at once (seeds 0..K-1)",
                      **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
     return {"records": records, "compile": compile_info, "threads": threads, "quick": quick, "device": device,
-            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "machine": machine_description(),
             "workloads": {name: workload_info[name] for name in workloads}}
+
+
+def machine_description() -> str:
+    """Cores, the CPU's model name and the OS, for a benchmark's record (``platform.processor()`` is empty
+    on most Linux machines, so the model name is read from /proc/cpuinfo where there is one)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+               platform.processor() or platform.machine())
+    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
 
 
 def _bench_exam(quick: bool, families: tuple[str, ...], add, contenders: tuple[str, ...], device: str) -> None:
@@ -212,7 +223,7 @@ def _time_many(engine: str, family: str, K: int, epochs: int, module_ms: float, 
     """One exam-many record: K models (seeds 0..K-1) of ``family`` by ``engine`` (many or stacked)."""
     import numba
 
-    from .many import fit_many, fit_stacked
+    from .sequence.many import fit_many, fit_stacked
 
     models = []
     for seed in range(K):

@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .exam import protocol as exam_protocol
-
 
 @dataclass(frozen=True)
 class Vocab:
@@ -100,14 +98,3 @@ def next_char_pairs(text: str | Iterable[str], vocab: Vocab) -> tuple[Tensor, Te
         raise ValueError(f"data: next-character pairs need a text of at least 2 characters, got {len(text)}")
     encoded = vocab.one_hot(text)
     return encoded[:-1], encoded[1:]
-
-
-EXAM_TEXT = exam_protocol.TEXT
-EXAM_MAPPING = exam_protocol.MAPPING
-
-
-def exam_data() -> tuple[Vocab, Tensor, Tensor]:
-    """The exam's vocabulary (unsorted mapping) and its one-hot pairs, each (999, 7) float32."""
-    vocab = Vocab.from_mapping(EXAM_MAPPING)
-    x, y = next_char_pairs(EXAM_TEXT, vocab)
-    return vocab, x, y

@@ -81,7 +81,7 @@ def test_exam_writes_each_problems_trained_model_as_a_checkpoint(tmp_path):
     from nextchar.exam.problems import run_problem
     from nextchar.inspect.trace import trace
     from nextchar.run.checkpoint import load_checkpoint
-    from nextchar.vocab import EXAM_MAPPING
+    from nextchar.sequence.data import EXAM_MAPPING
 
     out = CliRunner().invoke(main, ["exam", "--problem", "6", "--epochs", "3", "--jobs", "1", "--out", str(tmp_path)])
     assert out.exit_code == 0 and f"model: {tmp_path / 'problem6.safetensors'}" in out.output

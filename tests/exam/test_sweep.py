@@ -64,8 +64,8 @@ def test_stacked_engine_equals_the_many_engine_to_round_off():
     stacked = sweep([0, 1, 2], problem=5, epochs=20, loss="cross_entropy", device="cpu")
     assert stacked.engine == "many"  # cross-entropy on the CPU: the compiled engine
     from nextchar.exam.problems import PROBLEMS, build_problem_model
-    from nextchar.many import fit_many, fit_stacked
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.many import fit_many, fit_stacked
 
     _, x, y = exam_data()
     a = fit_many([build_problem_model(PROBLEMS[5], s) for s in range(3)], x, y, epochs=20)
@@ -137,7 +137,7 @@ def test_out_of_range_and_empty_seed_specs_are_one_line_errors(spec, match):
 def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_same_results(monkeypatch):
     """Past the memory limit the sweep trains fewer models per call, on the per-model kernel where a whole
     block of SIMD lanes would not fit: the results are the same, bit for bit."""
-    import nextchar.many as many
+    import nextchar.sequence.many as many
 
     whole = sweep(parse_seeds("8"), epochs=5)
     monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about one exam model at a time, no block of 32 lanes

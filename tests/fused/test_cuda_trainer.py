@@ -22,8 +22,8 @@ _AGAINST_CPU = textwrap.dedent("""
     import torch
     from nextchar.fused.compiled import FAMILY_CODES, adam_table
     from nextchar.fused.cuda_trainer import train_on_gpu
-    from nextchar.fused.trainer import lane_tag, train_block
-    from nextchar.many import _flat_lanes, _from_lanes, _to_lanes
+    from nextchar.fused.lane_trainer import lane_tag, train_block
+    from nextchar.sequence.many import _flat_lanes, _from_lanes, _to_lanes
 
     family, relu, dtype = sys.argv[1], sys.argv[2] == "relu", np.dtype(sys.argv[3]).type
     H, G = {"rnn": (3, 3), "lstm": (3, 12), "gru": (3, 9)}[family]
@@ -121,9 +121,9 @@ def test_many_on_cuda_without_a_gpu_is_a_clear_error_before_any_work():
     import torch
 
     from nextchar.config import ModelConfig
-    from nextchar.many import fit_many
     from nextchar.model import CharModel
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.many import fit_many
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here")

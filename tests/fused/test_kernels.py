@@ -112,8 +112,8 @@ def test_float32_kernels_do_no_float64_arithmetic(name):
 def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, dtype):
     """fit() with the compiled engine runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
     fitted probabilities match autograd training on the same weights (float32 noise; 1e-9 in float64)."""
-    from nextchar.fitting import fit
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.fitting import fit
 
     _, x, y = exam_data()
     x, y = x[:300].to(dtype), y[:300].to(dtype)  # a shorter sequence keeps the autograd side quick
@@ -158,9 +158,9 @@ def test_kernels_give_the_same_numbers_without_jit(tmp_path):
 def test_fit_on_the_fused_engine_runs_the_kernels_under_torchs_optimizer(monkeypatch):
     """engine='fused' never switches to the compiled epoch: it trains with the optimizer asked for (SGD here,
     which the compiled epoch does not run) and equals autograd training to float32 round-off."""
-    from nextchar.fitting import fit
     from nextchar.fused import compiled
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.fitting import fit
 
     def refuse(*args, **kwargs):
         raise AssertionError("the compiled epoch ran for a fused-engine model")
@@ -180,8 +180,8 @@ def test_fit_on_the_fused_engine_runs_the_kernels_under_torchs_optimizer(monkeyp
     ({"num_layers": 2}, "num_layers 2"), ({"dropout": 0.1}, "dropout 0.1"), ({"embedding_dim": 3}, "embedding_dim 3"),
 ])
 def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason):
-    from nextchar.fitting import fit
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.fitting import fit
 
     _, x, y = exam_data()
     model = CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="compiled", **change))
@@ -193,9 +193,9 @@ def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason)
 
 def test_compiled_epochs_stop_on_a_non_finite_loss_naming_the_epoch():
     """The whole run is one compiled call; a non-finite loss still stops it, before that epoch's step."""
-    from nextchar.fitting import fit
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.fitting import fit
     from nextchar.step import NonFiniteLossError
-    from nextchar.vocab import exam_data
 
     _, x, y = exam_data()
     model = CharModel(ModelConfig(7, "gru", "scratch", 4, engine="compiled"))

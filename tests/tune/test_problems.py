@@ -13,8 +13,8 @@ pytest.importorskip("optuna")
 
 def test_an_exam_study_trains_its_trials_in_batches_each_equal_to_training_it_alone(tmp_path):
     from nextchar.exam.problems import PROBLEMS, build_problem_model
-    from nextchar.many import fit_many
-    from nextchar.vocab import exam_data
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.many import fit_many
 
     out = CliRunner().invoke(main, ["tune", "--problem", "2", "--trials", "12", "--epochs", "10", "--batch", "5",
                                     "--out", str(tmp_path / "s"), "--no-progress", "--json", str(tmp_path / "t.json")])

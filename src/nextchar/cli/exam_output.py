@@ -10,11 +10,11 @@ import numpy as np
 from ..device import resolve_device
 from ..engines import engine_device
 from ..exam.problems import PROBLEMS, ExamResult, ProblemResult, run_exam
-from ..exam.protocol import LR
 from ..outputs import write_json
 from ..plots import probability_heatmap, save
 from ..run.checkpoint import save_checkpoint
-from ..vocab import EXAM_MAPPING
+from ..sequence.data import EXAM_MAPPING
+from ..sequence.protocol import LR
 
 FUSED_TOLERANCE = 1e-3
 """Max |Δp| allowed between the hand-written cell on the fused or compiled engine and the built-in cell

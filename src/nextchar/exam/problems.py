@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import ModelConfig
-from ..fitting import FitResult, fit
 from ..model import CharModel, copy_weights
 from ..run.checkpoint import Checkpoint
 from ..run.resume import text_fingerprint
-from ..vocab import Vocab, exam_data
-from .protocol import (
+from ..sequence.data import exam_data
+from ..sequence.fitting import FitResult, fit
+from ..sequence.protocol import (
     DEFAULT_SEED,
     HIDDEN_SIZE,
     LOOP_EPOCHS,
@@ -26,6 +26,7 @@ from .protocol import (
     TEXT,
     VOCAB_SIZE,
 )
+from ..vocab import Vocab
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ from ..config import ModelConfig
 from ..device import resolve_device
 from ..distributed import Distributed
 from ..model import CharModel
+from ..sequence import protocol as exam
+from ..sequence.data import exam_data
 from ..step import LOSSES
-from ..vocab import Vocab, exam_data, next_char_pairs
-from . import protocol as exam
+from ..vocab import Vocab, next_char_pairs
 from .problems import PROBLEMS, build_problem_model, fitted_table
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -175,7 +176,7 @@ RUN_BYTES = 4096
 def _chunk_size(config: _Config, runs: int, x: torch.Tensor, y: torch.Tensor, epochs: int, vocab_size: int) -> int:
     """Models per compiled call: CHUNK, or fewer where CHUNK would not fit in memory; refuses (with the
     numbers) a sweep whose results or even one model do not fit."""
-    from ..many import models_memory
+    from ..sequence.many import models_memory
 
     with torch.device("meta"):  # a model's size without its memory (or the random state)
         model = CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))
@@ -259,7 +260,7 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
 def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, engine: str, device: str,
            labels: list[str]):
     """Diverging models are recorded, not raised: one bad configuration never costs the rest of the sweep."""
-    from ..many import fit_many, fit_stacked
+    from ..sequence.many import fit_many, fit_stacked
 
     if engine == "many":
         return fit_many(models, x, y, epochs=epochs, lrs=lr, labels=labels, diverged="record")

@@ -13,11 +13,11 @@ import torch
 
 from ..cells import FAMILIES
 from ..config import ModelConfig
-from ..fitting import fit
 from ..model import CharModel, copy_weights
+from ..sequence import protocol as exam
+from ..sequence.data import exam_data
+from ..sequence.fitting import fit
 from ..step import loss_fn
-from ..vocab import exam_data
-from . import protocol as exam
 
 EPOCHS, SEED = 10, 0
 """verify's defaults: training epochs before the probabilities are compared, and the shared seed."""

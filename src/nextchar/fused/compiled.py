@@ -1,7 +1,7 @@
 """The compiled engine: whole training runs of the exam's protocol in compiled code, for one model.
 
 A model built with ``engine="compiled"`` is trained by ``fit`` through :func:`compiled_fit`: every epoch
-runs in one call of the compiled trainer (``trainer.train_block``, with one lane) on the model's own
+runs in one call of the compiled trainer (``lane_trainer.train_block``, with one lane) on the model's own
 parameter memory (input projection, recurrence, head + softmax cross-entropy, backward-through-time,
 torch's Adam update rule), with no autograd. It matches ``fit`` with the autograd engine to float32
 round-off, and the many engine (the same trainer, many lanes) bit for bit. It runs the exam's protocol
@@ -59,7 +59,7 @@ FAMILY_CODES = {"rnn": 0, "lstm": 1, "gru": 2}
 def compiled_fit(model, x: Tensor, y: Tensor, epochs: int, lr: float, history: list, callback=None) -> Tensor:
     """Train in place for ``epochs`` in one compiled call; appends per-epoch loss/accuracy to ``history``
     (and calls ``callback(epoch, loss)`` for each, after the call); returns the last epoch's probs."""
-    from .trainer import lane_tag, train_block
+    from .lane_trainer import lane_tag, train_block
 
     cell, head = model.core.cells[0], model.head
     params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, head.weight, head.bias]

@@ -4,7 +4,7 @@ The arrays are the CPU trainer's lanes layout (``lanes.py``) with one block of a
 entry (r, c) of model k is ``a[r, c * K + k]``, so the 32 threads of a warp read 32 adjacent words (one
 coalesced transaction) at every step. Each thread runs the exam's protocol for its own model, in the CPU
 trainer's order of every sum (the projections p ascending, the head's rows in order, the weight gradients
-over BPTT chunks of :data:`~nextchar.fused.trainer.BPTT_CHUNK` steps from the last, each chunk's rows in
+over BPTT chunks of :data:`~nextchar.fused.lane_trainer.BPTT_CHUNK` steps from the last, each chunk's rows in
 order, torch's Adam): it differs from the CPU trainer only in libdevice's exp and log and in the fused
 multiply-adds the GPU's compiler makes, so it is checked against the CPU trainer to round-off, not bit for
 bit (``tests/fused/test_cuda_trainer.py``, on numba's CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``). A model
@@ -254,7 +254,7 @@ def train_on_gpu(family, relu, one, xs, targets, scale, w_ih, w_hh, b_ih, b_hh, 
     """``trainer.train_block`` on the GPU, with all K models of the arrays as its lanes (L = K, any K): the same
     host arrays, trained in place (the parameters, losses/correct (E, K), probs (T, V·K)). Returns each
     model's completed epochs (K,)."""
-    from .trainer import BPTT_CHUNK, _shared_targets
+    from .lane_trainer import BPTT_CHUNK, _shared_targets
 
     L, (T, V), dtype = adam.shape[2], targets.shape, xs.dtype
     G, HL = w_hh.shape

@@ -1,4 +1,4 @@
-"""The lanes layout of the compiled trainer (``trainer.py``) and the products written over it.
+"""The lanes layout of the compiled trainer (``lane_trainer.py``) and the products written over it.
 
 Every array is 2-D, rows by (column, lane), the lane innermost: entry (r, c) of model k is ``a[r, c * L + k]``
 (``w_hh`` (G, H·L), ``hs`` (T + 1, H·L), biases (G·L,)). Each loop's innermost run over the L models is

@@ -34,25 +34,25 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 def first_calls() -> None:
     """Call every recurrence kernel and the compiled trainer (one lane, and a parallel block of LANES) once,
     in float32 and float64: the family is a value, so one call compiles the trainer for all three."""
-    from . import kernels, trainer
+    from . import kernels, lane_trainer
 
     for dtype in (np.float32, np.float64):
         for name in KERNELS:
             getattr(kernels, name)(*kernel_example_args(name, dtype))
         kernels.matmul_into(np.ones((3, 4), dtype), np.ones((4, 2), dtype), np.empty((3, 2), dtype))
-        for width in (1, trainer.LANES):  # the compiled engine's width and the many engine's
+        for width in (1, lane_trainer.LANES):  # the compiled engine's width and the many engine's
             args = _trainer_example_args(dtype, width)
             if width == 1:  # the compiled engine calls one block directly
-                trainer.train_block(*args[:7], *(a[0] for a in args[7:]))
+                lane_trainer.train_block(*args[:7], *(a[0] for a in args[7:]))
             else:
-                trainer.train_lanes(*args)
+                lane_trainer.train_lanes(*args)
 
 
 def _trainer_example_args(dtype, L: int, T: int = 3, I: int = 2, H: int = 2) -> tuple:
     """One block of L lanes, one epoch of an lstm: train_lanes' arguments of the right shapes and dtype (the
     family and relu are values, not types: one compilation serves them all)."""
     from .compiled import adam_table
-    from .trainer import lane_tag
+    from .lane_trainer import lane_tag
 
     xs, targets = np.eye(I, dtype=dtype)[[0, 1, 0]], np.eye(I, dtype=dtype)[[1, 0, 1]]
     G = 4 * H

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..cells import State
 from ..model import CharModel
-from ..vocab import EXAM_TEXT, Vocab
+from ..sequence.data import EXAM_TEXT
+from ..vocab import Vocab
 from .exports import chunk_arrays
 from .influence import HORIZON, influence, influence_positions
 from .trace import LayerTrace, Trace, concat, trace_chunks

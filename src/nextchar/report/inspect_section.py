@@ -102,7 +102,7 @@ def _exam_period(doc: dict) -> dict | None:
     period = doc.get("exam_period")
     if not period:
         return None
-    from ..vocab import EXAM_TEXT
+    from ..sequence.data import EXAM_TEXT
 
     chars = EXAM_TEXT[:10]
     figures, tables = [], []

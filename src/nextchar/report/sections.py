@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..plots import distributions, loss_curves, probability_heatmap
-from ..vocab import EXAM_MAPPING
+from ..sequence.data import EXAM_MAPPING
 from .images import data_uri
 from .inputs import ReportInput, ReportInputError
 from .inspect_section import inspect_section
@@ -71,7 +71,7 @@ def exam_section(item: ReportInput) -> dict:
 def _inside(number: str, inside: dict | None) -> dict | None:
     """The compact "inside" panel: the trained model's hidden units (and cell state) over the table's rows."""
     from ..inspect.figures import positions_heatmap
-    from ..vocab import EXAM_TEXT
+    from ..sequence.data import EXAM_TEXT
 
     panels = {name: values for name, values in (inside or {}).items() if values is not None}
     if not panels:

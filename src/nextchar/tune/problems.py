@@ -37,8 +37,8 @@ def tune_problem(number: int, trials: int, out: str | Path, *, params: Sequence[
     import optuna
 
     from ..exam.problems import PROBLEMS, build_problem_model
-    from ..many import fit_many
-    from ..vocab import exam_data
+    from ..sequence.data import exam_data
+    from ..sequence.many import fit_many
     from . import TuneResult, advance, open_tuning, progress_bar, write_figures
     from . import study as studies
     from .results import best_record

@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 
 from ...config import ModelConfig
-from ...fitting import FitResult
-from ...many import fit_stacked
 from ...model import CharModel
 from ...plots import loss_curves
-from ...vocab import exam_data
-from .. import protocol as exam
+from ...sequence import protocol as exam
+from ...sequence.data import exam_data
+from ...sequence.fitting import FitResult
+from ...sequence.many import fit_stacked
 from .memory import interval95
 from .result import ClaimResult
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ...cells import FAMILIES
 from ...config import ModelConfig
 from ...model import CharModel
-from ...stacked import StackedAdam, StackedRecurrent, clip_per_model
+from ...sequence.stacked import StackedAdam, StackedRecurrent, clip_per_model
 from ...step import train_step
 from .result import ClaimResult
 

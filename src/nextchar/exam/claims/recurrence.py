@@ -7,10 +7,11 @@ import torch
 import torch.nn as nn
 
 from ...config import ModelConfig
-from ...fitting import fit
 from ...model import CharModel
-from ...vocab import EXAM_MAPPING, EXAM_TEXT, Vocab, next_char_pairs
-from .. import protocol as exam
+from ...sequence import protocol as exam
+from ...sequence.data import EXAM_MAPPING, EXAM_TEXT
+from ...sequence.fitting import fit
+from ...vocab import Vocab, next_char_pairs
 from .result import ClaimResult
 
 

@@ -3,7 +3,7 @@
 Two engines run :func:`fitting.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
 own initial weights and learning rate:
 
-- :func:`fit_many` (``many``): one call of the compiled trainer (``fused/trainer.py``: the model as the
+- :func:`fit_many` (``many``): one call of the compiled trainer (``fused/lane_trainer.py``: the model as the
   innermost axis, SIMD lanes over models, blocks of them over the cores); each model's result equals
   ``fit`` of that model alone with ``engine="compiled"`` (the same trainer with one lane), bit for bit.
   Cross-entropy. With ``device="cuda"`` the same design on the GPU (``fused/cuda_trainer.py``: one model
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .budget import check_memory, memory_limit
-from .cells import GATES
-from .device import resolve_device
-from .exam import protocol as exam
+from ..budget import check_memory, memory_limit
+from ..cells import GATES
+from ..device import resolve_device
+from ..model import CharModel
+from ..step import check_finite, param_count
+from . import protocol as exam
 from .fitting import FitResult, fit_memory
-from .model import CharModel
-from .step import check_finite, param_count
 
 
 def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: int = 1) -> int:
@@ -40,9 +40,9 @@ def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: in
 
 
 def _lane_width(models: Sequence[CharModel], x: Tensor, epochs: int) -> int:
-    """Models per block: :data:`~nextchar.fused.trainer.LANES`, unless padding to whole blocks would not fit
+    """Models per block: :data:`~nextchar.fused.lane_trainer.LANES`, unless padding to whole blocks would not fit
     in memory; then one per block (the same arithmetic, bit for bit)."""
-    from .fused.trainer import LANES
+    from ..fused.lane_trainer import LANES
 
     return LANES if models_memory(models, x, epochs, LANES) <= memory_limit() else 1
 
@@ -61,7 +61,7 @@ def _stacked(models: Sequence[CharModel]) -> list[np.ndarray]:
 
 
 def _check_alike(models: Sequence[CharModel], x: Tensor) -> None:
-    from .fused.compiled import check_supported
+    from ..fused.compiled import check_supported
 
     if not models:
         raise ValueError("many: needs at least one model")
@@ -101,7 +101,7 @@ def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct
                  on_gpu=False) -> np.ndarray:
     """The compiled trainer on (K, ...) arrays in blocks of ``width`` lanes, in place; returns each model's
     completed epochs (K,). ``on_gpu``: the GPU trainer, all K models one block (``width`` = K)."""
-    from .fused.trainer import lane_tag, train_lanes
+    from ..fused.lane_trainer import lane_tag, train_lanes
 
     K, T = arrays[0].shape[0], xs.shape[0]
     blocks = -(-K // width)
@@ -111,7 +111,7 @@ def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct
     out_correct = np.zeros((blocks, *correct.shape[1:], width), correct.dtype)
     out_probs = np.empty((blocks, *probs.shape[1:], width), probs.dtype)
     if on_gpu:
-        from .fused.cuda_trainer import train_on_gpu
+        from ..fused.cuda_trainer import train_on_gpu
 
         done = train_on_gpu(family, relu, dtype(1), xs, targets, dtype(1 / T), *[_flat_lanes(a)[0] for a in laned],
                             _to_lanes(adam, width)[0], out_losses[0], out_correct[0], _flat_lanes(out_probs)[0])
@@ -167,7 +167,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     ``labels[k]`` names model k in errors (``seed 3``); ``diverged``: one of :data:`DIVERGED`. A diverged
     model keeps its initial weights. ``device`` cuda: the GPU trainer (numba.cuda; each model stops alone).
     """
-    from .fused.compiled import FAMILY_CODES, adam_table
+    from ..fused.compiled import FAMILY_CODES, adam_table
 
     lrs = [float(lrs)] * len(models) if isinstance(lrs, (int, float)) else [float(lr) for lr in lrs]
     if len(lrs) != len(models):
@@ -222,8 +222,8 @@ def fit_stacked(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: in
     are left as they were; returns one :class:`FitResult` per model (history and last probs, on the CPU).
     ``labels`` and ``diverged`` as :func:`fit_many`'s: a recorded model's loss leaves the sum the step
     minimises (each model's gradient is its own, so the others train on exactly as before)."""
+    from ..step import train_step
     from .stacked import StackedAdam, StackedRecurrent, per_model_loss
-    from .step import train_step
 
     labels = _check_run(models, x, epochs, labels, diverged)
     device = resolve_device(device)

@@ -9,11 +9,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .budget import check_memory
-from .cells import GATES
-from .device import resolve_device
-from .exam import protocol as exam
-from .step import (
+from ..budget import check_memory
+from ..cells import GATES
+from ..device import resolve_device
+from ..step import (
     accuracy,
     check_optimizer,
     loss_fn,
@@ -21,6 +20,7 @@ from .step import (
     param_count,
     train_step,
 )
+from . import protocol as exam
 
 HISTORY_BYTES_PER_EPOCH = 400
 """One epoch's record in the history (a dict of three numbers) and the compiled engines' per-epoch arrays."""
@@ -85,7 +85,7 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam
     x, y = x.to(device), y.to(device)
     result = FitResult()
     if getattr(config, "engine", None) == "compiled":
-        from .fused.compiled import check_supported, compiled_fit
+        from ..fused.compiled import check_supported, compiled_fit
 
         check_supported(model, x, optimizer, loss, device)
         with torch.no_grad():

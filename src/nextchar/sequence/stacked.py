@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cells import GATES, State, cell_step, hidden_of, zero_state
+from ..cells import GATES, State, cell_step, hidden_of, zero_state
 
 
 class StackedRecurrent(nn.Module):

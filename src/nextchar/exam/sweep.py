@@ -1,6 +1,6 @@
 """``nextchar sweep``: a grid of seeds x learning rates x hidden sizes x families, trained as many models.
 
-Every configuration's seeds are trained together by the many engine (:func:`many.fit_many`), so seed s
+Every configuration's seeds are trained together by the many engine (:func:`sequence.many.fit_many`), so seed s
 of ``--problem N`` is exactly ``nextchar exam --problem N --seed s``'s initial weights, trained by the
 compiled engine (equal to the exam's autograd run to float32 round-off). Under ``torchrun`` the grid's
 chunks are split across the ranks and gathered, so every rank returns the one-process result. Per run: final

@@ -2,7 +2,7 @@
 BPTT, Adam), for rnn (tanh, relu), lstm and gru, with the model as the innermost axis: SIMD lanes over models.
 
 The compiled engine (``compiled.compiled_fit``) is this trainer with one lane, on the model's own parameter
-memory, and the many engine (``many.fit_many``) runs blocks of :data:`LANES` models in parallel over the
+memory, and the many engine (``sequence.many.fit_many``) runs blocks of :data:`LANES` models in parallel over the
 cores (:func:`train_lanes`): each model bit-equal to training it alone (the layout and why: ``lanes.py``;
 the cells: ``lane_cells.py``; the loss: ``lane_loss.py``, and for one lane ``step_head.py``). An epoch is a
 few phases, each over a chunk of steps (:func:`pass_rows`, :data:`BPTT_CHUNK`): forward with the head behind

@@ -1,5 +1,5 @@
 """Exam-size studies: ``nextchar tune --problem N``. The sampler is asked for a batch of trials at once
-(Optuna's ask-and-tell), and the batch trains as one call of the many engine (``many.fit_many``: each
+(Optuna's ask-and-tell), and the batch trains as one call of the many engine (``sequence.many.fit_many``: each
 model bit-equal to training it alone), so a study of a thousand exam models takes as long as the many
 engine takes to train them. A trial is one model of problem N by the exam's protocol (its formulation,
 hidden size, Adam, the whole sequence per epoch), scored by its final training loss; its dimensions are

@@ -4,7 +4,7 @@
     can still be credited to an input k steps back (the vanishing-gradient picture), at init and trained.
 (b) A memory task: the first character is ``a`` or ``b``, then k random filler characters; at the last
     step the model must name the first character. Accuracy vs k over many seeds (32 by default), all
-    seeds of a (family, k) trained together as stacked models (``stacked.py``), every run reported, with
+    seeds of a (family, k) trained together as stacked models (``sequence/stacked.py``), every run reported, with
     the mean's 95% interval.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from nextchar.fused import lanes as ln
-from nextchar.fused import trainer as tr
+from nextchar.fused import lane_trainer as tr
 from nextchar.sequence.protocol import HIDDEN_SIZE
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}

@@ -14,8 +14,8 @@ import time
 import numpy as np
 from numba import njit
 
-from nextchar.fused import lanes as ln
 from nextchar.fused import lane_trainer as tr
+from nextchar.fused import lanes as ln
 from nextchar.sequence.protocol import HIDDEN_SIZE
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}

@@ -13,6 +13,8 @@ from nextchar.benchmark import TINY
 from nextchar.cli import main
 from nextchar.sequence.protocol import HIDDEN_SIZE
 
+pytestmark = pytest.mark.slow  # end to end: run by CI, left out of the fast tier (-m "not slow")
+
 ROOT = Path(__file__).parent.parent
 
 

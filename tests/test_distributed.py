@@ -8,6 +8,8 @@ import pytest
 
 from tests.helpers import FIXTURE
 
+pytestmark = pytest.mark.slow  # end to end: run by CI, left out of the fast tier (-m "not slow")
+
 ARGS = ["train", str(FIXTURE), "--hidden-size", "24", "--embedding-dim", "8", "--seq-len", "16", "--batch-size", "4",
         "--max-steps", "8", "--eval-every", "4", "--lr", "0.01", "--no-progress", "--device", "cpu", "--seed", "3"]
 TOLERANCE = 1e-4

@@ -104,6 +104,7 @@ def test_the_stacked_engine_records_a_diverging_model_and_trains_the_others_as_b
         assert [h["loss"] for h in got.history] == pytest.approx([h["loss"] for h in want.history])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,nonlinearity,dtype", [("rnn", "relu", torch.float32), ("rnn", "tanh", torch.float64),
                                                        ("lstm", "tanh", torch.float64), ("gru", "tanh", torch.float64)])
 def test_relu_and_float64_models_equal_each_model_trained_alone(family, nonlinearity, dtype):

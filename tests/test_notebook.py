@@ -2,7 +2,10 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow  # end to end: run by CI, left out of the fast tier (-m "not slow")
 
 NOTEBOOK = Path(__file__).parent.parent / "examples" / "exam.ipynb"
 

@@ -15,6 +15,7 @@ PUBLISHED_PROBLEM_2_HEAD = [
 ]
 
 
+@pytest.mark.slow
 def test_cli_exam_problem_2_end_to_end(tmp_path):
     """`nextchar exam --problem 2` by the full protocol reproduces the published table, plot and JSON."""
     out, js = tmp_path / "plots", tmp_path / "exam.json"
@@ -29,6 +30,7 @@ def test_cli_exam_problem_2_end_to_end(tmp_path):
     assert len(problem["probs_head"]) == 10 and problem["final_loss"] < 0.01
 
 
+@pytest.mark.slow
 def test_cli_exam_parallel_jobs_and_checks_in_json(tmp_path):
     js = tmp_path / "exam.json"
     run = CliRunner().invoke(main, ["exam", "--problem", "5", "--problem", "6", "--epochs", "3", "--jobs", "2",

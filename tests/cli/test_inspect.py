@@ -158,6 +158,7 @@ def test_bad_input_is_one_line_naming_the_value_before_any_work(models, tmp_path
     assert "Traceback" not in out.output and not html.exists()
 
 
+@pytest.mark.slow
 def test_the_page_in_headless_chromium(models, tmp_path):
     text = FIXTURE.read_text()[:400]
     page = tmp_path / "inspect.html"
@@ -191,6 +192,7 @@ def test_the_page_in_headless_chromium(models, tmp_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_inspect_over_a_million_characters_stays_in_bounded_memory(models, tmp_path):
     """Every position goes to the npz, yet the peak RSS does not grow with the text's length: the features are
     made chunk by chunk (issue 29, item 4: they were made for the whole text at once, ~50 bytes a character,

@@ -2,6 +2,7 @@
 import csv
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
@@ -35,6 +36,7 @@ def test_predict_reads_long_texts_in_bounded_windows(tmp_path):
     assert piped.exit_code == 0 and (tmp_path / "piped.csv").read_text() == csv_path.read_text()
 
 
+@pytest.mark.slow
 def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
     """The peak RSS does not grow with the text's length (10,000 characters once took 24 GB)."""
     _train(tmp_path, max_steps=2, eval_every=2)
@@ -50,6 +52,7 @@ def test_predict_over_200k_characters_stays_in_bounded_memory(tmp_path):
     assert large - small < 60, f"peak RSS {small:.0f} MB for 2,000 characters, {large:.0f} MB for 200,000"
 
 
+@pytest.mark.slow
 def test_the_heatmap_stays_bounded_for_many_rows_and_a_large_vocabulary(tmp_path):
     """--rows 3000 took 5.3 GB and a 3000-character vocabulary a 150,150-pixel PNG; the figure is capped
     (and says so), the CSV keeps every position and character."""

@@ -1,6 +1,7 @@
 """nextchar train, generate and predict end to end on the fixture."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from nextchar.cli import main
@@ -44,6 +45,7 @@ def test_generate_and_predict_refuse_a_non_finite_checkpoint(tmp_path):
         assert out.exit_code == 1 and "NaN or infinite" in out.output and "Traceback" not in out.output
 
 
+@pytest.mark.slow
 def test_generate_streams_the_sample_and_ctrl_c_keeps_what_was_printed(tmp_path):
     """--length 10**9 printed nothing for days and Ctrl-C lost it all; now each character is printed as it is
     drawn, and Ctrl-C ends with what was printed and exit code 130."""

@@ -64,6 +64,7 @@ def test_pruning_stops_a_clearly_bad_trial_early_in_a_seeded_study(tmp_path):
     assert pruned and all(t["steps"] < 30 and float(t["params"]["lr"]) == 1e-6 for t in pruned)
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_storage_run_exactly_the_trials_asked_for(tmp_path):
     workers = [_tune_process(tmp_path / "s", "--trials", "6", "--max-steps", "10", "--eval-every", "5", "--seed",
                              str(i),
@@ -81,6 +82,7 @@ def test_two_workers_on_one_storage_run_exactly_the_trials_asked_for(tmp_path):
     assert len({t.number for t in trials}) == 6
 
 
+@pytest.mark.slow
 def test_a_killed_worker_resumes_its_trial_from_the_trials_own_folder_bit_for_bit(tmp_path):
     args = ["--trials", "3", "--max-steps", "20", "--eval-every", "5", "--heartbeat", "1", "--pruner", "none",
             *SMALL_SPACE]
@@ -137,6 +139,7 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message):
     assert not list((tmp_path / "s").glob("trial-*"))
 
 
+@pytest.mark.slow
 def test_a_study_stopped_by_sigterm_says_so_and_exits_143(tmp_path):
     """A scheduler's SIGTERM during a trial was reported as "stopped by Ctrl-C" (issue 29, item 12); the
     hook sends it right after step 3, so the test does not race the trial."""
@@ -147,6 +150,7 @@ def test_a_study_stopped_by_sigterm_says_so_and_exits_143(tmp_path):
     assert "stopped by SIGTERM" in err and "Ctrl-C" not in err
 
 
+@pytest.mark.slow
 def test_a_trial_stopped_at_its_last_step_completes_from_its_folder_and_the_study_holds_exactly_its_trials(tmp_path):
     """Ctrl-C in a trial's last step saved that step; the rerun's retry ran train --resume with the same
     --max-steps, which refused, and the study ended one trial short (issue 29, item 1)."""

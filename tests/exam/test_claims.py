@@ -10,6 +10,8 @@ from nextchar.exam.claims import EXPECTED, run_claim
 from nextchar.exam.claims.memory import QUICK, gradient_ratios, memory_batch, new_model
 from nextchar.exam.claims.recurrence import memoryless_ceiling
 
+pytestmark = pytest.mark.slow  # end to end: run by CI, left out of the fast tier (-m "not slow")
+
 
 def test_claim_1_lstm_keeps_gradient_and_memory_the_rnn_loses():
     result = run_claim(1, "quick")

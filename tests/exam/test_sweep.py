@@ -26,6 +26,7 @@ def test_bad_seed_specs_are_named(spec):
         parse_seeds(spec)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number", [2, 6])
 def test_a_problems_seed_reproduces_the_exam_and_other_seeds_differ(number):
     """Seed s of --problem N is `exam --problem N --seed s`: the same table (the compiled engine equals the
@@ -58,6 +59,7 @@ def test_grid_summary_and_mse():
     assert mse.engine == "stacked" and mse.runs[0].loss == "mse"
 
 
+@pytest.mark.slow
 def test_stacked_engine_equals_the_many_engine_to_round_off():
     """The torch formulation (any device) and the compiled one train the same models to the same tables."""
     many = sweep([0, 1, 2], problem=5, epochs=20)
@@ -98,6 +100,7 @@ def test_cli_sweep_writes_json_csv_and_plots(tmp_path):
     assert bad.exit_code == 2 and "comma list of learning rates" in bad.output
 
 
+@pytest.mark.slow
 def test_torchrun_splits_the_grid_and_rank_zero_writes_the_one_process_json(tmp_path):
     """2 gloo processes each train part of the grid; the JSON equals a one-process run's (seconds aside)."""
     import subprocess
@@ -134,6 +137,7 @@ def test_out_of_range_and_empty_seed_specs_are_one_line_errors(spec, match):
     assert out.exit_code == 1 and re.search(match, out.output) and "Traceback" not in out.output
 
 
+@pytest.mark.slow
 def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_same_results(monkeypatch):
     """Past the memory limit the sweep trains fewer models per call, on the per-model kernel where a whole
     block of SIMD lanes would not fit: the results are the same, bit for bit."""

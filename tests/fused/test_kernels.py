@@ -79,6 +79,7 @@ def test_state_carried_between_windows_matches_one_pass():
     torch.testing.assert_close(torch.cat([first, second]), whole)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number", [3, 6])
 def test_exam_trained_with_fused_engine_matches_autograd(number):
     """The exam's protocol (a shortened run): fitted probabilities agree to float32 training noise."""
@@ -130,6 +131,7 @@ def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, d
         torch.testing.assert_close(q, p, atol=tol, rtol=0)
 
 
+@pytest.mark.slow
 def test_kernels_give_the_same_numbers_without_jit(tmp_path):
     """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (to step through BPTT); same numbers."""
     import subprocess

@@ -1,9 +1,13 @@
 """The report page in a real browser: headless Chromium through Selenium (skipped only where it cannot run)."""
 import json
 
+import pytest
+
 from nextchar.report import build_report
 from tests.helpers import headless_chromium as _driver
 from tests.helpers import page_is_self_contained
+
+pytestmark = pytest.mark.slow  # end to end: run by CI, left out of the fast tier (-m "not slow")
 
 
 def test_the_page_in_headless_chromium(inputs, tmp_path):

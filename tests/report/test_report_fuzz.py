@@ -82,6 +82,7 @@ def _cut_run(folder, rng: random.Random) -> str:
     return how
 
 
+@pytest.mark.slow
 def test_partial_and_broken_run_folders_render_or_are_one_line_errors(inputs, tmp_path):
     rng, seen = random.Random(0), {}
     for case in range(CASES_PER_KIND):

@@ -164,6 +164,7 @@ def test_a_lone_surrogate_in_the_vocabulary_is_refused_naming_the_entry_and_the_
     assert out.exit_code == 1 and "lone surrogate" in out.output and "Traceback" not in out.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entries,match", [(10**7, "header of 130,0.* bytes, more than the 64 MiB nextchar reads"),
                                            (1_200_000, "vocabulary of 1,200,000 entries, too large: Unicode has")])
 def test_a_vast_vocabulary_is_called_too_large_not_a_foreign_file(tmp_path, entries, match):

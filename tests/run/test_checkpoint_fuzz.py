@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load as load_bytes
 
 from tests.helpers import checkpoint_parts, with_metadata, with_tensors
+
+pytestmark = pytest.mark.slow  # end to end: run by CI, left out of the fast tier (-m "not slow")
 
 ROOT = Path(__file__).parents[2]
 CASES = 160

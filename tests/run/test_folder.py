@@ -81,6 +81,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_saves_and_restores_it_if_
     assert not (tmp_path / ".replaced").exists()
 
 
+@pytest.mark.slow
 def test_an_overwrite_killed_before_its_first_save_gets_the_old_run_back(tmp_path):
     import os
     import signal

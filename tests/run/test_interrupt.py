@@ -10,6 +10,7 @@ from nextchar.run.checkpoint import load_checkpoint
 from tests.helpers import FIXTURE, FLAGS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,code,name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_ctrl_c_saves_the_current_step_and_prints_the_resume_command(tmp_path, signum, code, name):
     """Ctrl-C used to lose every step since the last eval; now it (or SIGTERM) finishes the step in flight,

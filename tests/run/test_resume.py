@@ -57,6 +57,7 @@ def test_a_checkpoint_written_before_histories_were_kept_resumes_from_history_js
     assert resumed.step_losses == whole.step_losses
 
 
+@pytest.mark.slow
 def test_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path):
     """Fault injection: the trainer SIGKILLs itself at 4 seeded steps (mid-run, between checkpoints) and is
     resumed each time; each time last.safetensors holds the last checkpoint before the kill, with exactly
@@ -116,6 +117,7 @@ def test_resume_with_text_outside_the_vocabulary_is_refused(tmp_path):
               progress=False)
 
 
+@pytest.mark.slow
 def test_a_kill_between_best_and_last_never_loses_the_best_model(tmp_path):
     """best.safetensors is written before last.safetensors: a kill between them leaves the new best saved
     (last one evaluation behind), and resuming from last reaches the same best again."""

@@ -35,6 +35,7 @@ def test_history_gains_seconds_and_bits_per_character(tmp_path):
     assert 0 < evals[0]["seconds"] < evals[1]["seconds"]
 
 
+@pytest.mark.slow
 def test_the_budget_stops_evaluates_saves_exits_0_and_a_resume_continues_the_clock(tmp_path):
     out = cli_train("--max-time", "1.5s", "--epochs", "100000", "--eval-every", "100000", "--out", str(tmp_path))
     assert out.exit_code == 0, out.output
@@ -52,6 +53,7 @@ def test_the_budget_stops_evaluates_saves_exits_0_and_a_resume_continues_the_clo
     assert load_checkpoint(tmp_path / "last.safetensors").step == second.step
 
 
+@pytest.mark.slow
 def test_max_time_alone_lays_a_cosine_schedule_over_the_steps_it_holds(tmp_path):
     result = train_small(tmp_path, max_steps=None, max_time=4.0, lr_schedule="cosine", eval_every=5)
     ckpt = load_checkpoint(tmp_path / "last.safetensors")

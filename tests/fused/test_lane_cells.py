@@ -105,5 +105,5 @@ def test_a_numba_cell_step_and_its_backward_equal_cells_py_under_autograd(family
     for name, value in got.items():
         want = _lanes(expected[name].reshape(K, -1) if expected[name].dim() > 1 else expected[name])
         torch.testing.assert_close(torch.from_numpy(np.asarray(value, np.float64)).reshape(-1),
-                                   torch.from_numpy(want).reshape(-1), msg=lambda text: f"{name}: {text}",
+                                   torch.from_numpy(want).reshape(-1), msg=lambda text, name=name: f"{name}: {text}",
                                    **tolerance)

@@ -23,21 +23,12 @@ import numpy as np
 from numba import cuda
 from numba.extending import register_jitable
 
+from .elements import gpu_gru_back, gpu_gru_tail, gpu_lstm_back, gpu_lstm_tail, gpu_rnn_back, gpu_sigmoid, gpu_tanh
+
 __all__ = ["THREADS_PER_BLOCK", "train_on_gpu"]
 
 THREADS_PER_BLOCK = 32
 """Models per CUDA block: one warp, so K = 528 models spread over 17 of the GPU's multiprocessors."""
-
-
-@register_jitable
-def _sigmoid(a, one):
-    return one / (one + math.exp(-a))
-
-
-@register_jitable
-def _tanh(a, one):
-    """2 σ(2a) - 1, the CPU trainer's formula."""
-    return (one + one) / (one + math.exp(-(a + a))) - one
 
 
 @register_jitable
@@ -69,20 +60,17 @@ def _cell_step(family, relu, one, t, k, L, hs, cs, tanh_cs, gates):
     for u in range(H):
         q = u * L + k
         if family == 1:  # lstm: i f g o
-            i, f = _sigmoid(gates[t, q], one), _sigmoid(gates[t, H * L + q], one)
-            g, o = _tanh(gates[t, 2 * H * L + q], one), _sigmoid(gates[t, 3 * H * L + q], one)
+            i, f = gpu_sigmoid(gates[t, q], one), gpu_sigmoid(gates[t, H * L + q], one)
+            g, o = gpu_tanh(gates[t, 2 * H * L + q], one), gpu_sigmoid(gates[t, 3 * H * L + q], one)
             gates[t, q], gates[t, H * L + q], gates[t, 2 * H * L + q], gates[t, 3 * H * L + q] = i, f, g, o
-            cs[t + 1, q] = f * cs[t, q] + i * g
-            tanh_cs[t, q] = _tanh(cs[t + 1, q], one)
-            hs[t + 1, q] = o * tanh_cs[t, q]
+            cs[t + 1, q], tanh_cs[t, q], hs[t + 1, q] = gpu_lstm_tail(i, f, g, o, cs[t, q], one)
         elif family == 2:  # gru: r z n hn
-            r, z = _sigmoid(gates[t, q], one), _sigmoid(gates[t, H * L + q], one)
-            n = _tanh(gates[t, 2 * H * L + q] + r * gates[t, 3 * H * L + q], one)
+            r, z = gpu_sigmoid(gates[t, q], one), gpu_sigmoid(gates[t, H * L + q], one)
+            n, hs[t + 1, q] = gpu_gru_tail(gates[t, 2 * H * L + q], r, gates[t, 3 * H * L + q], z, hs[t, q], one)
             gates[t, q], gates[t, H * L + q], gates[t, 2 * H * L + q] = r, z, n
-            hs[t + 1, q] = (hs[t, q] - n) * z + n
         else:
             a = gates[t, q]
-            hs[t + 1, q] = (a if a > zero else zero) if relu else _tanh(a, one)
+            hs[t + 1, q] = (a if a > zero else zero) if relu else gpu_tanh(a, one)
 
 
 @register_jitable
@@ -132,21 +120,14 @@ def _step_back(family, relu, one, t, row, k, L, dhs, hs, cs, tanh_cs, gates, w_h
         q = u * L + k
         d_h = dhs[t, q] + dh[q]
         if family == 1:
-            i, f, g, o = gates[t, q], gates[t, H * L + q], gates[t, 2 * H * L + q], gates[t, 3 * H * L + q]
-            d_c = dc[q] + d_h * o * (one - tanh_cs[t, q] * tanh_cs[t, q])
-            dgi[row, q], dgi[row, H * L + q] = d_c * g * i * (one - i), d_c * cs[t, q] * f * (one - f)
-            dgi[row, 2 * H * L + q] = d_c * i * (one - g * g)
-            dgi[row, 3 * H * L + q] = d_h * tanh_cs[t, q] * o * (one - o)
-            dc[q] = d_c * f
-        elif family == 2:
-            r, z, n, hn = gates[t, q], gates[t, H * L + q], gates[t, 2 * H * L + q], gates[t, 3 * H * L + q]
-            dn = d_h * (one - z) * (one - n * n)
-            dgi[row, q], dgi[row, H * L + q] = dn * hn * r * (one - r), d_h * (hs[t, q] - n) * z * (one - z)
-            dgi[row, 2 * H * L + q] = dn
-            dc[q] = d_h * z  # the gru's direct path h' = ... + z h, added after the product
+            (dgi[row, q], dgi[row, H * L + q], dgi[row, 2 * H * L + q], dgi[row, 3 * H * L + q],
+             dc[q]) = gpu_lstm_back(d_h, dc[q], gates[t, q], gates[t, H * L + q], gates[t, 2 * H * L + q],
+                                    gates[t, 3 * H * L + q], tanh_cs[t, q], cs[t, q], one)
+        elif family == 2:  # dc carries the gru's direct path h' = ... + z h, added after the product
+            dgi[row, q], dgi[row, H * L + q], dgi[row, 2 * H * L + q], dc[q] = gpu_gru_back(
+                d_h, gates[t, q], gates[t, H * L + q], gates[t, 2 * H * L + q], gates[t, 3 * H * L + q], hs[t, q], one)
         else:
-            hv = hs[t + 1, q]
-            dgi[row, q] = (d_h if hv > zero else zero) if relu else d_h * (one - hv * hv)
+            dgi[row, q] = gpu_rnn_back(d_h, hs[t + 1, q], relu, one)
     for g in range(w_hh.shape[0]):
         dgh[row, g * L + k] = dgi[row, g * L + k] * (gates[t, (g - 2 * H) * L + k] if family == 2 and g >= 2 * H
                                                      else one)

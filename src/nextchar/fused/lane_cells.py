@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from numba import njit
 
-from .elementary import exp_of
+from . import elements as element
 from .lanes import INLINE, hidden_matmul, outer_sum
 
 
 @njit(**INLINE)
 def rnn_step(t, gi, gi_row, w_hh_t, b_hh, gh, relu, one, hs, lanes):
     """h_t = act(gi + W_hh h_{t-1} + b_hh), act = relu or tanh (2 σ(2a) - 1), into hs[t + 1]."""
-    zero, two = one - one, one + one
+    zero = one - one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     for q in range(hs.shape[1]):
         a = gi[gi_row, q] + (gh[0, q] + b_hh[q])
         if relu:
             hs[t + 1, q] = a if a > zero else zero
         else:
-            hs[t + 1, q] = two / (one + exp_of(-(a + a))) - one
+            hs[t + 1, q] = element.tanh(a, one)
 
 
 @njit(**INLINE)
@@ -31,45 +31,38 @@ def lstm_step(t, gi, gi_row, w_hh_t, b_hh, gh, one, hs, cs, tanh_cs, gates, lane
     """i, f, g, o = σ, σ, tanh, σ of (gi + W_hh h + b_hh); c' = f c + i g; h' = o tanh(c'). cs like hs (row 0:
     c_{-1} = 0)."""
     HL = hs.shape[1]
-    two = one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     if len(lanes) == 1:  # one lane: one loop of 4H with a select (loops of H = 4 would hardly vectorize)
         for q in range(4 * HL):
             a = gi[gi_row, q] + (gh[0, q] + b_hh[q])
             if 2 * HL <= q < 3 * HL:
-                gates[t, q] = two / (one + exp_of(-(a + a))) - one
+                gates[t, q] = element.tanh(a, one)
             else:
-                gates[t, q] = one / (one + exp_of(-a))
+                gates[t, q] = element.sigmoid(a, one)
     else:
         for q in range(2 * HL):  # i and f; each gate's block is a contiguous run of H·L
-            gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
+            gates[t, q] = element.sigmoid(gi[gi_row, q] + (gh[0, q] + b_hh[q]), one)
         for q in range(2 * HL, 3 * HL):  # g (one loop per formula: a select would compute both)
-            a = gi[gi_row, q] + (gh[0, q] + b_hh[q])
-            gates[t, q] = two / (one + exp_of(-(a + a))) - one
+            gates[t, q] = element.tanh(gi[gi_row, q] + (gh[0, q] + b_hh[q]), one)
         for q in range(3 * HL, 4 * HL):  # o
-            gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
+            gates[t, q] = element.sigmoid(gi[gi_row, q] + (gh[0, q] + b_hh[q]), one)
     for q in range(HL):
-        c = gates[t, HL + q] * cs[t, q] + gates[t, q] * gates[t, 2 * HL + q]
-        tanh_c = two / (one + exp_of(-(c + c))) - one
-        cs[t + 1, q], tanh_cs[t, q], hs[t + 1, q] = c, tanh_c, gates[t, 3 * HL + q] * tanh_c
+        cs[t + 1, q], tanh_cs[t, q], hs[t + 1, q] = element.lstm_tail(
+            gates[t, q], gates[t, HL + q], gates[t, 2 * HL + q], gates[t, 3 * HL + q], cs[t, q], one)
 
 
 @njit(**INLINE)
 def gru_step(t, gi, gi_row, w_hh_t, b_hh, gh, one, hs, gates, lanes):
     """r, z = σ(gi + gh); n = tanh(gi_n + r hn), hn = W_hn h + b_hn; h' = (h - n) z + n. gates: r, z, n, hn."""
     HL = hs.shape[1]
-    two = one + one
     hidden_matmul(t, hs, w_hh_t, gh, lanes)
     for q in range(2 * HL):  # r and z
-        gates[t, q] = one / (one + exp_of(-(gi[gi_row, q] + (gh[0, q] + b_hh[q]))))
+        gates[t, q] = element.sigmoid(gi[gi_row, q] + (gh[0, q] + b_hh[q]), one)
     for q in range(HL):
         gates[t, 3 * HL + q] = gh[0, 2 * HL + q] + b_hh[2 * HL + q]
     for q in range(HL):
-        a = gi[gi_row, 2 * HL + q] + gates[t, q] * gates[t, 3 * HL + q]
-        gates[t, 2 * HL + q] = two / (one + exp_of(-(a + a))) - one
-    for q in range(HL):
-        n = gates[t, 2 * HL + q]
-        hs[t + 1, q] = (hs[t, q] - n) * gates[t, HL + q] + n
+        gates[t, 2 * HL + q], hs[t + 1, q] = element.gru_tail(gi[gi_row, 2 * HL + q], gates[t, q],
+                                                              gates[t, 3 * HL + q], gates[t, HL + q], hs[t, q], one)
 
 
 @njit(**INLINE)
@@ -78,12 +71,7 @@ def rnn_step_back(t, row, dhs, dh_next, hs, w_hh, relu, one, dgh, lanes):
     into h_{t-1}. hs (T + 1, H·L): h_t in row t + 1."""
     zero = one - one
     for q in range(hs.shape[1]):
-        dh = dhs[t, q] + dh_next[0, q]
-        hv = hs[t + 1, q]
-        if relu:
-            dgh[row, q] = dh if hv > zero else zero
-        else:
-            dgh[row, q] = dh * (one - hv * hv)
+        dgh[row, q] = element.rnn_back(dhs[t, q] + dh_next[0, q], hs[t + 1, q], relu, one)
         dh_next[0, q] = zero
     outer_sum(dgh, row, w_hh, dh_next, 0, lanes)
 
@@ -94,16 +82,9 @@ def lstm_step_back(t, row, dhs, dh_next, dc_next, cs, tanh_cs, gates, w_hh, one,
     HL = cs.shape[1]
     zero = one - one
     for q in range(HL):
-        i, f, g, o = gates[t, q], gates[t, HL + q], gates[t, 2 * HL + q], gates[t, 3 * HL + q]
-        dh = dhs[t, q] + dh_next[0, q]
-        tanh_c = tanh_cs[t, q]
-        c_prev = cs[t, q]
-        dc = dc_next[0, q] + dh * o * (one - tanh_c * tanh_c)
-        dgh[row, q] = dc * g * i * (one - i)
-        dgh[row, HL + q] = dc * c_prev * f * (one - f)
-        dgh[row, 2 * HL + q] = dc * i * (one - g * g)
-        dgh[row, 3 * HL + q] = dh * tanh_c * o * (one - o)
-        dc_next[0, q] = dc * f
+        dgh[row, q], dgh[row, HL + q], dgh[row, 2 * HL + q], dgh[row, 3 * HL + q], dc_next[0, q] = element.lstm_back(
+            dhs[t, q] + dh_next[0, q], dc_next[0, q], gates[t, q], gates[t, HL + q], gates[t, 2 * HL + q],
+            gates[t, 3 * HL + q], tanh_cs[t, q], cs[t, q], one)
         dh_next[0, q] = zero
     outer_sum(dgh, row, w_hh, dh_next, 0, lanes)
 
@@ -115,15 +96,11 @@ def gru_step_back(t, row, dhs, dh_next, hs, gates, w_hh, one, dgi, dgh, direct, 
     HL = hs.shape[1]
     zero = one - one
     for q in range(HL):
-        r, z, n, hn = gates[t, q], gates[t, HL + q], gates[t, 2 * HL + q], gates[t, 3 * HL + q]
-        dh = dhs[t, q] + dh_next[0, q]
-        h_prev = hs[t, q]
-        dn = dh * (one - z) * (one - n * n)  # ∂L/∂(pre-tanh n)
-        dr = dn * hn * r * (one - r)
-        dz = dh * (h_prev - n) * z * (one - z)
+        r = gates[t, q]
+        dr, dz, dn, direct[0, q] = element.gru_back(dhs[t, q] + dh_next[0, q], r, gates[t, HL + q],
+                                                    gates[t, 2 * HL + q], gates[t, 3 * HL + q], hs[t, q], one)
         dgi[row, q], dgi[row, HL + q], dgi[row, 2 * HL + q] = dr, dz, dn
-        dgh[row, q], dgh[row, HL + q], dgh[row, 2 * HL + q] = dr, dz, dn * r
-        direct[0, q] = dh * z  # the direct path h' = ... + z h
+        dgh[row, q], dgh[row, HL + q], dgh[row, 2 * HL + q] = dr, dz, dn * r  # gh_n enters through r (·)
         dh_next[0, q] = zero
     outer_sum(dgh, row, w_hh, dh_next, 0, lanes)
     for q in range(HL):

@@ -1,0 +1,84 @@
+"""The cells' element math, written once for every compiled dialect: σ, tanh, each family's activated tail
+and its hand-derived backward side by side. The CPU trainer (``lane_cells.py``) inlines the numba versions
+(``sigmoid``, ``tanh``, ...: exp is ``elementary.exp_of``, vectorizable); the GPU trainer (``cuda_trainer.py``)
+compiles the same source for CUDA (``gpu_sigmoid``, ...: exp is ``math.exp``, libdevice's). Each operand order is the
+one both trainers had, so their bits are unchanged. ``one`` is 1 in the arrays' dtype (a bare 1.0 would
+promote float32 to float64).
+
+    σ(a) = 1 / (1 + e^{-a});   tanh(a) = 2 σ(2a) - 1
+    lstm:  c' = f c + i g;  h' = o tanh(c')
+           dc = dc' + dh o (1 - tanh²c');  di = dc g i(1 - i);  df = dc c f(1 - f);  dg = dc i (1 - g²);
+           do = dh tanh(c') o(1 - o);  ∂L/∂c = dc f          (di .. do: gradients of the pre-activations)
+    gru:   n = tanh(gi_n + r hn);  h' = (h - n) z + n
+           dn = dh (1 - z)(1 - n²);  dr = dn hn r(1 - r);  dz = dh (h - n) z(1 - z);  direct ∂L/∂h = dh z
+    rnn:   da = dh (1 - h'²) for tanh, dh [h' > 0] for relu
+
+Tested per family, value and gradient, against ``cells.py`` under autograd (``tests/fused/test_lane_cells.py``,
+the CPU dialect; ``tests/fused/test_cuda_trainer.py`` runs the GPU one on numba's simulator).
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit
+from numba.extending import register_jitable
+
+from .elementary import exp_of
+from .lanes import INLINE
+
+
+def _dialect(exp, jit) -> tuple:
+    """The element functions compiled by ``jit`` with ``exp`` as their exponential."""
+
+    @jit
+    def sigmoid(a, one):
+        return one / (one + exp(-a))
+
+    @jit
+    def tanh(a, one):
+        return (one + one) / (one + exp(-(a + a))) - one
+
+    @jit
+    def lstm_tail(i, f, g, o, c_prev, one):
+        """(c', tanh c', h')."""
+        c = f * c_prev + i * g
+        tanh_c = (one + one) / (one + exp(-(c + c))) - one
+        return c, tanh_c, o * tanh_c
+
+    @jit
+    def lstm_back(dh, dc_next, i, f, g, o, tanh_c, c_prev, one):
+        """(di, df, dg, do, ∂L/∂c): the gates' pre-activation gradients and the cell state's."""
+        dc = dc_next + dh * o * (one - tanh_c * tanh_c)
+        return (dc * g * i * (one - i), dc * c_prev * f * (one - f), dc * i * (one - g * g),
+                dh * tanh_c * o * (one - o), dc * f)
+
+    @jit
+    def gru_tail(gi_n, r, hn, z, h_prev, one):
+        """(n, h')."""
+        a = gi_n + r * hn
+        n = (one + one) / (one + exp(-(a + a))) - one
+        return n, (h_prev - n) * z + n
+
+    @jit
+    def gru_back(dh, r, z, n, hn, h_prev, one):
+        """(dr, dz, dn, direct): pre-activation gradients (dn of the pre-tanh sum) and dh z, the direct path."""
+        dn = dh * (one - z) * (one - n * n)
+        return dn * hn * r * (one - r), dh * (h_prev - n) * z * (one - z), dn, dh * z
+
+    @jit
+    def rnn_back(dh, h_new, relu, one):
+        """The pre-activation's gradient: dh (1 - h'²) for tanh, dh where h' > 0 for relu."""
+        zero = one - one
+        if relu:
+            return dh if h_new > zero else zero
+        return dh * (one - h_new * h_new)
+
+    return sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back
+
+
+# numba reads module globals, not attributes of an object: each dialect's functions are names of their own.
+# The CPU trainer's: inlined into its loops, exp vectorizable (``elementary.exp_of``).
+sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back = _dialect(exp_of, njit(**INLINE))
+# The GPU trainer's: compiled for CUDA where its kernel calls them, exp from libdevice.
+(gpu_sigmoid, gpu_tanh, gpu_lstm_tail, gpu_lstm_back, gpu_gru_tail, gpu_gru_back,
+ gpu_rnn_back) = _dialect(math.exp, register_jitable)

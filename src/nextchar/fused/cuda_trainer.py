@@ -23,7 +23,18 @@ import numpy as np
 from numba import cuda
 from numba.extending import register_jitable
 
-from .elements import gpu_gru_back, gpu_gru_tail, gpu_lstm_back, gpu_lstm_tail, gpu_rnn_back, gpu_sigmoid, gpu_tanh
+from .elements import (
+    gpu_adam,
+    gpu_cross_entropy_gradient,
+    gpu_cross_entropy_term,
+    gpu_gru_back,
+    gpu_gru_tail,
+    gpu_lstm_back,
+    gpu_lstm_tail,
+    gpu_rnn_back,
+    gpu_sigmoid,
+    gpu_tanh,
+)
 
 __all__ = ["THREADS_PER_BLOCK", "train_on_gpu"]
 
@@ -96,8 +107,8 @@ def _head_step(one, t, k, L, hs, w_out, b_out, targets, best_target, mass, scale
     for v in range(V):
         probs[t, v * L + k] /= denom
         if targets[t, v] != 0:
-            total -= float(targets[t, v]) * float(logits[v * L + k] - top)
-        dlogit = (probs[t, v * L + k] * mass[t] - targets[t, v]) * scale
+            total += gpu_cross_entropy_term(logits[v * L + k], top, targets[t, v])
+        dlogit = gpu_cross_entropy_gradient(probs[t, v * L + k], mass[t], targets[t, v], scale)
         logits[v * L + k] = dlogit
         d_b_out[v * L + k] += dlogit
         for p in range(H):
@@ -161,10 +172,8 @@ def _adam(k, L, params, grads, means, squares, a):
     """torch's Adam rule per element, as ``lanes.adam``; params etc. flat (P·L,), a (6, L)."""
     for r in range(params.shape[0] // L):
         q = r * L + k
-        g = grads[q]
-        means[q] += a[0, k] * (g - means[q])
-        squares[q] = squares[q] * a[1, k] + a[2, k] * (g * g)
-        params[q] -= a[3, k] * (means[q] / (math.sqrt(squares[q]) / a[4, k] + a[5, k]))
+        params[q], means[q], squares[q] = gpu_adam(params[q], grads[q], means[q], squares[q], a[0, k], a[1, k],
+                                                   a[2, k], a[3, k], a[4, k], a[5, k])
 
 
 @register_jitable

@@ -1,9 +1,10 @@
-"""The cells' element math, written once for every compiled dialect: σ, tanh, each family's activated tail
-and its hand-derived backward side by side. The CPU trainer (``lane_cells.py``) inlines the numba versions
-(``sigmoid``, ``tanh``, ...: exp is ``elementary.exp_of``, vectorizable); the GPU trainer (``cuda_trainer.py``)
-compiles the same source for CUDA (``gpu_sigmoid``, ...: exp is ``math.exp``, libdevice's). Each operand order is the
-one both trainers had, so their bits are unchanged. ``one`` is 1 in the arrays' dtype (a bare 1.0 would
-promote float32 to float64).
+"""The trainers' element math, written once for every compiled dialect: σ and tanh, each family's activated
+tail and its hand-derived backward side by side, Adam's element rule and softmax cross-entropy's element.
+The CPU code (``lane_cells.py``, ``lanes.adam``, ``lane_loss.py``, ``step_head.py`` and the fused engine's
+``kernels.py``) inlines the numba versions (``sigmoid``, ``tanh``, ...: exp is ``elementary.exp_of``,
+vectorizable); the GPU trainer (``cuda_trainer.py``) compiles the same source for CUDA (``gpu_sigmoid``, ...:
+exp and sqrt from libdevice). Each operand order is the one every caller had, so no bit changed. ``one`` is
+1 in the arrays' dtype (a bare 1.0 would promote float32 to float64).
 
     σ(a) = 1 / (1 + e^{-a});   tanh(a) = 2 σ(2a) - 1
     lstm:  c' = f c + i g;  h' = o tanh(c')
@@ -12,6 +13,8 @@ promote float32 to float64).
     gru:   n = tanh(gi_n + r hn);  h' = (h - n) z + n
            dn = dh (1 - z)(1 - n²);  dr = dn hn r(1 - r);  dz = dh (h - n) z(1 - z);  direct ∂L/∂h = dh z
     rnn:   da = dh (1 - h'²) for tanh, dh [h' > 0] for relu
+    Adam:  m' = m + (1 - β1)(g - m);  v' = v β2 + (1 - β2) g²;  p' = p - (lr / (1 - β1^t)) m' / (√v' / √(1 - β2^t) + ε)
+    softmax cross-entropy: ∂/∂logit = (p Σy - y) · scale;  loss = Σy log Σ_v e^{logit_v - max} - Σ y (logit - max)
 
 Tested per family, value and gradient, against ``cells.py`` under autograd (``tests/fused/test_lane_cells.py``,
 the CPU dialect; ``tests/fused/test_cuda_trainer.py`` runs the GPU one on numba's simulator).
@@ -20,15 +23,29 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
 from .elementary import exp_of
-from .lanes import INLINE
+
+INLINE = dict(cache=True, error_model="numpy", inline="always")
+"""numba's options for a function inlined into its callers' loops (``error_model="numpy"``: no zero-divisor
+check to keep a loop scalar; no divisor here can be zero)."""
 
 
-def _dialect(exp, jit) -> tuple:
-    """The element functions compiled by ``jit`` with ``exp`` as their exponential."""
+def _dialect(exp, sqrt, jit) -> tuple:
+    """The element functions compiled by ``jit`` with ``exp`` and ``sqrt`` as their exponential and root."""
+
+    @jit
+    def sigmoid_from(e, one):
+        """σ(a) from e = exp(-a) (the fused engine takes a step's exponentials in one batched pass)."""
+        return one / (one + e)
+
+    @jit
+    def tanh_from(e, one):
+        """tanh(a) = 2 σ(2a) - 1 from e = exp(-2a)."""
+        return (one + one) / (one + e) - one
 
     @jit
     def sigmoid(a, one):
@@ -73,12 +90,32 @@ def _dialect(exp, jit) -> tuple:
             return dh if h_new > zero else zero
         return dh * (one - h_new * h_new)
 
-    return sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back
+    @jit
+    def adam(param, grad, mean, square, one_minus_beta1, beta2, one_minus_beta2, lr_over_bias1, sqrt_bias2, eps):
+        """torch's Adam rule for one element, in its operation order (no weight decay, not amsgrad):
+        (param', mean', square'). The scalars are torch's Python-float ones (``compiled.adam_table``)."""
+        mean = mean + one_minus_beta1 * (grad - mean)  # exp_avg.lerp_(grad, 1 - beta1)
+        square = square * beta2 + one_minus_beta2 * (grad * grad)  # mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+        return param - lr_over_bias1 * (mean / (sqrt(square) / sqrt_bias2 + eps)), mean, square  # addcdiv_
+
+    @jit
+    def cross_entropy_gradient(prob, mass, target, scale):
+        """∂ loss / ∂ logit of softmax cross-entropy against a soft target (``mass`` = the row's Σ target)."""
+        return (prob * mass - target) * scale
+
+    @jit
+    def cross_entropy_term(logit, top, target):
+        """-y (logit - max), the row's loss less y log Σ (added once per row), in float64."""
+        return -(float(target) * float(logit - top))
+
+    return (sigmoid_from, tanh_from, sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back, adam,
+            cross_entropy_gradient, cross_entropy_term)
 
 
 # numba reads module globals, not attributes of an object: each dialect's functions are names of their own.
 # The CPU trainer's: inlined into its loops, exp vectorizable (``elementary.exp_of``).
-sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back = _dialect(exp_of, njit(**INLINE))
-# The GPU trainer's: compiled for CUDA where its kernel calls them, exp from libdevice.
-(gpu_sigmoid, gpu_tanh, gpu_lstm_tail, gpu_lstm_back, gpu_gru_tail, gpu_gru_back,
- gpu_rnn_back) = _dialect(math.exp, register_jitable)
+(sigmoid_from, tanh_from, sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back, adam,
+ cross_entropy_gradient, cross_entropy_term) = _dialect(exp_of, np.sqrt, njit(**INLINE))
+# The GPU trainer's: compiled for CUDA where its kernel calls them, exp and sqrt from libdevice.
+(_, _, gpu_sigmoid, gpu_tanh, gpu_lstm_tail, gpu_lstm_back, gpu_gru_tail, gpu_gru_back, gpu_rnn_back, gpu_adam,
+ gpu_cross_entropy_gradient, gpu_cross_entropy_term) = _dialect(math.exp, math.sqrt, register_jitable)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import elements as element
 from .elementary import exp_of
 
 SMALL_MATMUL = 16_384
@@ -59,7 +60,7 @@ def exp_inplace(x):
 def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, hs):
     """Writes hs (T, B, H). tanh(a) = 2 / (1 + e^{-2a}) - 1, the exponentials taken in one batched pass."""
     T, B, H = hs.shape
-    zero, two = one - one, one + one
+    zero = one - one
     gh = np.empty((B, H), gi.dtype)
     e = np.empty(B * H, gi.dtype)
     h = h0.copy()
@@ -80,7 +81,7 @@ def rnn_forward(gi, w_hh_t, b_hh, h0, relu, one, hs):
             exp_inplace(e)
             for b in range(B):
                 for j in range(H):
-                    h[b, j] = two / (one + e[b * H + j]) - one
+                    h[b, j] = element.tanh_from(e[b * H + j], one)
         for b in range(B):  # element by element: a slice assignment costs more than the copy here
             for j in range(H):
                 hs[t, b, j] = h[b, j]
@@ -91,16 +92,13 @@ def rnn_backward(dhs, dh_last, hs, w_hh, relu, one, dgh):
     """dhs (T, B, H): ∂L/∂h_t from the layer above; dh_last (B, H): ∂L/∂h_T of the returned state.
     Writes dgh (T, B, H) = ∂L/∂a_t (also ∂L/∂gi_t); returns ∂L/∂h_0."""
     T, B, H = hs.shape
-    zero = one - one
     dh_next = dh_last.copy()
     small = B * w_hh.shape[0] * w_hh.shape[1] <= SMALL_MATMUL
     for t in range(T - 1, -1, -1):
         for b in range(B):
             for j in range(H):
-                dh = dhs[t, b, j] + dh_next[b, j]
-                h = hs[t, b, j]
                 # relu' = [a > 0] = [h > 0];  tanh' = 1 - h^2
-                dgh[t, b, j] = (dh if h > zero else zero) if relu else dh * (one - h * h)
+                dgh[t, b, j] = element.rnn_back(dhs[t, b, j] + dh_next[b, j], hs[t, b, j], relu, one)
         if small:
             matmul_small(dgh[t], w_hh, dh_next)
         else:
@@ -120,7 +118,6 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, hs, cs, tanh_cs, gates):
     G = 4 * H
     gh = np.empty((B, G), gi.dtype)
     e_gates, e_cell = np.empty(B * G, gi.dtype), np.empty(B * H, gi.dtype)
-    two = one + one
     h, c = h0.copy(), c0.copy()
     small = h.shape[0] * w_hh_t.shape[0] * w_hh_t.shape[1] <= SMALL_MATMUL
     for t in range(T):
@@ -135,17 +132,17 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, hs, cs, tanh_cs, gates):
         exp_inplace(e_gates)
         for b in range(B):
             for j in range(H):
-                i = one / (one + e_gates[b * G + j])
-                f = one / (one + e_gates[b * G + H + j])
-                g = two / (one + e_gates[b * G + 2 * H + j]) - one
-                o = one / (one + e_gates[b * G + 3 * H + j])
+                i = element.sigmoid_from(e_gates[b * G + j], one)
+                f = element.sigmoid_from(e_gates[b * G + H + j], one)
+                g = element.tanh_from(e_gates[b * G + 2 * H + j], one)
+                o = element.sigmoid_from(e_gates[b * G + 3 * H + j], one)
                 c[b, j] = f * c[b, j] + i * g  # c' = f c + i g
                 e_cell[b * H + j] = -(c[b, j] + c[b, j])
                 gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
         exp_inplace(e_cell)
         for b in range(B):
             for j in range(H):
-                tanh_c = two / (one + e_cell[b * H + j]) - one
+                tanh_c = element.tanh_from(e_cell[b * H + j], one)
                 h[b, j] = gates[t, b, 3 * H + j] * tanh_c  # h' = o tanh(c')
                 hs[t, b, j], cs[t, b, j], tanh_cs[t, b, j] = h[b, j], c[b, j], tanh_c
 
@@ -160,15 +157,10 @@ def lstm_backward(dhs, dh_last, dc_last, cs, tanh_cs, c0, gates, w_hh, one, dgh)
         c_prev = cs[t - 1] if t > 0 else c0
         for b in range(B):
             for j in range(H):
-                i, f, g, o = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-                dh = dhs[t, b, j] + dh_next[b, j]
-                tanh_c = tanh_cs[t, b, j]
-                dc = dc_next[b, j] + dh * o * (one - tanh_c * tanh_c)  # h = o tanh(c)
-                dgh[t, b, j] = dc * g * i * (one - i)  # σ' = σ (1 - σ)
-                dgh[t, b, H + j] = dc * c_prev[b, j] * f * (one - f)
-                dgh[t, b, 2 * H + j] = dc * i * (one - g * g)
-                dgh[t, b, 3 * H + j] = dh * tanh_c * o * (one - o)
-                dc_next[b, j] = dc * f  # c = f c_prev + i g
+                dgh[t, b, j], dgh[t, b, H + j], dgh[t, b, 2 * H + j], dgh[t, b, 3 * H + j], dc_next[b, j] = \
+                    element.lstm_back(dhs[t, b, j] + dh_next[b, j], dc_next[b, j], gates[t, b, j], gates[t, b, H + j],
+                                      gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tanh_cs[t, b, j], c_prev[b, j],
+                                      one)
         if small:
             matmul_small(dgh[t], w_hh, dh_next)
         else:
@@ -183,7 +175,6 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
     """Writes hs (T, B, H) and gates (T, B, 4H): r, z, n and hn = W_hn h_{t-1} + b_hn.
     Two batched exponential passes per step: σ for r and z, then tanh(a) = 2 σ(2a) - 1 for n (needs r)."""
     T, B, H = hs.shape
-    two = one + one
     gh = np.empty((B, 3 * H), gi.dtype)
     e_rz, e_n = np.empty(B * 2 * H, gi.dtype), np.empty(B * H, gi.dtype)
     h = h0.copy()
@@ -199,7 +190,7 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
         exp_inplace(e_rz)
         for b in range(B):
             for j in range(H):
-                r = one / (one + e_rz[b * 2 * H + j])
+                r = element.sigmoid_from(e_rz[b * 2 * H + j], one)
                 hn = gh[b, 2 * H + j] + b_hh[2 * H + j]
                 a = gi[t, b, 2 * H + j] + r * hn
                 e_n[b * H + j] = -(a + a)
@@ -207,8 +198,8 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
         exp_inplace(e_n)
         for b in range(B):
             for j in range(H):
-                z = one / (one + e_rz[b * 2 * H + H + j])
-                n = two / (one + e_n[b * H + j]) - one
+                z = element.sigmoid_from(e_rz[b * 2 * H + H + j], one)
+                n = element.tanh_from(e_n[b * H + j], one)
                 h[b, j] = (h[b, j] - n) * z + n
                 gates[t, b, H + j], gates[t, b, 2 * H + j] = z, n
                 hs[t, b, j] = h[b, j]
@@ -226,14 +217,12 @@ def gru_backward(dhs, dh_last, hs, h0, gates, w_hh, one, dgi, dgh):
         h_prev = hs[t - 1] if t > 0 else h0
         for b in range(B):
             for j in range(H):
-                r, z, n, hn = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-                dh = dhs[t, b, j] + dh_next[b, j]
-                dn = dh * (one - z) * (one - n * n)  # ∂L/∂(pre-tanh n)
-                dr = dn * hn * r * (one - r)
-                dz = dh * (h_prev[b, j] - n) * z * (one - z)
+                r = gates[t, b, j]
+                dr, dz, dn, dh_next[b, j] = element.gru_back(dhs[t, b, j] + dh_next[b, j], r, gates[t, b, H + j],
+                                                             gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],
+                                                             h_prev[b, j], one)  # dh_next: the direct path dh z
                 dgi[t, b, j], dgi[t, b, H + j], dgi[t, b, 2 * H + j] = dr, dz, dn
                 dgh[t, b, j], dgh[t, b, H + j], dgh[t, b, 2 * H + j] = dr, dz, dn * r
-                dh_next[b, j] = dh * z  # the direct path h' = ... + z h
         if small:
             matmul_small(dgh[t], w_hh, through_matmul)
         else:

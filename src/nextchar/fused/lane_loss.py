@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit
 
 from .elementary import exp_of, log_of
+from .elements import cross_entropy_gradient, cross_entropy_term
 from .lanes import INLINE, outer_sum, width
 
 
@@ -71,8 +72,8 @@ def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, d
             for k in range(L):
                 probs[n, v * L + k] /= denom[k]
                 if t_nv != 0:
-                    total[k] -= float(t_nv) * float(logits[n, v * L + k] - tops[n, k])
-                dlogits[n, v * L + k] = (probs[n, v * L + k] * mass[n] - t_nv) * scale
+                    total[k] += cross_entropy_term(logits[n, v * L + k], tops[n, k], t_nv)
+                dlogits[n, v * L + k] = cross_entropy_gradient(probs[n, v * L + k], mass[n], t_nv, scale)
 
 
 @njit(**INLINE)

@@ -19,10 +19,11 @@ innermost run is then (g, lane), contiguous, and no product is a horizontal redu
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 from numba.core.compiler import Compiler
 
+from .elements import INLINE
+from .elements import adam as adam_element
 from .simd import load, store, vector_width
 
 
@@ -38,7 +39,6 @@ class DistinctArrays(Compiler):
         return super().define_pipelines()
 
 
-INLINE = dict(cache=True, error_model="numpy", inline="always")
 COMPILED = dict(cache=True, error_model="numpy")
 PHASE = dict(cache=True, error_model="numpy", pipeline_class=DistinctArrays)
 
@@ -205,7 +205,5 @@ def adam(param, grad, m, v, a, lanes):
     for r in range(p.size // L):
         for k in range(L):
             q = r * L + k
-            g = g_[q]
-            mm[q] += a[0, k] * (g - mm[q])  # exp_avg.lerp_(grad, 1 - beta1)
-            vv[q] = vv[q] * a[1, k] + a[2, k] * (g * g)  # mul_(beta2).addcmul_(g, g, 1 - beta2)
-            p[q] -= a[3, k] * (mm[q] / (np.sqrt(vv[q]) / a[4, k] + a[5, k]))  # addcdiv_
+            p[q], mm[q], vv[q] = adam_element(p[q], g_[q], mm[q], vv[q], a[0, k], a[1, k], a[2, k], a[3, k], a[4, k],
+                                              a[5, k])

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from .elementary import exp_of, log_of
+from .elements import cross_entropy_gradient, cross_entropy_term
 from .lanes import INLINE, transpose, weight_grads
 
 
@@ -67,11 +68,11 @@ def steps_loss(logit_t, targets, target_t, mass, scale, prob_t, top, denom, tota
         total[0] += float(mass[n]) * float(log_denom[n])
         for v in range(V):
             if targets[n, v] != 0:
-                total[0] -= float(targets[n, v]) * float(logit_t[v, n] - top[n])
+                total[0] += cross_entropy_term(logit_t[v, n], top[n], targets[n, v])
     for v in range(V):
         for n in range(N):
             prob_t[v, n] /= denom[n]
-            dlogit_t[v, n] = (prob_t[v, n] * mass[n] - target_t[v, n]) * scale
+            dlogit_t[v, n] = cross_entropy_gradient(prob_t[v, n], mass[n], target_t[v, n], scale)
 
 
 @njit(**INLINE)

@@ -8,7 +8,7 @@ from nextchar.exam.problems import PROBLEMS, build_problem_model
 from nextchar.model import CharModel, copy_weights
 from nextchar.sequence.data import exam_data
 from nextchar.sequence.fitting import fit
-from nextchar.sequence.many import fit_many, fit_stacked
+from nextchar.sequence.many import ONE_LANE_BELOW, fit_many, fit_stacked, lane_width
 from nextchar.step import NonFiniteLossError
 
 
@@ -33,7 +33,7 @@ def _assert_equal_alone(alone, many, models):
 
 
 @pytest.mark.parametrize("number", [1, 3, 4, 6])
-@pytest.mark.parametrize("count", [4, 33])  # less than one block of lanes, and one more than a block
+@pytest.mark.parametrize("count", [4, 9, 33])  # one lane each, less than one block of lanes, one more than a block
 def test_many_models_equal_each_model_trained_alone(number, count):
     """Seeds and learning rates differ per model; losses, probabilities and weights are bit-equal."""
     _, x, y = exam_data()
@@ -121,3 +121,14 @@ def test_relu_and_float64_models_equal_each_model_trained_alone(family, nonlinea
     many = fit_many(models, x, y, epochs=9, lrs=lrs)
     assert all(together.probs.dtype == dtype for together in many)
     _assert_equal_alone(alone, many, models)
+
+
+def test_a_few_models_run_one_lane_each_not_padded_to_a_block(monkeypatch):
+    """fit_many([one model]) padded it to 32 lanes, 31 of them idle (issue 30, item 2)."""
+    from nextchar.fused.lane_trainer import LANES
+
+    monkeypatch.delenv("NEXTCHAR_MEMORY_GB", raising=False)
+    _, x, _ = exam_data()
+    models = [build_problem_model(PROBLEMS[1], seed) for seed in range(ONE_LANE_BELOW)]
+    assert lane_width(models[:1], x, 10) == 1 and lane_width(models[:ONE_LANE_BELOW - 1], x, 10) == 1
+    assert lane_width(models, x, 10) == LANES

@@ -145,8 +145,8 @@ def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_
 
     whole = sweep(parse_seeds("8"), epochs=5)
     monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about one exam model at a time, no block of 32 lanes
-    real, widths = many._lane_width, []
-    monkeypatch.setattr(many, "_lane_width", lambda *args: widths.append(real(*args)) or widths[-1])
+    real, widths = many.lane_width, []
+    monkeypatch.setattr(many, "lane_width", lambda *args: widths.append(real(*args)) or widths[-1])
     chunked = sweep(parse_seeds("8"), epochs=5)
     assert [asdict(r) for r in chunked.runs] == [asdict(r) for r in whole.runs]
     assert len(widths) > 1 and set(widths) == {1}  # several calls, each a block per model

@@ -39,11 +39,20 @@ def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: in
                       epochs=epochs)
 
 
-def _lane_width(models: Sequence[CharModel], x: Tensor, epochs: int) -> int:
-    """Models per block: :data:`~nextchar.fused.lane_trainer.LANES`, unless padding to whole blocks would not fit
-    in memory; then one per block (the same arithmetic, bit for bit)."""
+ONE_LANE_BELOW = 8
+"""Fewer models than this train one lane each, never padded to a block of 32: a 32-lane block's epoch costs
+3 to 10 one-lane epochs (``nextchar bench --workload exam --workload exam-many``), and one-lane blocks run
+side by side on the cores."""
+
+
+def lane_width(models: Sequence[CharModel], x: Tensor, epochs: int) -> int:
+    """Models per block: one for a few models (:data:`ONE_LANE_BELOW`) or where padding to whole blocks would
+    not fit in memory, else :data:`~nextchar.fused.lane_trainer.LANES`. Each model's arithmetic is the same
+    at every width, bit for bit."""
     from ..fused.lane_trainer import LANES
 
+    if len(models) < ONE_LANE_BELOW:
+        return 1
     return LANES if models_memory(models, x, epochs, LANES) <= memory_limit() else 1
 
 
@@ -188,7 +197,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     probs = np.empty((K, T, V), dtype)
     config = models[0].config
     done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays, adam,
-                        losses, correct, probs, K if on_gpu else _lane_width(models, x, epochs), on_gpu)
+                        losses, correct, probs, K if on_gpu else lane_width(models, x, epochs), on_gpu)
     stopped = [k for k in range(K) if done[k] < epochs]
     failed = {k for k in stopped if not np.isfinite(losses[k, done[k]])}
     if diverged == "raise":

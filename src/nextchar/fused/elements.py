@@ -56,10 +56,15 @@ def _dialect(exp, sqrt, jit) -> tuple:
         return (one + one) / (one + exp(-(a + a))) - one
 
     @jit
+    def lstm_cell(i, f, g, c_prev):
+        """c' = f c + i g."""
+        return f * c_prev + i * g
+
+    @jit
     def lstm_tail(i, f, g, o, c_prev, one):
         """(c', tanh c', h')."""
-        c = f * c_prev + i * g
-        tanh_c = (one + one) / (one + exp(-(c + c))) - one
+        c = lstm_cell(i, f, g, c_prev)
+        tanh_c = tanh(c, one)
         return c, tanh_c, o * tanh_c
 
     @jit
@@ -70,11 +75,20 @@ def _dialect(exp, sqrt, jit) -> tuple:
                 dh * tanh_c * o * (one - o), dc * f)
 
     @jit
+    def gru_candidate_input(gi_n, r, hn):
+        """The pre-tanh sum of n: gi_n + r (W_hn h + b_hn)."""
+        return gi_n + r * hn
+
+    @jit
+    def gru_mix(h_prev, n, z):
+        """h' = (h - n) z + n (ATen's operand order)."""
+        return (h_prev - n) * z + n
+
+    @jit
     def gru_tail(gi_n, r, hn, z, h_prev, one):
         """(n, h')."""
-        a = gi_n + r * hn
-        n = (one + one) / (one + exp(-(a + a))) - one
-        return n, (h_prev - n) * z + n
+        n = tanh(gru_candidate_input(gi_n, r, hn), one)
+        return n, gru_mix(h_prev, n, z)
 
     @jit
     def gru_back(dh, r, z, n, hn, h_prev, one):
@@ -108,14 +122,14 @@ def _dialect(exp, sqrt, jit) -> tuple:
         """-y (logit - max), the row's loss less y log Σ (added once per row), in float64."""
         return -(float(target) * float(logit - top))
 
-    return (sigmoid_from, tanh_from, sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back, adam,
-            cross_entropy_gradient, cross_entropy_term)
+    return (sigmoid_from, tanh_from, sigmoid, tanh, lstm_cell, lstm_tail, lstm_back, gru_candidate_input, gru_mix,
+            gru_tail, gru_back, rnn_back, adam, cross_entropy_gradient, cross_entropy_term)
 
 
 # numba reads module globals, not attributes of an object: each dialect's functions are names of their own.
 # The CPU trainer's: inlined into its loops, exp vectorizable (``elementary.exp_of``).
-(sigmoid_from, tanh_from, sigmoid, tanh, lstm_tail, lstm_back, gru_tail, gru_back, rnn_back, adam,
- cross_entropy_gradient, cross_entropy_term) = _dialect(exp_of, np.sqrt, njit(**INLINE))
+(sigmoid_from, tanh_from, sigmoid, tanh, lstm_cell, lstm_tail, lstm_back, gru_candidate_input, gru_mix, gru_tail,
+ gru_back, rnn_back, adam, cross_entropy_gradient, cross_entropy_term) = _dialect(exp_of, np.sqrt, njit(**INLINE))
 # The GPU trainer's: compiled for CUDA where its kernel calls them, exp and sqrt from libdevice.
-(_, _, gpu_sigmoid, gpu_tanh, gpu_lstm_tail, gpu_lstm_back, gpu_gru_tail, gpu_gru_back, gpu_rnn_back, gpu_adam,
- gpu_cross_entropy_gradient, gpu_cross_entropy_term) = _dialect(math.exp, math.sqrt, register_jitable)
+(_, _, gpu_sigmoid, gpu_tanh, _, gpu_lstm_tail, gpu_lstm_back, _, _, gpu_gru_tail, gpu_gru_back, gpu_rnn_back,
+ gpu_adam, gpu_cross_entropy_gradient, gpu_cross_entropy_term) = _dialect(math.exp, math.sqrt, register_jitable)

@@ -136,7 +136,7 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, one, hs, cs, tanh_cs, gates):
                 f = element.sigmoid_from(e_gates[b * G + H + j], one)
                 g = element.tanh_from(e_gates[b * G + 2 * H + j], one)
                 o = element.sigmoid_from(e_gates[b * G + 3 * H + j], one)
-                c[b, j] = f * c[b, j] + i * g  # c' = f c + i g
+                c[b, j] = element.lstm_cell(i, f, g, c[b, j])  # c' = f c + i g
                 e_cell[b * H + j] = -(c[b, j] + c[b, j])
                 gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
         exp_inplace(e_cell)
@@ -192,7 +192,7 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
             for j in range(H):
                 r = element.sigmoid_from(e_rz[b * 2 * H + j], one)
                 hn = gh[b, 2 * H + j] + b_hh[2 * H + j]
-                a = gi[t, b, 2 * H + j] + r * hn
+                a = element.gru_candidate_input(gi[t, b, 2 * H + j], r, hn)
                 e_n[b * H + j] = -(a + a)
                 gates[t, b, j], gates[t, b, 3 * H + j] = r, hn
         exp_inplace(e_n)
@@ -200,7 +200,7 @@ def gru_forward(gi, w_hh_t, b_hh, h0, one, hs, gates):
             for j in range(H):
                 z = element.sigmoid_from(e_rz[b * 2 * H + H + j], one)
                 n = element.tanh_from(e_n[b * H + j], one)
-                h[b, j] = (h[b, j] - n) * z + n
+                h[b, j] = element.gru_mix(h[b, j], n, z)
                 gates[t, b, H + j], gates[t, b, 2 * H + j] = z, n
                 hs[t, b, j] = h[b, j]
 

@@ -13,12 +13,12 @@ from nextchar.step import NonFiniteLossError
 
 
 def _alone(model, x, y, epochs, lr):
-    """The same weights (in the model's dtype), trained alone with the compiled engine."""
+    """The same weights (in the model's dtype), trained alone by the compiled trainer."""
     c = model.config
     compiled = CharModel(ModelConfig(c.vocab_size, c.family, "scratch", c.hidden_size, nonlinearity=c.nonlinearity,
-                                     engine="compiled")).to(model.head.weight.dtype)
+                                     engine="fused")).to(model.head.weight.dtype)
     compiled = copy_weights(model, compiled)
-    return compiled, fit(compiled, x, y, epochs=epochs, lr=lr)
+    return compiled, fit(compiled, x, y, epochs=epochs, lr=lr, trainer="compiled")
 
 
 def _assert_equal_alone(alone, many, models):
@@ -52,7 +52,7 @@ def test_many_models_refuse_mixed_sizes_and_bad_learning_rates():
         fit_many([a, b], x, y, epochs=1)
     with pytest.raises(ValueError, match="learning rates must be > 0"):
         fit_many([a], x, y, epochs=1, lrs=[0.0])
-    with pytest.raises(ValueError, match="compiled engine: runs one layer"):
+    with pytest.raises(ValueError, match="compiled trainer: runs one layer"):
         fit_many([CharModel(ModelConfig(7, "rnn", "cell", 8, num_layers=2))], x, y, epochs=1)
 
 

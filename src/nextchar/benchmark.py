@@ -28,7 +28,7 @@ import torch
 from .cells import FAMILIES, detach_state
 from .config import ModelConfig
 from .device import resolve_device
-from .engines import CPU_ONLY
+from .engines import COMPILED, CPU_ONLY, model_engine
 from .model import CharModel
 from .sequence import protocol as exam
 from .sequence.data import exam_data
@@ -78,11 +78,11 @@ def time_exam(family: str, engine: str, epochs: int, warmup: int = 2, device: st
     device = resolve_device(device)
     _, x, y = exam_data()
     torch.manual_seed(0)
-    model = CharModel(_config(family, engine, exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family]))
-    if engine == "compiled":  # one compiled call runs every epoch: time the call, per epoch
-        fit(model, x, y, epochs=warmup, lr=exam.LR)
+    model = CharModel(_config(family, model_engine(engine), exam.VOCAB_SIZE, exam.HIDDEN_SIZE[family]))
+    if engine == COMPILED:  # one compiled call runs every epoch: time the call, per epoch
+        fit(model, x, y, epochs=warmup, lr=exam.LR, trainer=COMPILED)
         start = time.perf_counter()
-        fit(model, x, y, epochs=epochs, lr=exam.LR)
+        fit(model, x, y, epochs=epochs, lr=exam.LR, trainer=COMPILED)
         return 1000 * (time.perf_counter() - start) / epochs
     stamps = [_now(device)]
     fit(model, x, y, epochs=warmup + epochs, lr=exam.LR, device=device,

@@ -57,8 +57,9 @@ class ModelConfig:
     cell_style: str = "torch"
     """scratch only: parameters as weight_ih/... (torch) or as the exam's i2h/h2h Linear layers (two-linear)."""
     engine: str = "autograd"
-    """scratch only: autograd (step by step), fused (compiled forward and backward-through-time under
-    autograd, torch's optimizers) or compiled (fit's whole epochs compiled: the exam's protocol)."""
+    """scratch only: autograd (step by step) or fused (compiled forward and backward-through-time under
+    autograd, torch's optimizers). Whole compiled epochs are a trainer, not an engine:
+    ``fit(..., trainer="compiled")``."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -67,7 +68,9 @@ class ModelConfig:
             (self.nonlinearity in NONLINEARITIES,
              f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}"),
             (self.cell_style in CELL_STYLES, f"cell_style must be one of {CELL_STYLES}, got {self.cell_style!r}"),
-            (self.engine in ENGINES, f"engine must be one of {ENGINES}, got {self.engine!r}"),
+            (self.engine in ENGINES, f"engine must be one of {ENGINES}, got {self.engine!r}"
+                                     + ("; the compiled trainer is asked of fit: fit(..., trainer='compiled')"
+                                        if self.engine == "compiled" else "")),
             (self.vocab_size >= 1, f"vocab_size must be >= 1, got {self.vocab_size}"),
             (self.hidden_size >= 1, f"hidden_size must be >= 1, got {self.hidden_size}"),
             (self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}"),

@@ -8,8 +8,9 @@ layers, the zero state, unbatched input) and looks the engine up here by name.
 - ``autograd``: a Python loop over time calling the cell; autograd records every step.
 - ``fused``: the same cell's parameters through compiled (numba) whole-sequence forward and
   backward-through-time kernels, behind a ``torch.autograd.Function``; torch's optimizers work as usual.
-- ``compiled``: runs forward like ``fused``; ``fit`` then trains the exam's protocol in whole compiled
-  epochs (``fused/compiled.py``) and refuses, naming what it supports, anything else.
+- ``compiled`` is not a model's engine but a trainer, asked for by name: ``fit(..., trainer="compiled")``
+  trains a fused model by the exam's protocol in whole compiled epochs (``fused/compiled.py``) and refuses,
+  naming what it supports, anything else.
 """
 from __future__ import annotations
 
@@ -40,10 +41,21 @@ def fused_unroll(cell: nn.Module, x: Tensor, state: State) -> tuple[Tensor, Stat
     return unroll(cell, x, state)
 
 
-UNROLLS: dict[str, Unroll] = {"autograd": loop_unroll, "fused": fused_unroll, "compiled": fused_unroll}
+UNROLLS: dict[str, Unroll] = {"autograd": loop_unroll, "fused": fused_unroll}
 ENGINES = tuple(UNROLLS)
-CPU_ONLY = ("fused", "compiled")
-"""The engines whose (numba) kernels run on the CPU only."""
+"""A model's engines (``ModelConfig.engine``)."""
+COMPILED = "compiled"
+"""The compiled trainer, asked for by name where a whole training run is chosen (``fit(..., trainer=COMPILED)``,
+``nextchar exam --engine compiled``, the bench): whole epochs in one compiled call, on a fused model."""
+EXAM_ENGINES = (*ENGINES, COMPILED)
+"""What ``nextchar exam --engine`` and the bench take: a model's engine, or the compiled trainer."""
+CPU_ONLY = ("fused", COMPILED)
+"""The engines (and the trainer) whose (numba) kernels run on the CPU only."""
+
+
+def model_engine(engine: str) -> str:
+    """The model's engine for an exam engine name: the compiled trainer trains a fused model."""
+    return "fused" if engine == COMPILED else engine
 
 
 def engine_device(engine: str, device: str) -> str:

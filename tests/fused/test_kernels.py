@@ -111,7 +111,7 @@ def test_float32_kernels_do_no_float64_arithmetic(name):
                                                         ("gru", "tanh", 6)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, dtype):
-    """fit() with the compiled engine runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
+    """fit(..., trainer="compiled") runs whole compiled epochs (forward, loss, BPTT, Adam); its losses and
     fitted probabilities match autograd training on the same weights (float32 noise; 1e-9 in float64)."""
     from nextchar.sequence.data import exam_data
     from nextchar.sequence.fitting import fit
@@ -121,9 +121,9 @@ def test_compiled_epochs_match_autograd_training(family, nonlinearity, hidden, d
     config = dict(vocab_size=7, family=family, kind="scratch", hidden_size=hidden, nonlinearity=nonlinearity)
     torch.manual_seed(0)
     reference = CharModel(ModelConfig(**config)).to(dtype)
-    fused = copy_weights(reference, CharModel(ModelConfig(**config, engine="compiled")).to(dtype))
+    fused = copy_weights(reference, CharModel(ModelConfig(**config, engine="fused")).to(dtype))
     a = fit(reference, x, y, epochs=15, lr=0.05)
-    b = fit(fused, x, y, epochs=15, lr=0.05)
+    b = fit(fused, x, y, epochs=15, lr=0.05, trainer="compiled")
     tol = 2e-4 if dtype == torch.float32 else 1e-9
     assert max(abs(p["loss"] - q["loss"]) for p, q in zip(a.history, b.history)) <= tol
     assert (a.probs - b.probs).abs().max().item() <= tol
@@ -186,11 +186,32 @@ def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason)
     from nextchar.sequence.fitting import fit
 
     _, x, y = exam_data()
-    model = CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="compiled", **change))
-    with pytest.raises(ValueError, match=f"compiled engine: runs one layer.*got {reason}.*--engine fused"):
-        fit(model, x, y, epochs=1)
+    model = CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="fused", **change))
+    with pytest.raises(ValueError, match=f"compiled trainer: runs one layer.*got {reason}.*--engine fused"):
+        fit(model, x, y, epochs=1, trainer="compiled")
     with pytest.raises(ValueError, match="optimizer 'sgd'"):
-        fit(CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="compiled")), x, y, epochs=1, optimizer="sgd")
+        fit(CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="fused")), x, y, epochs=1, optimizer="sgd",
+            trainer="compiled")
+    with pytest.raises(ValueError, match="trainer must be None .* or 'compiled', got 'fast'"):
+        fit(model, x, y, epochs=1, trainer="fast")
+
+
+def test_the_compiled_trainer_is_asked_for_by_name_not_a_models_engine(tmp_path):
+    """ModelConfig.engine is autograd or fused again (issue 30, item 2); a checkpoint that says engine
+    'compiled' (written before) still loads, as the fused model it is."""
+    import json
+
+    from nextchar.run.checkpoint import load_checkpoint
+    from tests.helpers import checkpoint_parts, model_checkpoint, with_metadata
+
+    with pytest.raises(ValueError, match="engine must be one of .*fit\\(..., trainer='compiled'\\)"):
+        ModelConfig(7, "rnn", "scratch", 4, engine="compiled")
+    model_checkpoint(tmp_path / "m.safetensors", family="gru", kind="scratch")
+    raw = (tmp_path / "m.safetensors").read_bytes()
+    _, meta = checkpoint_parts(raw)
+    meta["model_config"]["engine"] = "compiled"
+    (tmp_path / "old.safetensors").write_bytes(with_metadata(raw, json.dumps(meta)))
+    assert load_checkpoint(tmp_path / "old.safetensors").model_config.engine == "fused"
 
 
 def test_compiled_epochs_stop_on_a_non_finite_loss_naming_the_epoch():
@@ -200,10 +221,10 @@ def test_compiled_epochs_stop_on_a_non_finite_loss_naming_the_epoch():
     from nextchar.step import NonFiniteLossError
 
     _, x, y = exam_data()
-    model = CharModel(ModelConfig(7, "gru", "scratch", 4, engine="compiled"))
+    model = CharModel(ModelConfig(7, "gru", "scratch", 4, engine="fused"))
     with torch.no_grad():
         model.head.bias.fill_(float("nan"))
     before = model.core.cells[0].weight_hh.detach().clone()
     with pytest.raises(NonFiniteLossError, match="at epoch 1;"):
-        fit(model, x, y, epochs=5)
+        fit(model, x, y, epochs=5, trainer="compiled")
     assert torch.equal(model.core.cells[0].weight_hh, before)

@@ -10,7 +10,7 @@ import click
 from ..benchmark import WORKLOADS
 from ..cells import FAMILIES
 from ..config import ModelConfig
-from ..engines import ENGINES
+from ..engines import EXAM_ENGINES
 from ..exam.verify import EPOCHS as VERIFY_EPOCHS
 from ..exam.verify import SEED as VERIFY_SEED
 from .common import (
@@ -44,7 +44,7 @@ from .report import write_report_option
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Problems run in parallel processes (one torch thread each); results do not depend on it.")
-@field_option(ModelConfig, "engine", "--engine", type=click.Choice(ENGINES),
+@field_option(ModelConfig, "engine", "--engine", type=click.Choice(EXAM_ENGINES),
               help="How problems 3 and 6 run the hand-written cell: autograd (the exam's step-by-step loop, "
                    "bit-equal to problems 2 and 5), fused (compiled kernels under autograd with torch's Adam) "
                    "or compiled (whole compiled epochs); fused and compiled equal autograd to round-off.")

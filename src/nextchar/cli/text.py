@@ -52,7 +52,7 @@ def _duration(ctx, param, value: str | None) -> float | None:
               type=click.Choice(FORMULATIONS),
               help="Family and formulation: module (rnn/lstm/gru), loop over the built-in cell (-cell), "
                    "or the hand-written cell (-scratch).")
-@field_option(ModelConfig, "engine", "--engine", type=click.Choice(ENGINES[:-1]),
+@field_option(ModelConfig, "engine", "--engine", type=click.Choice(ENGINES),
               help="For -scratch models: autograd (step by step) or fused (compiled forward and backward).")
 @field_option(ModelConfig, "hidden_size", "--hidden-size", type=click.IntRange(min=1))
 @field_option(ModelConfig, "num_layers", "--num-layers", type=click.IntRange(min=1))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import ModelConfig
+from ..engines import COMPILED, model_engine
 from ..model import CharModel, copy_weights
 from ..run.checkpoint import Checkpoint
 from ..run.resume import text_fingerprint
@@ -116,11 +117,12 @@ def build_problem_model(problem: Problem, seed: int, engine: str = "autograd") -
 
     ``engine`` applies to the hand-written problems (3, 6): ``autograd`` (the exam's step-by-step loop,
     the default answer), ``fused`` (compiled forward and backward under autograd, torch's Adam) or
-    ``compiled`` (whole compiled epochs).
+    ``compiled`` (a fused model, trained by :func:`run_problem` in whole compiled epochs).
     """
     scratch = problem.kind == "scratch"
     config = ModelConfig(VOCAB_SIZE, problem.family, problem.kind, problem.hidden_size,
-                         cell_style="two-linear" if scratch else "torch", engine=engine if scratch else "autograd")
+                         cell_style="two-linear" if scratch else "torch",
+                         engine=model_engine(engine) if scratch else "autograd")
     torch.manual_seed(seed)
     if problem.copies_from is None:
         return CharModel(config)
@@ -141,10 +143,11 @@ def run_problem(number: int, seed: int | None = None, epochs: int | None = None,
     _, x, y = exam_data()
     start = time.perf_counter()
     model = build_problem_model(problem, seed, engine)
+    compiled = engine == COMPILED and problem.kind == "scratch"
     result = fit(model, x, y, epochs=epochs, lr=LR, device=device,
-                 callback=None if progress is None else lambda *_: progress(1))
+                 callback=None if progress is None else lambda *_: progress(1), trainer=COMPILED if compiled else None)
     return ProblemResult(problem, seed, epochs, model.config.formulation, result, time.perf_counter() - start,
-                         model.config.engine, model.config,
+                         COMPILED if compiled else model.config.engine, model.config,
                          {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 

@@ -1,6 +1,6 @@
 """The compiled engine: whole training runs of the exam's protocol in compiled code, for one model.
 
-A model built with ``engine="compiled"`` is trained by ``fit`` through :func:`compiled_fit`: every epoch
+``fit(model, ..., trainer="compiled")`` trains a fused model through :func:`compiled_fit`: every epoch
 runs in one call of the compiled trainer (``lane_trainer.train_block``, with one lane) on the model's own
 parameter memory (input projection, recurrence, head + softmax cross-entropy, backward-through-time,
 torch's Adam update rule), with no autograd. It matches ``fit`` with the autograd engine to float32
@@ -49,7 +49,7 @@ def check_supported(model, x: Tensor, optimizer: str, loss: str, device: torch.d
         (x.dtype in (torch.float32, torch.float64), f"dtype {x.dtype}"),
     ] if not ok]
     if problems:
-        raise ValueError(f"compiled engine: runs {SUPPORTED}; got {', '.join(problems)}. "
+        raise ValueError(f"compiled trainer: runs {SUPPORTED}; got {', '.join(problems)}. "
                          "Use --engine fused (compiled kernels under autograd) for anything else")
 
 

@@ -97,6 +97,8 @@ def checked_configs(meta: dict, check: _Check) -> tuple[ModelConfig, Vocab, dict
     check.that(len(chars) <= MAX_VOCAB, f"has a vocabulary of {len(chars):,} entries, too large: Unicode has "
                                         f"{MAX_VOCAB:,} characters")
     check.that(isinstance(train, dict), "has a training config that is not a JSON object")
+    if model.get("engine") == "compiled":  # written before the compiled trainer was asked for by name
+        model = {**model, "engine": "fused"}
     try:
         check_field_types(ModelConfig, model, "model config")
         config, vocab = ModelConfig(**model), Vocab(tuple(chars))

@@ -154,9 +154,6 @@ def _start(text: str, model_config: ModelConfig | dict | None, config: TrainConf
         model_config = ModelConfig(vocab_size=len(vocab), **{**TRAIN_MODEL_DEFAULTS, **(model_config or {})})
     if isinstance(config, dict) or config is None:
         config = TrainConfig(**(config or {}))
-    if model_config.engine == "compiled":
-        raise ValueError("train: the compiled engine runs fit's whole-sequence protocol (the exam) only; "
-                         "use --engine fused for compiled kernels in nextchar train")
     if model_config.vocab_size != len(vocab):
         raise ValueError(f"train: model vocab_size {model_config.vocab_size} does not match the text's {len(vocab)}")
     device = dist.device(resolve_device(config.device))

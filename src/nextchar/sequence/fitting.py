@@ -12,6 +12,7 @@ from torch import Tensor
 from ..budget import check_memory
 from ..cells import GATES
 from ..device import resolve_device
+from ..engines import COMPILED
 from ..step import (
     accuracy,
     check_optimizer,
@@ -59,14 +60,14 @@ class FitResult:
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam.LR, optimizer: str = exam.OPTIMIZER,
         loss: str = "cross_entropy", device: str | torch.device = "cpu", seed: int | None = None,
-        callback: Callable[[int, float], None] | None = None) -> FitResult:
+        callback: Callable[[int, float], None] | None = None, trainer: str | None = None) -> FitResult:
     """Train ``model`` on one whole sequence for ``epochs`` full-sequence steps, as the exam does.
 
     ``x``: model input (T, I) or indices (T,); ``y``: targets, one-hot (T, V) or indices (T,).
     The exam's fitted values are :attr:`FitResult.probs`. Each epoch is one :func:`train_step` with
-    torch's optimizer, whatever the model's engine, except for a model built with ``engine="compiled"``:
-    all its epochs run in one compiled call (``fused/compiled.py``; ``callback`` is then called for each
-    epoch after that call), or it stops with what that engine supports.
+    torch's optimizer, whatever the model's engine; ``trainer="compiled"`` asks for the compiled trainer
+    instead: all the epochs run in one compiled call (``fused/compiled.py``; ``callback`` is then called for
+    each epoch after that call), or it stops with what that trainer supports.
     """
     if epochs < 1:
         raise ValueError(f"train: epochs must be >= 1, got {epochs}")
@@ -84,7 +85,10 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam
     model.to(device).train()
     x, y = x.to(device), y.to(device)
     result = FitResult()
-    if getattr(config, "engine", None) == "compiled":
+    if trainer not in (None, COMPILED):
+        raise ValueError(f"fit: trainer must be None (torch's optimizer, step by step) or {COMPILED!r}, "
+                         f"got {trainer!r}")
+    if trainer == COMPILED:
         from ..fused.compiled import check_supported, compiled_fit
 
         check_supported(model, x, optimizer, loss, device)

@@ -5,7 +5,7 @@ own initial weights and learning rate:
 
 - :func:`fit_many` (``many``): one call of the compiled trainer (``fused/lane_trainer.py``: the model as the
   innermost axis, SIMD lanes over models, blocks of them over the cores); each model's result equals
-  ``fit`` of that model alone with ``engine="compiled"`` (the same trainer with one lane), bit for bit.
+  ``fit`` of that model alone with ``trainer="compiled"`` (the same trainer with one lane), bit for bit.
   Cross-entropy. With ``device="cuda"`` the same design on the GPU (``fused/cuda_trainer.py``: one model
   per thread, every epoch in one kernel), equal to the CPU trainer to round-off.
 - :func:`fit_stacked` (``stacked``): the K models as one torch module with stacked weights

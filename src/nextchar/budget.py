@@ -41,9 +41,9 @@ def cgroup_memory(root: Path = CGROUP_ROOT, membership: Path = Path("/proc/self/
     candidates = [root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
     for line in lines:
         _, controllers, path = line.split(":", 2)
+        if controllers and "memory" not in controllers.split(","):
+            continue  # a v1 hierarchy of other controllers
         base, name = (root, "memory.max") if controllers == "" else (root / "memory", "memory.limit_in_bytes")
-        if controllers not in ("", "memory") and "memory" not in controllers.split(","):
-            continue
         folder = base / path.lstrip("/")
         while folder != base and base in folder.parents:
             candidates.append(folder / name)

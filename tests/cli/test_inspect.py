@@ -222,11 +222,11 @@ def test_a_text_beyond_the_memory_budget_is_refused_before_it_is_read(models, tm
 
 def test_features_by_chunk_equal_the_whole_texts_and_progress_counts_every_character(models):
     from nextchar.inspect.inspection import inspect_text
-    from nextchar.inspect.units import TextFeatures
+    from nextchar.inspect.units import TextFeatures, pattern_bits
 
     text = 'x = "a(b" + [1]\nif X: return "q"\n' * 300
-    whole = TextFeatures(text, {"kw": "return|if"}).next(text)
-    chunked = TextFeatures(text, {"kw": "return|if"})
+    whole = TextFeatures(pattern_bits(text, {"kw": "return|if"})).next(text)
+    chunked = TextFeatures(pattern_bits(text, {"kw": "return|if"}))
     pieces = [chunked.next(text[i:i + 777]) for i in range(0, len(text), 777)]
     assert np.array_equal(np.concatenate(pieces), whole) and whole[:, -1].sum() == 300 * 8
     ckpt = load_checkpoint(models["run"])

@@ -11,6 +11,7 @@ import click
 
 from ..cells import FAMILIES
 from ..exam import sweep as defaults
+from ..sequence.fitting import DIVERGENCE
 from ..step import LOSSES
 from .common import (
     check_device,
@@ -147,8 +148,7 @@ def describe(result) -> list[str]:
                          f"{s['solved_fraction']:.0%} of seeds")
         if s["diverged"]:
             epoch, seed = s["first_divergence"]
-            lines.append(f"{head + ': ' if q is None else '  '}{s['diverged']} diverged (loss NaN, infinite or over "
-                         f"{defaults.DIVERGED_GROWTH:g}x its first epoch's; first "
+            lines.append(f"{head + ': ' if q is None else '  '}{s['diverged']} diverged (loss {DIVERGENCE}; first "
                          f"seed {seed} at epoch {epoch}); try a lower --lr")
         spread = s.get("table_spread")
         if spread and spread["reference_in_sweep"]:

@@ -268,23 +268,9 @@ def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, eng
                        diverged="record")
 
 
-DIVERGED_GROWTH = 100.0
-"""A run whose loss grows past this many times its first epoch's has diverged though it stays finite: at
---lr 1e30 the exam's RNN ends near a loss of 1e30, its argmax right 70% of the time by chance."""
-
-
-def diverged_at(fit) -> int | None:
-    """The first epoch whose loss was NaN or infinite, or past :data:`DIVERGED_GROWTH` times the first
-    epoch's; None for a run that did not diverge."""
-    if fit.diverged_at_epoch is not None:
-        return fit.diverged_at_epoch
-    ceiling = DIVERGED_GROWTH * fit.history[0]["loss"]
-    return next((record["epoch"] for record in fit.history if record["loss"] > ceiling), None)
-
-
 def _run(problem: int | None, config: _Config, seed: int, epochs: int, loss: str, fit) -> SweepRun:
     run = (problem, config.model, config.family, config.hidden_size, seed, config.lr, epochs, loss)
-    epoch = diverged_at(fit)
+    epoch = fit.diverged_at()
     if epoch is not None:
         return SweepRun(*run, None, None, None, epoch)
     return SweepRun(*run, fit.final_loss, fit.history[-1]["accuracy"], fitted_table(fit.probs))

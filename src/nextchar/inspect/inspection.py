@@ -78,7 +78,7 @@ def check_options(model: CharModel, vocab: Vocab, text: str, options: InspectOpt
     check_inspect_memory(len(text), config, len(vocab), options.rows)
     bits = options.feature_bits
     if bits is None:  # compiles, matches somewhere within the time bound, or a named error
-        bits = {name: pattern_bits(text, name, pattern) for name, pattern in options.features.items()}
+        bits = pattern_bits(text, options.features)
     horizon = min(options.horizon, len(text) - 1)  # no distance past the text's start
     return InspectOptions(options.rows, options.offset, layer, options.units, position, horizon,
                           dict(options.features), options.top, bits)
@@ -144,7 +144,7 @@ def inspect_text(model: CharModel, vocab: Vocab, text: str, options: InspectOpti
     chunk's n characters. Returns the document (see the module's docstring)."""
     options = check_options(model, vocab, text, options or InspectOptions())
     config, hidden = model.config, model.config.hidden_size
-    features = TextFeatures(text, options.features, options.feature_bits)
+    features = TextFeatures(options.feature_bits)
     chars = sorted(set(text))
     stats = [FeatureCorrelations([*features.names, *(f"char {c!r}" for c in chars)], hidden)
              for _ in range(config.num_layers)]

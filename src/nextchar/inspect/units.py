@@ -28,12 +28,10 @@ class TextFeatures:
     character. So a text of any length costs a chunk's columns and its patterns' bits, not ~50 bytes per
     character for every feature at once."""
 
-    def __init__(self, text: str, patterns: dict[str, str] | None = None,
-                 bits: dict[str, np.ndarray] | None = None) -> None:
-        """``bits``: the patterns' matches already made by :func:`pattern_bits` (else they are made here)."""
-        self.names = [*BUILT_IN, *(patterns or {})]
-        self._bits = bits if bits is not None else {name: pattern_bits(text, name, pattern)
-                                                    for name, pattern in (patterns or {}).items()}
+    def __init__(self, bits: dict[str, np.ndarray]) -> None:
+        """``bits``: each pattern's matches over the whole text, by name (:func:`pattern_bits`)."""
+        self.names = [*BUILT_IN, *bits]
+        self._bits = bits
         self._quote, self._depth, self._column, self._at = None, 0, 0, 0
 
     def next(self, piece: str, dtype=np.float64) -> np.ndarray:
@@ -64,7 +62,7 @@ def text_features(text: str, patterns: dict[str, str] | None = None, characters:
                   dtype=np.float64) -> dict[str, np.ndarray]:
     """name -> (T,) values at each position of a whole ``text`` (``patterns``: name -> regular expression),
     each character's own feature too when ``characters``; :class:`TextFeatures` hands them out by chunk."""
-    features = TextFeatures(text, patterns)
+    features = TextFeatures(pattern_bits(text, patterns or {}))
     columns = features.next(text, dtype)
     found = {name: columns[:, j] for j, name in enumerate(features.names)}
     if characters:
@@ -79,26 +77,21 @@ FEATURE_SECONDS = 10.0
 backtrack for ever (``(a+)+$`` over a long run of a's), and inspect must not freeze on it."""
 
 
-def compile_feature(name: str, pattern: str):
-    """The compiled pattern, or an error naming it. The ``regex`` package (whose syntax is ``re``'s) can
-    bound a match in time, which the standard library's ``re`` cannot."""
-    import regex
-
-    try:
-        return regex.compile(pattern)
-    except regex.error as error:
-        raise ValueError(f"inspect: --feature {name}={pattern!r} is not a regular expression: {error}") from None
-
-
-def pattern_bits(text: str, name: str, pattern: str) -> np.ndarray:
-    """:func:`regex_feature` packed eight positions to a byte (``np.packbits``)."""
-    return np.packbits(regex_feature(text, name, pattern, np.bool_))
+def pattern_bits(text: str, patterns: dict[str, str]) -> dict[str, np.ndarray]:
+    """Each pattern's :func:`regex_feature` by name, packed eight positions to a byte (``np.packbits``)."""
+    return {name: np.packbits(regex_feature(text, name, pattern, np.bool_)) for name, pattern in patterns.items()}
 
 
 def regex_feature(text: str, name: str, pattern: str, dtype=np.float64) -> np.ndarray:
     """1 at the positions inside a match of ``pattern``, 0 elsewhere; a pattern that does not compile, never
-    matches or takes longer than :data:`FEATURE_SECONDS` per million characters is an error naming it."""
-    compiled = compile_feature(name, pattern)
+    matches or takes longer than :data:`FEATURE_SECONDS` per million characters is an error naming it. The
+    ``regex`` package (whose syntax is ``re``'s) bounds a match in time, which the standard ``re`` cannot."""
+    import regex
+
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as error:
+        raise ValueError(f"inspect: --feature {name}={pattern!r} is not a regular expression: {error}") from None
     seconds = FEATURE_SECONDS * max(1.0, len(text) / 1e6)
     values = np.zeros(len(text), dtype=dtype)
     try:

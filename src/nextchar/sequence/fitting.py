@@ -41,6 +41,13 @@ def fit_memory(*, models: int, steps: int, vocab_size: int, hidden_size: int, ga
     return models * per_model
 
 
+DIVERGED_GROWTH = 100.0
+"""A run whose loss grows past this many times its first epoch's has diverged though it stays finite: at
+--lr 1e30 the exam's RNN ends near a loss of 1e30, its argmax right 70% of the time by chance."""
+DIVERGENCE = f"NaN, infinite or over {DIVERGED_GROWTH:g}x its first epoch's"
+"""What a diverged run's loss became, in the words the sweep and tune print."""
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` measured: per-epoch history and the exam's fitted values."""
@@ -57,6 +64,14 @@ class FitResult:
         """The last epoch's loss; None for a run that diverged."""
         return None if self.diverged_at_epoch is not None else self.history[-1]["loss"]
 
+    def diverged_at(self) -> int | None:
+        """The first epoch whose loss was NaN or infinite (:attr:`diverged_at_epoch`), or past
+        :data:`DIVERGED_GROWTH` times the first epoch's; None for a run that did not diverge."""
+        if self.diverged_at_epoch is not None:
+            return self.diverged_at_epoch
+        ceiling = DIVERGED_GROWTH * self.history[0]["loss"]
+        return next((record["epoch"] for record in self.history if record["loss"] > ceiling), None)
+
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam.LR, optimizer: str = exam.OPTIMIZER,
         loss: str = "cross_entropy", device: str | torch.device = "cpu", seed: int | None = None,
@@ -71,6 +86,9 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam
     """
     if epochs < 1:
         raise ValueError(f"train: epochs must be >= 1, got {epochs}")
+    if trainer not in (None, COMPILED):
+        raise ValueError(f"fit: trainer must be None (torch's optimizer, step by step) or {COMPILED!r}, "
+                         f"got {trainer!r}")
     check_optimizer(optimizer, lr)
     criterion = loss_fn(loss)
     config = getattr(model, "config", None)
@@ -85,9 +103,6 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, *, epochs: int, lr: float = exam
     model.to(device).train()
     x, y = x.to(device), y.to(device)
     result = FitResult()
-    if trainer not in (None, COMPILED):
-        raise ValueError(f"fit: trainer must be None (torch's optimizer, step by step) or {COMPILED!r}, "
-                         f"got {trainer!r}")
     if trainer == COMPILED:
         from ..fused.compiled import check_supported, compiled_fit
 

@@ -78,8 +78,7 @@ def tune(text: str, trials: int, out: str | Path, *, model: dict | None = None, 
     space = build_space(list(params), set(fixed), fixed_model, fixed_config)
     out, storage_url, the_study = open_tuning(out, trials, storage, study, sampler, seed, space,
                                               make_pruner(pruner, eval_every, max_steps), studies.METRIC, heartbeat)
-    runner = studies.TrialRunner(out, space, _train_run(text, fixed_model, fixed_config), trials,
-                                   max_steps)
+    runner = studies.TrialRunner(out, space, _train_run(text, fixed_model, fixed_config), trials, max_steps)
     bar = progress_bar(trials, progress)
     try:
         studies.run_workers(the_study, runner, trials, timeout, on_progress or (lambda done: advance(bar, done)))

@@ -83,16 +83,15 @@ def tune_problem(number: int, trials: int, out: str | Path, *, params: Sequence[
 def _tell(study, trial, values: dict, result, seconds: float) -> None:
     import optuna
 
-    from ..exam.sweep import DIVERGED_GROWTH, diverged_at
+    from ..sequence.fitting import DIVERGENCE
 
     trial.set_user_attr("flags", values)
     trial.set_user_attr("steps", len(result.history))
     trial.set_user_attr("seconds", round(seconds, 6))
-    epoch = diverged_at(result)
+    epoch = result.diverged_at()
     if epoch is not None:
         trial.set_user_attr("reason", "diverged")
-        trial.set_user_attr("message", f"the loss became NaN, infinite or over {DIVERGED_GROWTH:g}x its first "
-                                       f"epoch's at epoch {epoch}")
+        trial.set_user_attr("message", f"the loss became {DIVERGENCE} at epoch {epoch}")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     else:
         study.tell(trial, result.final_loss)

@@ -30,9 +30,7 @@ RACE_SIGNS = ("already exists", "locked", "UNIQUE constraint", "alembic")
 
 def open_storage(url: str, heartbeat: int = HEARTBEAT, attempts: int = 5):
     """An Optuna storage for ``url`` (``journal:PATH`` for a journal file), or a one-line error. Workers
-    that start together on a new database race to create its tables: the loser tries again. An in-memory
-    database is refused: nothing in it outlives the command, and Optuna's heartbeat thread cannot see it."""
-    refuse_in_memory(url)
+    that start together on a new database race to create its tables: the loser tries again."""
     for attempt in range(1, attempts):
         try:
             return _open_storage(url, heartbeat)
@@ -64,6 +62,8 @@ def _open_storage(url: str, heartbeat: int):
 
 
 def refuse_in_memory(url: str) -> None:
+    """An in-memory database is refused: nothing in it outlives the command, no other worker can join it,
+    and Optuna's heartbeat thread cannot see it (``open_tuning`` asks before it makes any folder)."""
     if in_memory(url):
         raise ValueError(f"tune: --storage {url!r} is an in-memory database: no trial would be kept and no other "
                          "worker could join; give a file (sqlite:///runs/tune/study.db) or leave --storage out")
@@ -211,14 +211,9 @@ class TrialRunner:
             self._failed(trial, folder, values, "error", error)
             raise
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-        if result.best_val_loss is None:
-            self._failed(trial, folder, values, "error", ValueError("no validation loss (--val-fraction 0?)"))
-            raise ValueError("tune: a trial needs validation text (--val-fraction > 0) to be scored")
-        _write_trial(folder, trial.number, values, "COMPLETE", result.best_val_loss)
-        return result.best_val_loss
+        return self._scored(trial, folder, values, result.best_val_loss)
 
-    @staticmethod
-    def _completed(trial, folder: Path, values: dict, checkpoint) -> float:
+    def _completed(self, trial, folder: Path, values: dict, checkpoint) -> float:
         """A retry of a trial that had trained all its steps: its evaluations reported as they were (the pruner
         is not asked again: it let them pass when they were made), its best validation loss its value."""
         for record in checkpoint.evals:
@@ -226,10 +221,16 @@ class TrialRunner:
                 trial.report(record["val_loss"], record["step"])
         trial.set_user_attr("steps", checkpoint.step)
         trial.set_user_attr("seconds", round(checkpoint.seconds, 3))
-        if checkpoint.best_val_loss is None:
+        return self._scored(trial, folder, values, checkpoint.best_val_loss)
+
+    def _scored(self, trial, folder: Path, values: dict, best_val_loss: float | None) -> float:
+        """The trial's value, its best validation loss, recorded as COMPLETE in its folder; a run without
+        validation text cannot be scored."""
+        if best_val_loss is None:
+            self._failed(trial, folder, values, "error", ValueError("no validation loss (--val-fraction 0?)"))
             raise ValueError("tune: a trial needs validation text (--val-fraction > 0) to be scored")
-        _write_trial(folder, trial.number, values, "COMPLETE", checkpoint.best_val_loss)
-        return checkpoint.best_val_loss
+        _write_trial(folder, trial.number, values, "COMPLETE", best_val_loss)
+        return best_val_loss
 
     @staticmethod
     def _reporter(trial, folder: Path, values: dict, started: float) -> Callable[[dict], None]:

@@ -14,99 +14,81 @@ import time
 import numpy as np
 from numba import njit
 
-from nextchar.fused import lane_trainer as tr
-from nextchar.fused import lanes as ln
+from nextchar.fused.compiled import FAMILY_CODES
+from nextchar.fused.lane_trainer import adam_step, bptt_pass, forward_pass, gradient_pass, head_pass
+from nextchar.fused.lanes import lane_tag, transpose
+from nextchar.fused.workspace import BPTT_CHUNK, Weights, like, problem, workspace
 from nextchar.sequence.protocol import HIDDEN_SIZE
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-FAMILY = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
 @njit(error_model="numpy")
-def _time_forward(n, rows, family, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs, gates, lanes):
-    T = hs.shape[0] - 1
+def _time_forward(n, text, weights, work, grads, lanes):
+    T, rows = text.xs.shape[0], work.logits.shape[0]
     for _ in range(n):
         for t0 in range(0, T, rows):
-            tr._forward(family, False, one, t0, min(T, t0 + rows), xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs,
-                        tanh_cs, gates, lanes)
+            forward_pass(text, t0, min(T, t0 + rows), weights, work, lanes)
 
 
 @njit(error_model="numpy")
-def _time_head(n, rows, hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass, scale, logits, probs,
-               dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes):
-    T = targets.shape[0]
+def _time_head(n, text, weights, work, grads, lanes):
+    T, rows = text.xs.shape[0], work.logits.shape[0]
+    probs = np.zeros((T, weights.b_out.shape[0]), text.xs.dtype)
     for _ in range(n):
         for t0 in range(0, T, rows):
-            tr._head(t0, min(T, t0 + rows), hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass, scale,
-                     logits, probs, dlogits, tops, denom, best, right, total, dhs, d_w_out, d_b_out, lanes)
+            head_pass(text, t0, min(T, t0 + rows), weights, work, probs, grads, lanes)
 
 
 @njit(error_model="numpy")
-def _time_backward(n, rows, family, one, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next, dc_next, dgh, dgi, lanes):
-    T = dhs.shape[0]
+def _time_backward(n, text, weights, work, grads, lanes):
+    T = text.xs.shape[0]
     for _ in range(n):
-        for t1 in range(T, 0, -rows):
-            tr._backward(family, False, one, max(0, t1 - rows), t1, dhs, w_hh, hs, cs, tanh_cs, gates, dh_next,
-                         dc_next, dgh, dgi, lanes)
+        for t1 in range(T, 0, -BPTT_CHUNK):
+            bptt_pass(text, max(0, t1 - BPTT_CHUNK), t1, weights, work, lanes)
 
 
 @njit(error_model="numpy")
-def _time_gradients(n, rows, family, xs, hs, dgh, dgi, grads, lanes):
-    T = hs.shape[0] - 1
+def _time_gradients(n, text, weights, work, grads, lanes):
+    T = text.xs.shape[0]
     for _ in range(n):
-        for t1 in range(T, 0, -rows):
-            tr._gradients(family, max(0, t1 - rows), t1, xs, hs, dgh, dgi, grads, lanes)
+        for t1 in range(T, 0, -BPTT_CHUNK):
+            gradient_pass(text, max(0, t1 - BPTT_CHUNK), t1, work, grads, lanes)
 
 
 @njit(error_model="numpy")
-def _time_adam(n, rows, params, grads, means, squares, a, lanes):
+def _time_adam(n, text, weights, work, grads, lanes):
+    means, squares = like(weights), like(weights)
+    a = np.full((6, work.total.shape[0]), 1e-3, text.xs.dtype)
     for _ in range(n):
-        tr._adam_all(params, grads, means, squares, a, lanes)
+        adam_step(weights, grads, means, squares, a, lanes)
+
+
+PHASES = {"forward": _time_forward, "head + loss": _time_head, "backward": _time_backward,
+          "gradients": _time_gradients, "adam": _time_adam}
 
 
 def phase_times(family: str, L: int, epochs: int, reps: int, T: int = 999, V: int = 7) -> dict:
-    """µs per model-epoch of each phase for ``family`` at L lanes."""
+    """µs per model-epoch of each phase for ``family`` at L lanes, on the trainer's own buffers
+    (``workspace.workspace``, as ``train_block`` makes them)."""
     H = HIDDEN_SIZE[family]
-    G, HL, dt, one = GATES[family] * H, H * L, np.float32, np.float32(1)
+    G, HL, dt = GATES[family] * H, H * L, np.float32
     rng = np.random.default_rng(0)
-    lanes = ln.lane_tag(L)
+    lanes = lane_tag(L)
     xs, targets = np.eye(V, dtype=dt)[rng.integers(0, V, T)], np.eye(V, dtype=dt)[rng.integers(0, V, T)]
 
     def r(*shape):
         return (rng.standard_normal(shape) * 0.3).astype(dt)
 
-    params = (r(G, V * L), r(G, HL), r(G * L), r(G * L), r(V, HL), r(V * L))
-    w_ih, w_hh, b_ih, b_hh, w_out, b_out = params
-    w_ih_t, w_hh_t, w_out_t = np.empty((V, G * L), dt), np.empty((H, G * L), dt), np.empty((H, V * L), dt)
-    ln.transpose(w_ih, w_ih_t, lanes), ln.transpose(w_hh, w_hh_t, lanes), ln.transpose(w_out, w_out_t, lanes)
-    head_rows, project_rows = tr.pass_rows(L, T)  # the passes train_block makes
-    B = tr.BPTT_CHUNK
-    gi, gh = np.empty((project_rows, G * L), dt), np.empty((1, G * L), dt)
-    hs, cs, tanh_cs, gates = np.zeros((T + 1, HL), dt), np.zeros((T + 1, HL), dt), np.empty((T, HL), dt), \
-        np.empty((T, 4 * HL), dt)
-    probs, (logits, dlogits) = np.zeros((T, V * L), dt), (np.zeros((head_rows, V * L), dt) for _ in range(2))
-    dhs = np.empty((T, HL), dt)
-    best_target, mass, target_t = tr._shared_targets(targets)
-    grads = tuple(np.zeros_like(p) for p in params)
-    means, squares = tuple(np.zeros_like(p) for p in params), tuple(np.zeros_like(p) for p in params)
-    code = FAMILY[family]
-    phases = {
-        "forward": (_time_forward, (head_rows, code, one, xs, w_ih_t, b_ih, gi, w_hh_t, b_hh, gh, hs, cs, tanh_cs,
-                                    gates, lanes)),
-        "head + loss": (_time_head, (head_rows, hs, w_out, w_out_t, b_out, targets, target_t, best_target, mass,
-                                     dt(1 / T),
-                                     logits, probs, dlogits, np.empty((head_rows, L), dt), np.empty(L, dt),
-                                     np.zeros(L, np.int32), np.zeros(L, np.int64),
-                                     np.zeros(L), dhs, grads[4], grads[5], lanes)),
-        "backward": (_time_backward, (B, code, one, dhs, w_hh, hs, cs, tanh_cs, gates, np.empty((1, HL), dt),
-                                      np.empty((1, HL), dt), np.empty((B, G * L), dt), np.empty((B, G * L), dt),
-                                      lanes)),
-        "gradients": (_time_gradients, (B, code, xs, hs, np.zeros((B, G * L), dt), np.zeros((B, G * L), dt), grads,
-                                        lanes)),
-        "adam": (_time_adam, (0, params, grads, means, squares, np.full((6, L), 1e-3, dt), lanes)),
-    }
+    text = problem(FAMILY_CODES[family], False, xs, targets)
+    weights = Weights(r(G, V * L), r(G, HL), r(G * L), r(G * L), r(V, HL), r(V * L))
+    work = workspace(text, weights, L)
+    transpose(weights.w_ih, work.w_ih_t, lanes), transpose(weights.w_hh, work.w_hh_t, lanes)
+    transpose(weights.w_out, work.w_out_t, lanes)
+    work.hs[:], work.cs[:] = 0, 0
+    args = (text, weights, work, like(weights), lanes)
     out = {}
-    for name, (run, args) in phases.items():
+    for name, run in PHASES.items():
         run(1, *args)  # compile
         best = min(_seconds(run, epochs, args) for _ in range(reps))
         out[name] = 1e6 * best / epochs / L

@@ -141,14 +141,14 @@ def test_top_p_keeps_the_nucleus_as_a_direct_computation_does(temperature, top_k
 def test_top_p_draws_only_from_the_nucleus_one_sample_or_a_batch(tmp_path):
     import torch
 
-    from nextchar.generate import Sampling, _prompt_indices, sample, sample_many
+    from nextchar.generate import Sampling, prompt_indices, sample, sample_many
 
     model, vocab = _tiny(tmp_path, family="lstm")
     text = "".join(sample(model, vocab, "hi", 60, temperature=1.5, top_p=0.6, seed=1))
     many = sample_many(model, vocab, "hi", 60, 3, temperature=1.5, top_p=0.6, seed=1)
     assert many[0].text == text  # sample 0 of a batch is the single sample of that seed
     for s in many:  # every character was inside its step's nucleus
-        logits = model(_prompt_indices(vocab, "hi" + s.text, "t"))[0].detach()
+        logits = model(prompt_indices(vocab, "hi" + s.text, "t"))[0].detach()
         for t, char in enumerate(s.text):
             allowed = Sampling(1.5, None, 0.6).distribution(logits[1 + t]) > 0
             assert allowed[vocab.encode(char)[0]], (s.text, t)

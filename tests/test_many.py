@@ -5,10 +5,11 @@ import torch
 
 from nextchar.config import ModelConfig
 from nextchar.exam.problems import PROBLEMS, build_problem_model
+from nextchar.fused.compiled import ONE_LANE_BELOW, lane_width
 from nextchar.model import CharModel, copy_weights
 from nextchar.sequence.data import exam_data
 from nextchar.sequence.fitting import fit
-from nextchar.sequence.many import ONE_LANE_BELOW, fit_many, fit_stacked, lane_width
+from nextchar.sequence.many import fit_many, fit_stacked, models_memory
 from nextchar.step import NonFiniteLossError
 
 
@@ -130,5 +131,6 @@ def test_a_few_models_run_one_lane_each_not_padded_to_a_block(monkeypatch):
     monkeypatch.delenv("NEXTCHAR_MEMORY_GB", raising=False)
     _, x, _ = exam_data()
     models = [build_problem_model(PROBLEMS[1], seed) for seed in range(ONE_LANE_BELOW)]
-    assert lane_width(models[:1], x, 10) == 1 and lane_width(models[:ONE_LANE_BELOW - 1], x, 10) == 1
-    assert lane_width(models, x, 10) == LANES
+    one = models_memory(models[:1], x, 10)
+    assert lane_width(1, one) == 1 and lane_width(ONE_LANE_BELOW - 1, one) == 1
+    assert lane_width(ONE_LANE_BELOW, one) == LANES

@@ -232,7 +232,7 @@ def _time_many(engine: str, family: str, K: int, epochs: int, module_ms: float, 
     train = (lambda ms, e: fit_many(ms, x, y, epochs=e, device=device)) if engine == "many" else (
         lambda ms, e: fit_stacked(ms, x, y, epochs=e, device=device))
     # compile / load the kernels (or warm CUDA) first, for these K models: the many engine compiles a block
-    # width per lane count (one lane for a few models, 32 for more: many.lane_width), so fewer would warm another
+    # width per lane count (one lane for a few models, 32 for more: compiled.lane_width), so fewer would warm another
     train(models, 2)
     calls = []  # one epoch, then `epochs` more: the difference is the steady state, the first the call's own cost
     for n in (1, 1 + epochs):

@@ -18,7 +18,9 @@ from .model import CharModel
 from .vocab import Vocab
 
 
-def _prompt_indices(vocab: Vocab, text: str, what: str) -> Tensor:
+def prompt_indices(vocab: Vocab, text: str, what: str) -> Tensor:
+    """``text`` as the model's indices (T,), or a clear error naming ``what`` asked and the characters the
+    vocabulary lacks."""
     if not text:
         raise ValueError(f"{what}: the text must have at least one character")
     missing = vocab.unknown(text)
@@ -94,7 +96,7 @@ def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature
     at once, before the first character."""
     _check(length, stop)
     how = Sampling(temperature, top_k, top_p, greedy).check()
-    indices = _prompt_indices(vocab, prompt, "generate")
+    indices = prompt_indices(vocab, prompt, "generate")
     return _draw(model, vocab, indices, length, how, seed, stop)
 
 
@@ -122,7 +124,7 @@ def logprob_of(model: CharModel, vocab: Vocab, prompt: str, text: str) -> float:
     """The model's log probability of ``text`` following ``prompt`` (one forward pass over both)."""
     if not text:
         return 0.0
-    indices = _prompt_indices(vocab, prompt + text, "generate")
+    indices = prompt_indices(vocab, prompt + text, "generate")
     model.eval()
     logits, _ = model(indices.to(next(model.parameters()).device))  # (T, V)
     steps = logits[len(prompt) - 1:-1].double().log_softmax(-1)  # the predictions of text's characters
@@ -164,7 +166,7 @@ def sample_many(model: CharModel, vocab: Vocab, prompt: str, length: int, num_sa
     how = Sampling(temperature, top_k, top_p, greedy).check()
     if not 1 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"generate: --num-samples must be 1..{MAX_SAMPLES}, got {num_samples}")
-    indices = _prompt_indices(vocab, prompt, "generate")
+    indices = prompt_indices(vocab, prompt, "generate")
     samples = into if into is not None else []
     for first in range(0, num_samples, SAMPLE_BATCH):
         batch = [Sample("", 0.0) for _ in range(min(SAMPLE_BATCH, num_samples - first))]
@@ -228,7 +230,7 @@ def beam_search(model: CharModel, vocab: Vocab, prompt: str, length: int, beam: 
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"generate: --beam must be 1..{MAX_BEAM}, got {beam}")
     check_length_penalty(length_penalty)
-    indices = _prompt_indices(vocab, prompt, "generate")
+    indices = prompt_indices(vocab, prompt, "generate")
     score = lambda s: s.logprob / max(len(s.text), 1) ** length_penalty  # noqa: E731
     candidates = _beams(model, vocab, indices, length, beam, stop)
     candidates.append(_greedy(model, vocab, indices, length, stop))
@@ -289,7 +291,7 @@ def predict_chunks(model: CharModel, vocab: Vocab, pieces: Iterable[str], chunk:
         for offset in range(0, len(piece), chunk):
             part = piece[offset:offset + chunk]
             try:
-                indices = _prompt_indices(vocab, part, "predict")
+                indices = prompt_indices(vocab, part, "predict")
             except ValueError as error:
                 raise ValueError(f"{error} (in characters {start}..{start + len(part) - 1})") from None
             logits, state = model(indices.to(device), state)

@@ -141,12 +141,12 @@ def test_out_of_range_and_empty_seed_specs_are_one_line_errors(spec, match):
 def test_a_sweep_that_does_not_fit_in_one_chunk_runs_in_smaller_chunks_with_the_same_results(monkeypatch):
     """Past the memory limit the sweep trains fewer models per call, on the per-model kernel where a whole
     block of SIMD lanes would not fit: the results are the same, bit for bit."""
-    import nextchar.sequence.many as many
+    import nextchar.fused.compiled as host
 
     whole = sweep(parse_seeds("8"), epochs=5)
     monkeypatch.setenv("NEXTCHAR_MEMORY_GB", "0.001")  # about one exam model at a time, no block of 32 lanes
-    real, widths = many.lane_width, []
-    monkeypatch.setattr(many, "lane_width", lambda *args: widths.append(real(*args)) or widths[-1])
+    real, widths = host.lane_width, []
+    monkeypatch.setattr(host, "lane_width", lambda *args: widths.append(real(*args)) or widths[-1])
     chunked = sweep(parse_seeds("8"), epochs=5)
     assert [asdict(r) for r in chunked.runs] == [asdict(r) for r in whole.runs]
     assert len(widths) > 1 and set(widths) == {1}  # several calls, each a block per model

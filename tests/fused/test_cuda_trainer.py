@@ -20,10 +20,7 @@ _AGAINST_CPU = textwrap.dedent("""
     import sys
     import numpy as np
     import torch
-    from nextchar.fused.compiled import FAMILY_CODES, adam_table
-    from nextchar.fused.cuda_trainer import train_on_gpu
-    from nextchar.fused.lane_trainer import lane_tag, train_block
-    from nextchar.sequence.many import _flat_lanes, _from_lanes, _to_lanes
+    from nextchar.fused.compiled import train_models
 
     family, relu, dtype = sys.argv[1], sys.argv[2] == "relu", np.dtype(sys.argv[3]).type
     H, G = {"rnn": (3, 3), "lstm": (3, 12), "gru": (3, 9)}[family]
@@ -35,34 +32,24 @@ _AGAINST_CPU = textwrap.dedent("""
     rng = np.random.default_rng(0)
     init = [rng.uniform(-0.6, 0.6, (K, *shape)).astype(dtype) for shape in ((G, V), (G, H), (G,), (G,), (V, H), (V,))]
     lrs = [0.01, 0.03, 0.1]
-    adam = adam_table(lrs, E, dtype)  # (K, E, 6)
 
     alone = []  # each model by the CPU trainer, one lane
     for k in range(K):
-        params = [p[k].copy() for p in init]
-        losses, correct = np.zeros((E, 1)), np.zeros((E, 1), np.int64)
-        probs = np.empty((T, V), dtype)
-        done = train_block(lane_tag(1), FAMILY_CODES[family], relu, dtype(1), xs, targets, dtype(1 / T), *params,
-                           adam[k][..., None], losses, correct, probs)
-        alone.append((params, losses[:, 0], correct[:, 0], probs, done))
+        params = [p[k:k + 1].copy() for p in init]
+        alone.append((params, train_models(params, family, relu, xs, targets, lrs[k:k + 1], E)))
 
-    laned = [_to_lanes(p, K)[0] for p in init]  # one block of K lanes
-    losses, correct = np.zeros((E, K)), np.zeros((E, K), np.int64)
-    probs = np.empty((T, V, K), dtype)
-    done = train_on_gpu(FAMILY_CODES[family], relu, dtype(1), xs, targets, dtype(1 / T),
-                        *[_flat_lanes(p[None])[0] for p in laned], _to_lanes(adam, K)[0], losses, correct,
-                        probs.reshape(T, V * K))
+    together = [p.copy() for p in init]  # one block of K lanes on the GPU
+    run = train_models(together, family, relu, xs, targets, lrs, E, on_gpu=True)
     tol = dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
-    for k, (params, loss, right, p, epochs) in enumerate(alone):
-        assert done[k] == epochs == E, (done, epochs)
-        torch.testing.assert_close(torch.from_numpy(losses[:, k]), torch.from_numpy(loss), **tol)
-        assert (correct[:, k] == right).all()
-        torch.testing.assert_close(torch.from_numpy(probs[..., k]), torch.from_numpy(p), **tol)
-        for trained, expected in zip(laned, params):
-            torch.testing.assert_close(torch.from_numpy(_from_lanes(trained[None], K)[k]), torch.from_numpy(expected),
-                                       **tol)
+    for k, (params, cpu) in enumerate(alone):
+        assert run.done[k] == cpu.done[0] == E, (run.done, cpu.done)
+        torch.testing.assert_close(torch.from_numpy(run.losses[k]), torch.from_numpy(cpu.losses[0]), **tol)
+        assert (run.correct[k] == cpu.correct[0]).all()
+        torch.testing.assert_close(torch.from_numpy(run.probs[k]), torch.from_numpy(cpu.probs[0]), **tol)
+        for trained, expected in zip(together, params):
+            torch.testing.assert_close(torch.from_numpy(trained[k]), torch.from_numpy(expected[0]), **tol)
     # the models learned something: the check above could not pass on untouched weights
-    assert np.abs(laned[1] - _to_lanes(init[1], K)[0]).max() > 1e-3
+    assert np.abs(together[1] - init[1]).max() > 1e-3
     print("ok")
 """)
 
@@ -85,7 +72,8 @@ _TYPED_FOR_A_GPU = textwrap.dedent("""
     import numba.cuda.dispatcher
     from numba import cuda, typeof
     from numba.cuda.cudadrv import nvvm
-    from nextchar.fused.cuda_trainer import _train_kernel
+    from nextchar.fused.cuda_trainer import train_kernel
+    from nextchar.fused.workspace import Record, Weights, problem, workspace
 
     if not nvvm.is_available():
         print("no nvvm")
@@ -98,12 +86,12 @@ _TYPED_FOR_A_GPU = textwrap.dedent("""
     T, V, H, G, L, E = 9, 7, 4, 16, 33, 2
     f = np.float32
     a = lambda *shape: np.zeros(shape, f)
-    views = [a(G, V * L), a(G, H * L), a(G * L), a(G * L), a(V, H * L), a(V * L)]
-    args = (1, True, f(1), a(T, V), a(T, V), np.zeros(T, np.int32), a(T), f(1), a(100), *views, a(100), *views,
-            a(100), a(100), a(E, 6, L), np.zeros((E, L)), np.zeros((E, L), np.int64), a(T, V * L), a(T + 1, H * L),
-            a(T + 1, H * L), a(T, H * L), a(T, 4 * H * L), a(T, H * L), a(V * L), a(H * L), a(H * L), a(8, G * L),
-            a(8, G * L), np.zeros(L, np.int64))
-    ptx, _ = cuda.compile_ptx(_train_kernel.py_func, tuple(typeof(x) for x in args), cc=(9, 0))
+    text = problem(1, False, a(T, V), a(T, V))
+    weights = Weights(a(G, V * L), a(G, H * L), a(G * L), a(G * L), a(V, H * L), a(V * L))
+    flat = (a(100), a(100), a(100), a(100))
+    record = Record(np.zeros((E, L)), np.zeros((E, L), np.int64), a(T, V * L))
+    args = (text, weights, weights, flat, a(E, 6, L), record, workspace(text, weights, L), np.zeros(L, np.int64))
+    ptx, _ = cuda.compile_ptx(train_kernel.py_func, tuple(typeof(x) for x in args), cc=(9, 0))
     assert ".entry" in ptx and "ex2" in ptx
     print("ok")
 """)

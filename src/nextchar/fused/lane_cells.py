@@ -1,7 +1,7 @@
 """One step of each cell on the lanes layout (``lanes.py``), forward and backward: rnn (tanh, relu), lstm
 (i f g o) and gru (r z n), PyTorch's gate order. States live in rows: hs (T + 1, H·L) holds h_t in row t + 1
 (row 0: h_{-1} = 0), cs likewise; ``gates`` keeps what BPTT needs; gi[gi_row] (G·L) is step t's input
-projection (``lane_trainer.pass_rows`` says when it is made). dgh and dgi are a chunk's rows: step t writes row
+projection (``workspace.pass_rows`` says when it is made). dgh and dgi are a chunk's rows: step t writes row
 ``row``. Every literal is built from ``one`` (the arrays' dtype): a bare 1.0 would promote a float32 kernel to
 float64.
 """

@@ -56,10 +56,16 @@ def row_sums(probs, n, denom, lanes):
 
 
 @njit(**INLINE)
-def head_loss(logits, targets, best_target, mass, scale, probs, dlogits, tops, denom, best, right, total, lanes):
-    """Softmax cross-entropy of logits (N, V·L) against the shared targets (N, V): writes probs, dlogits
-    (∂ loss / ∂ logits, times ``scale`` = 1/T) and adds to each lane's summed loss ``total`` (float64: ~1000
-    rows) and correct count ``right`` (rows in order: a run's chunks add up to the whole run's sums)."""
+def head_loss(logits, text, out, scratch, score, lanes):
+    """Softmax cross-entropy of logits (N, V·L) against the shared targets: text = (targets (N, V), their
+    transpose (unused here), best_target, mass (N,), scale = 1/T); writes out = (probs, dlogits: ∂ loss /
+    ∂ logits, times scale), with scratch = (tops (N, L), denom (L,), best (L,)), and adds to score =
+    (right (L,): each lane's correct count, total (L,) float64: its summed loss, ~1000 rows) with the rows in
+    order: a run's chunks add up to the whole run's sums."""
+    targets, _, best_target, mass, scale = text
+    probs, dlogits = out
+    tops, denom, best = scratch
+    right, total = score
     L = width(lanes)
     N, V = logits.shape[0], logits.shape[1] // L
     softmax_rows(logits, best_target, probs, tops, best, right, lanes)

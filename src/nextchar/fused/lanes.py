@@ -29,7 +29,7 @@ from .simd import load, store, vector_width
 
 class DistinctArrays(Compiler):
     """numba's pipeline with every array argument marked ``noalias`` for LLVM. True of the trainer's phase
-    functions: each writes only buffers of its own (train_block allocates them) or a model's own
+    functions: each writes only buffers of its own (``workspace.workspace`` makes them) or a model's own
     parameters, and arrays that may share memory (the inputs and targets) are only read. It lets the loop
     vectorizer drop the run-time overlap checks it would otherwise run before every inner loop (at 32
     lanes, one per 32 multiply-adds)."""
@@ -75,11 +75,13 @@ def transpose(w, w_t, lanes):
 
 
 @njit(**INLINE)
-def tile(out, m, o, d, s, s_r, s_c, s_dr, s_dc, t, t_r, t_c, t_dr, t_dc, steps):
-    """Two rows of 4 Vecs (32 float32 lanes or 16 float64) of out[m] summed in registers: for j ascending,
-    out[m, o : o + 4n] += s[s_r + j s_dr, s_c + j s_dc : + 4n] * t[t_r + j t_dr, t_c + j t_dc : + 4n], and the
-    same d columns to the right in out and t (d = 0: one row, done twice). The left factor is loaded once for
-    both rows: 12 loads per 8 multiply-adds, no store until the sum ends."""
+def tile(out, m, o, d, s, s_at, t, t_at, steps):
+    """Two rows of 4 Vecs (32 float32 lanes or 16 float64) of out[m] summed in registers: with s_at = (r, c,
+    dr, dc) and t_at likewise, for j ascending, out[m, o : o + 4n] += s[r + j dr, c + j dc : + 4n] * t[...at
+    t_at...], and the same d columns to the right in out and t (d = 0: one row, done twice). The left factor
+    is loaded once for both rows: 12 loads per 8 multiply-adds, no store until the sum ends."""
+    s_r, s_c, s_dr, s_dc = s_at
+    t_r, t_c, t_dr, t_dc = t_at
     n = vector_width(out)
     a0, a1, a2, a3 = load(out, m, o), load(out, m, o + n), load(out, m, o + 2 * n), load(out, m, o + 3 * n)
     e = o + d
@@ -116,7 +118,7 @@ def outer_sum(x, n, w_t, out, m, lanes):
         for k in range(0, L, 4 * vector_width(out)):
             for g in range(0, G, 2):
                 d = L if g + 1 < G else 0
-                tile(out, m, g * L + k, d, x, n, k, 0, L, w_t, 0, g * L + k, 1, 0, P)
+                tile(out, m, g * L + k, d, x, (n, k, 0, L), w_t, (0, g * L + k, 1, 0), P)
 
 
 @njit(**INLINE)
@@ -178,7 +180,7 @@ def weight_grads(x, dout, dw, db, lanes):
             for k in range(0, L, 4 * vector_width(dw)):
                 for p in range(0, P, 2):
                     d = L if p + 1 < P else 0
-                    tile(dw, g, p * L + k, d, dout, n0, g * L + k, 1, 0, x, n0, p * L + k, 1, 0, rows)
+                    tile(dw, g, p * L + k, d, dout, (n0, g * L + k, 1, 0), x, (n0, p * L + k, 1, 0), rows)
 
 
 @njit(**INLINE)

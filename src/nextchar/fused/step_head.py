@@ -88,11 +88,15 @@ def steps_into_hidden(dlogit_t, w_out, dh_t):
 
 
 @njit(**INLINE)
-def step_head(h, w_out, b_out, targets, target_t, best_target, mass, scale, probs, dlogits, dhs, right, total,
-              d_w_out, d_b_out, lanes):
-    """The head of one lane over a pass's N steps: h (N, H) the states, targets (N, V) and target_t its
-    transpose, probs and dlogits (N, V), dhs (N, H) written; right, total (1,) and the head's weight gradients
-    added (``trainer._head`` for many lanes)."""
+def step_head(h, head, text, out, score, d_head, lanes):
+    """The head of one lane over a pass's N steps: h (N, H) the states; head = (w_out, b_out); text =
+    (targets (N, V), their transpose (V, N), best_target, mass (N,), scale); out = (probs, dlogits (N, V), dhs
+    (N, H)) written; score = (right, total) (1,) and d_head = the head's weight gradients, added
+    (``lane_trainer.head_pass`` for many lanes)."""
+    w_out, b_out = head
+    targets, target_t, best_target, mass, scale = text
+    probs, dlogits, dhs = out
+    right, total = score
     N, H, V = h.shape[0], h.shape[1], w_out.shape[0]
     h_t, dh_t = np.empty((H, N), h.dtype), np.empty((H, N), h.dtype)
     logit_t, prob_t, dlogit_t = np.empty((V, N), h.dtype), np.empty((V, N), h.dtype), np.empty((V, N), h.dtype)
@@ -105,4 +109,4 @@ def step_head(h, w_out, b_out, targets, target_t, best_target, mass, scale, prob
     transpose(dlogit_t, dlogits, lanes)
     steps_into_hidden(dlogit_t, w_out, dh_t)
     transpose(dh_t, dhs, lanes)
-    weight_grads(h, dlogits, d_w_out, d_b_out, lanes)
+    weight_grads(h, dlogits, d_head[0], d_head[1], lanes)

@@ -32,32 +32,18 @@ def kernel_example_args(name: str, dtype=np.float32, T: int = 3, B: int = 2, H: 
 
 
 def first_calls() -> None:
-    """Call every recurrence kernel and the compiled trainer (one lane, and a parallel block of LANES) once,
-    in float32 and float64: the family is a value, so one call compiles the trainer for all three."""
-    from . import kernels, lane_trainer
+    """Call every recurrence kernel and the compiled trainer once, in float32 and float64: through its host
+    with 1 model (one block, called directly), 2 (one-lane blocks in parallel) and LANES (a block of many
+    lanes), the three ways it runs. The family is a value, so one call compiles the trainer for all three."""
+    from . import kernels
+    from .compiled import train_models
+    from .lane_trainer import LANES
 
     for dtype in (np.float32, np.float64):
         for name in KERNELS:
             getattr(kernels, name)(*kernel_example_args(name, dtype))
         kernels.matmul_into(np.ones((3, 4), dtype), np.ones((4, 2), dtype), np.empty((3, 2), dtype))
-        for width in (1, lane_trainer.LANES):  # the compiled engine's width and the many engine's
-            args = _trainer_example_args(dtype, width)
-            if width == 1:  # the compiled engine calls one block directly
-                lane_trainer.train_block(*args[:7], *(a[0] for a in args[7:]))
-            else:
-                lane_trainer.train_lanes(*args)
-
-
-def _trainer_example_args(dtype, L: int, T: int = 3, I: int = 2, H: int = 2) -> tuple:
-    """One block of L lanes, one epoch of an lstm: train_lanes' arguments of the right shapes and dtype (the
-    family and relu are values, not types: one compilation serves them all)."""
-    from .compiled import adam_table
-    from .lane_trainer import lane_tag
-
-    xs, targets = np.eye(I, dtype=dtype)[[0, 1, 0]], np.eye(I, dtype=dtype)[[1, 0, 1]]
-    G = 4 * H
-    params = [np.full(shape, 0.1, dtype) for shape in ((1, G, I * L), (1, G, H * L), (1, G * L), (1, G * L),
-                                                         (1, I, H * L), (1, I * L))]
-    adam = np.repeat(adam_table([0.1], 1, dtype)[..., None], L, axis=3)  # (1 block, 1 epoch, 6, L)
-    return (lane_tag(L), 1, False, dtype(1), xs, targets, dtype(1 / T), *params, adam,
-            np.zeros((1, 1, L)), np.zeros((1, 1, L), np.int64), np.empty((1, T, I * L), dtype))
+        xs, targets = np.eye(2, dtype=dtype)[[0, 1, 0]], np.eye(2, dtype=dtype)[[1, 0, 1]]
+        for models in (1, 2, LANES):
+            params = [np.full((models, *shape), 0.1, dtype) for shape in ((8, 2), (8, 2), (8,), (8,), (2, 2), (2,))]
+            train_models(params, "lstm", False, xs, targets, [0.1] * models, 1)

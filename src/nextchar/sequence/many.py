@@ -3,9 +3,9 @@
 Two engines run :func:`fitting.fit`'s protocol (full-sequence epochs, Adam) for K models, each with its
 own initial weights and learning rate:
 
-- :func:`fit_many` (``many``): one call of the compiled trainer (``fused/lane_trainer.py``: the model as the
-  innermost axis, SIMD lanes over models, blocks of them over the cores); each model's result equals
-  ``fit`` of that model alone with ``trainer="compiled"`` (the same trainer with one lane), bit for bit.
+- :func:`fit_many` (``many``): one call of the compiled trainer's host (``fused/compiled.train_models``: the
+  model as the innermost axis, SIMD lanes over models, blocks of them over the cores; a few models one lane
+  each); each model's result equals ``fit`` of that model alone with ``trainer="compiled"``, bit for bit.
   Cross-entropy. With ``device="cuda"`` the same design on the GPU (``fused/cuda_trainer.py``: one model
   per thread, every epoch in one kernel), equal to the CPU trainer to round-off.
 - :func:`fit_stacked` (``stacked``): the K models as one torch module with stacked weights
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..budget import check_memory, memory_limit
+from ..budget import check_memory
 from ..cells import GATES
 from ..device import resolve_device
 from ..model import CharModel
@@ -29,31 +29,12 @@ from . import protocol as exam
 from .fitting import FitResult, fit_memory
 
 
-def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int, lanes: int = 1) -> int:
-    """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`); with
-    ``lanes`` > 1 the models are padded to whole blocks of that many, as the trainer's blocks pad them."""
+def models_memory(models: Sequence[CharModel], x: Tensor, epochs: int) -> int:
+    """What training these models together by fit's protocol holds (:func:`fitting.fit_memory`)."""
     config = models[0].config
-    padded = -(-len(models) // lanes) * lanes
-    return fit_memory(models=padded, steps=x.shape[0], vocab_size=config.vocab_size,
+    return fit_memory(models=len(models), steps=x.shape[0], vocab_size=config.vocab_size,
                       hidden_size=config.hidden_size, gates=GATES[config.family], params=param_count(models[0]),
                       epochs=epochs)
-
-
-ONE_LANE_BELOW = 8
-"""Fewer models than this train one lane each, never padded to a block of 32: a 32-lane block's epoch costs
-3 to 10 one-lane epochs (``nextchar bench --workload exam --workload exam-many``), and one-lane blocks run
-side by side on the cores."""
-
-
-def lane_width(models: Sequence[CharModel], x: Tensor, epochs: int) -> int:
-    """Models per block: one for a few models (:data:`ONE_LANE_BELOW`) or where padding to whole blocks would
-    not fit in memory, else :data:`~nextchar.fused.lane_trainer.LANES`. Each model's arithmetic is the same
-    at every width, bit for bit."""
-    from ..fused.lane_trainer import LANES
-
-    if len(models) < ONE_LANE_BELOW:
-        return 1
-    return LANES if models_memory(models, x, epochs, LANES) <= memory_limit() else 1
 
 
 def _trained_tensors(model: CharModel) -> list[Tensor]:
@@ -82,55 +63,6 @@ def _check_alike(models: Sequence[CharModel], x: Tensor) -> None:
             raise ValueError(f"many: models must share family, hidden size, nonlinearity and vocabulary; got "
                              f"{first.family}/{first.hidden_size} and {c.family}/{c.hidden_size}")
         check_supported(model, x, exam.OPTIMIZER, "cross_entropy", resolve_device("cpu"))
-
-
-def _to_lanes(a: np.ndarray, lanes: int) -> np.ndarray:
-    """(K, ...) -> (blocks, ..., lanes): the model axis split into blocks, innermost in each; K is padded
-    with copies of the last model (their results are dropped)."""
-    K = a.shape[0]
-    blocks = -(-K // lanes)
-    padded = np.concatenate([a, np.repeat(a[-1:], blocks * lanes - K, axis=0)]) if blocks * lanes > K else a
-    split = padded.reshape(blocks, lanes, *a.shape[1:])
-    return np.ascontiguousarray(np.moveaxis(split, 1, -1))
-
-
-def _from_lanes(a: np.ndarray, K: int) -> np.ndarray:
-    """(blocks, ..., lanes) -> (K, ...)."""
-    merged = np.moveaxis(a, -1, 1)
-    return merged.reshape(-1, *merged.shape[2:])[:K]
-
-
-def _flat_lanes(a: np.ndarray) -> np.ndarray:
-    """(blocks, rows, ..., lanes) -> (blocks, rows, rest·lanes), the trainer's layout (a view); a bias
-    (blocks, G, lanes) -> (blocks, G·lanes)."""
-    return a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(a.shape[0], a.shape[1], -1)
-
-
-def _train_lanes(family, relu, dtype, xs, targets, arrays, adam, losses, correct, probs, width,
-                 on_gpu=False) -> np.ndarray:
-    """The compiled trainer on (K, ...) arrays in blocks of ``width`` lanes, in place; returns each model's
-    completed epochs (K,). ``on_gpu``: the GPU trainer, all K models one block (``width`` = K)."""
-    from ..fused.lane_trainer import lane_tag, train_lanes
-
-    K, T = arrays[0].shape[0], xs.shape[0]
-    blocks = -(-K // width)
-    laned = [_to_lanes(a, width) for a in arrays]
-    # the outputs are only written: made in blocks of lanes, not copied from the (K, ...) arrays
-    out_losses = np.zeros((blocks, *losses.shape[1:], width), losses.dtype)
-    out_correct = np.zeros((blocks, *correct.shape[1:], width), correct.dtype)
-    out_probs = np.empty((blocks, *probs.shape[1:], width), probs.dtype)
-    if on_gpu:
-        from ..fused.cuda_trainer import train_on_gpu
-
-        done = train_on_gpu(family, relu, dtype(1), xs, targets, dtype(1 / T), *[_flat_lanes(a)[0] for a in laned],
-                            _to_lanes(adam, width)[0], out_losses[0], out_correct[0], _flat_lanes(out_probs)[0])
-    else:
-        done = train_lanes(lane_tag(width), family, relu, dtype(1), xs, targets, dtype(1 / T),
-                           *[_flat_lanes(a) for a in laned], _to_lanes(adam, width), out_losses, out_correct,
-                           _flat_lanes(out_probs))
-    for array, lanes in zip((*arrays, probs, losses, correct), (*laned, out_probs, out_losses, out_correct)):
-        array[...] = _from_lanes(lanes, K)
-    return done[:K] if on_gpu else np.repeat(done, width)[:K]
 
 
 def _gpu_asked(device: str | torch.device) -> bool:
@@ -176,7 +108,7 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     ``labels[k]`` names model k in errors (``seed 3``); ``diverged``: one of :data:`DIVERGED`. A diverged
     model keeps its initial weights. ``device`` cuda: the GPU trainer (numba.cuda; each model stops alone).
     """
-    from ..fused.compiled import FAMILY_CODES, adam_table
+    from ..fused.compiled import train_models
 
     lrs = [float(lrs)] * len(models) if isinstance(lrs, (int, float)) else [float(lr) for lr in lrs]
     if len(lrs) != len(models):
@@ -189,15 +121,12 @@ def fit_many(models: Sequence[CharModel], x: Tensor, y: Tensor, *, epochs: int,
     x, y = x.cpu(), y.cpu()
     _check_alike(models, x)
     arrays = _stacked(models)
-    dtype = arrays[0].dtype.type
     xs, targets = np.ascontiguousarray(x.numpy()), np.ascontiguousarray(y.numpy().astype(arrays[0].dtype))
-    K, T, V = len(models), xs.shape[0], targets.shape[1]
-    adam = adam_table(lrs, epochs, dtype)
-    losses, correct = np.zeros((K, epochs), np.float64), np.zeros((K, epochs), np.int64)
-    probs = np.empty((K, T, V), dtype)
+    K, T = len(models), xs.shape[0]
     config = models[0].config
-    done = _train_lanes(FAMILY_CODES[config.family], config.nonlinearity == "relu", dtype, xs, targets, arrays, adam,
-                        losses, correct, probs, K if on_gpu else lane_width(models, x, epochs), on_gpu)
+    run = train_models(arrays, config.family, config.nonlinearity == "relu", xs, targets, lrs, epochs, on_gpu=on_gpu,
+                       model_bytes=models_memory(models[:1], x, epochs))
+    losses, correct, probs, done = run
     stopped = [k for k in range(K) if done[k] < epochs]
     failed = {k for k in stopped if not np.isfinite(losses[k, done[k]])}
     if diverged == "raise":

@@ -62,12 +62,38 @@ def test_one_hot_indices_equal_float_one_hot_input(family):
 
 
 def test_formulation_names_round_trip():
-    assert len(FORMULATIONS) == 9
+    assert len(FORMULATIONS) == 9 + 4  # rnn/lstm/gru x module, cell, scratch; mingru/minlstm x module, scratch
     for name in FORMULATIONS:
         family, kind = parse_formulation(name)
         assert ModelConfig(5, family, kind).formulation == name
-    with pytest.raises(ValueError, match="formulation must be one of"):
-        parse_formulation("lstm-fast")
+    for wrong in ("lstm-fast", "mingru-cell"):
+        with pytest.raises(ValueError, match="formulation must be one of"):
+            parse_formulation(wrong)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"kind": "cell"}, "runs as module .its parallel scan. or scratch"),
+    ({"kind": "scratch", "engine": "fused"}, "runs on the autograd engine"),
+    ({"kind": "scratch", "cell_style": "two-linear"}, "has no i2h/h2h form"),
+])
+def test_a_minimal_family_refuses_what_it_has_no_form_for(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(5, "mingru", **kwargs)
+
+
+@pytest.mark.parametrize("family", ["mingru", "minlstm"])
+def test_a_minimal_familys_two_forms_share_one_state_dict_and_its_shapes(family):
+    torch.manual_seed(0)
+    scan = CharModel(ModelConfig(7, family, "module", 6, num_layers=2))
+    loop = CharModel(ModelConfig(7, family, "scratch", 6, num_layers=2))
+    assert list(scan.state_dict()) == list(loop.state_dict())
+    gates = {"mingru": 2, "minlstm": 3}[family]
+    assert scan.core.cells[0].weight_ih.shape == (gates * 6, 7) and scan.core.cells[0].weight_hh is None
+    loop.load_state_dict(scan.state_dict())
+    x = torch.randint(0, 7, (20, 2))
+    (a, state_a), (b, state_b) = scan(x), loop(x)
+    torch.testing.assert_close(a, b)
+    assert state_a.shape == state_b.shape == (2, 2, 6)
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -22,16 +22,22 @@ LSTMState = tuple[Tensor, Tensor]
 State = Tensor | LSTMState
 
 FAMILIES = ("rnn", "lstm", "gru")
+"""The classic families: gates read the input and the hidden state (W_ih x + b_ih and W_hh h + b_hh)."""
+MIN_FAMILIES = ("mingru", "minlstm")
+"""Feng et al.'s minimal recurrences ("Were RNNs all we needed?", arXiv 2410.01201), log-space versions:
+gates read the input alone (W_ih x + b_ih; no W_hh), so a window can run as one parallel scan (``scan.py``)."""
+ALL_FAMILIES = FAMILIES + MIN_FAMILIES
 NONLINEARITIES = ("tanh", "relu")
-# Number of stacked gate blocks in W_ih / W_hh for each family.
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# Number of stacked gate blocks in W_ih (and W_hh) for each family.
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "mingru": 2, "minlstm": 3}
 WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+"""A layer's parameters; the minimal families have no weight_hh or bias_hh (None)."""
 TORCH_CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 
 def check_family(family: str) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"cell: family must be one of {FAMILIES}, got {family!r}")
+    if family not in ALL_FAMILIES:
+        raise ValueError(f"cell: family must be one of {ALL_FAMILIES}, got {family!r}")
     return family
 
 
@@ -85,17 +91,63 @@ def gru_step(gi: Tensor, gh: Tensor, h: Tensor, record: Record | None = None) ->
     return (h - n) * z + n
 
 
-GATE_NAMES = {"rnn": ("pre",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
-"""What each family's step records: the RNN's pre-activation, the LSTM's and GRU's gates in torch's order."""
+def g(x: Tensor) -> Tensor:
+    """The minimal families' positive activation: x + 1/2 for x >= 0, σ(x) below (continuous at 0)."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
 
 
-def cell_step(family: str, gi: Tensor, gh: Tensor, state: State, nonlinearity: str = "tanh",
+def log_g(x: Tensor) -> Tensor:
+    """log g(x), computed stably: log(relu(x) + 1/2) for x >= 0, -softplus(-x) = log σ(x) below."""
+    return torch.where(x >= 0, torch.log(torch.relu(x) + 0.5), -F.softplus(-x))
+
+
+def mingru_step(gi: Tensor, h: Tensor | None, record: Record | None = None) -> Tensor:
+    """h~ = g(W_h x + b_h);  z = σ(W_z x + b_z);  h' = (1 - z) h + z h~, as torch.lerp(h, h~, z).
+
+    ``gi``: (..., 2H), the blocks in the order (h~, z); ``h``: (..., H), or None before the first step
+    (h' = h~ z: the reference's first step, ``mingru-pytorch``). ``record`` gets ``h_tilde`` and ``z``.
+    """
+    candidate, gate = gi.chunk(2, dim=-1)
+    h_tilde, z = g(candidate), torch.sigmoid(gate)
+    if record is not None:
+        record.update(h_tilde=h_tilde, z=z)
+    return h_tilde * z if h is None else torch.lerp(h, h_tilde, z)
+
+
+def minlstm_step(gi: Tensor, h: Tensor | None, record: Record | None = None) -> Tensor:
+    """h~ = g(W_h x + b_h);  f, i = σ(W_f x + b_f), σ(W_i x + b_i);  f' = f / (f + i), i' = i / (f + i);
+    h' = f' h + i' h~.
+
+    ``gi``: (..., 3H), the blocks in the order (h~, f, i); ``h``: (..., H), or None before the first step
+    (h' = i' h~). ``record`` gets ``h_tilde`` and the normalised gates as ``f`` and ``i`` (f', i': what mixes
+    h and h~).
+    """
+    candidate, f, i = gi.chunk(3, dim=-1)
+    h_tilde, f, i = g(candidate), torch.sigmoid(f), torch.sigmoid(i)
+    f_norm, i_norm = f / (f + i), i / (f + i)
+    if record is not None:
+        record.update(h_tilde=h_tilde, f=f_norm, i=i_norm)
+    return h_tilde * i_norm if h is None else h * f_norm + h_tilde * i_norm
+
+
+GATE_NAMES = {"rnn": ("pre",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "mingru": ("h_tilde", "z"),
+              "minlstm": ("h_tilde", "f", "i")}
+"""What each family's step records: the RNN's pre-activation, the LSTM's and GRU's gates in torch's order, the
+minimal families' candidate and gates (the minLSTM's normalised f' and i')."""
+
+
+def cell_step(family: str, gi: Tensor, gh: Tensor | None, state: State | None, nonlinearity: str = "tanh",
               record: Record | None = None) -> State:
-    """One step of ``family``'s recurrence from the two projections; the only branch on the family."""
+    """One step of ``family``'s recurrence from the two projections (the minimal families have no ``gh``, and
+    take a state of None before their first step); the only branch on the family."""
     if family == "lstm":
         return lstm_step(gi, gh, state, record)
     if family == "gru":
         return gru_step(gi, gh, state, record)
+    if family == "mingru":
+        return mingru_step(gi, state, record)
+    if family == "minlstm":
+        return minlstm_step(gi, state, record)
     return rnn_step(gi, gh, state, nonlinearity, record)
 
 
@@ -136,18 +188,20 @@ class ScratchCell(nn.Module):
 
     Parameters mirror PyTorch's: ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih`` and
     ``bias_hh`` (G*H,), with G = 1 (rnn), 4 (lstm: i,f,g,o) or 3 (gru: r,z,n), initialised
-    U(-1/sqrt(H), 1/sqrt(H)) in that order, so a seed draws the same weights as ``nn.*Cell``.
+    U(-1/sqrt(H), 1/sqrt(H)) in that order, so a seed draws the same weights as ``nn.*Cell``. The minimal
+    families have ``weight_ih`` and ``bias_ih`` only (G = 2, mingru: h~,z; 3, minlstm: h~,f,i; the
+    reference's block order), ``weight_hh`` and ``bias_hh`` None; the same names serve their parallel form.
     """
 
     def __init__(self, family: str, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh") -> None:
         super().__init__()
         self._configure(family, input_size, hidden_size, bias, nonlinearity)
-        rows = GATES[family] * hidden_size
+        rows, recurrent = GATES[family] * hidden_size, family not in MIN_FAMILIES
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size)) if recurrent else None
         self.bias_ih = nn.Parameter(torch.empty(rows)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(rows)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(rows)) if bias and recurrent else None
         self.reset_parameters()
 
     def _configure(self, family: str, input_size: int, hidden_size: int, bias: bool,
@@ -167,10 +221,13 @@ class ScratchCell(nn.Module):
 
     def forward(self, input: Tensor, state: State | None = None, record: Record | None = None) -> State:
         """``input`` (I,) or (B, I); ``state`` (H,) / (B, H), a pair of them for the LSTM; ``record``
-        (optional) gets this step's gates (:data:`GATE_NAMES`)."""
+        (optional) gets this step's gates (:data:`GATE_NAMES`). A minimal family's first step (state None)
+        is its reference's, not a step from zeros."""
+        gi = F.linear(input, self.weight_ih, self.bias_ih)  # (..., G*H)
+        if self.weight_hh is None:  # a minimal family: the gates read the input alone
+            return cell_step(self.family, gi, None, state, record=record)
         if state is None:
             state = zero_state(self.family, (*input.shape[:-1], self.hidden_size), input)
-        gi = F.linear(input, self.weight_ih, self.bias_ih)  # (..., G*H)
         gh = F.linear(hidden_of(state), self.weight_hh, self.bias_hh)  # (..., G*H)
         return cell_step(self.family, gi, gh, state, self.nonlinearity, record)
 
@@ -180,7 +237,7 @@ class ScratchCell(nn.Module):
         for name in WEIGHT_NAMES:
             ours, theirs = getattr(self, name), getattr(cell, name)
             if (ours is None) != (theirs is None) or (ours is not None and ours.shape != theirs.shape):
-                raise ValueError(f"cell: cannot copy {name}: shapes {_shape(theirs)} -> {_shape(ours)}")
+                raise ValueError(f"cell: cannot copy {name}: shapes {shape_of(theirs)} -> {shape_of(ours)}")
             if ours is not None:
                 ours.copy_(theirs)
         return self
@@ -216,8 +273,10 @@ CELL_IMPLS = ("torch", "scratch", "two-linear")
 
 def make_cell(impl: str, family: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh") -> nn.Module:
     """A cell written by ``impl``: ``torch`` (nn.RNNCell/LSTMCell/GRUCell), ``scratch`` (weight_ih, ...)
-    or ``two-linear`` (the exam's i2h, h2h)."""
+    or ``two-linear`` (the exam's i2h, h2h). The minimal families are ``scratch`` only."""
     check_family(family)
+    if family in MIN_FAMILIES and impl != "scratch":
+        raise ValueError(f"cell: {family} has no torch cell and no i2h/h2h form; impl must be 'scratch', got {impl!r}")
     if impl == "torch":
         extra = {"nonlinearity": nonlinearity} if family == "rnn" else {}
         return TORCH_CELLS[family](input_size, hidden_size, **extra)
@@ -228,5 +287,6 @@ def make_cell(impl: str, family: str, input_size: int, hidden_size: int, nonline
     raise ValueError(f"cell: impl must be one of {CELL_IMPLS}, got {impl!r}")
 
 
-def _shape(t: Tensor | None) -> tuple[int, ...] | None:
+def shape_of(t: Tensor | None) -> tuple[int, ...] | None:
+    """A parameter's shape, or None where a cell has no such parameter (for errors)."""
     return None if t is None else tuple(t.shape)

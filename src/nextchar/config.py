@@ -13,27 +13,31 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .cells import FAMILIES, NONLINEARITIES
+from .cells import ALL_FAMILIES, FAMILIES, MIN_FAMILIES, NONLINEARITIES
 from .engines import ENGINES
 from .step import OPTIMIZERS
 
 # What the recurrence is: the built-in sequence module (nn.RNN/LSTM/GRU), a loop over the built-in
 # cell (nn.RNNCell/...), or a loop over the hand-written cell. (How a loop runs is the engine.)
 KINDS = ("module", "cell", "scratch")
+MIN_KINDS = ("module", "scratch")
+"""The minimal families' kinds: module is their parallel scan over each window (``scan.py``), scratch the
+hand-written sequential cell under an engine's loop (there is no torch cell)."""
 # The hand-written cell's parameters: torch's names (weight_ih, ...) or the exam's two Linear layers.
 CELL_STYLES = ("torch", "two-linear")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 """Learning-rate schedules of nextchar train (``run/schedule.py`` computes them)."""
-FORMULATIONS = tuple(f"{f}{'' if k == 'module' else '-' + k}" for f in FAMILIES for k in KINDS)
+FORMULATIONS = tuple(f"{f}{'' if k == 'module' else '-' + k}"
+                     for families, kinds in ((FAMILIES, KINDS), (MIN_FAMILIES, MIN_KINDS))
+                     for f in families for k in kinds)
 
 
 def parse_formulation(name: str) -> tuple[str, str]:
     """``'lstm-cell'`` -> ``('lstm', 'cell')``; ``'gru'`` -> ``('gru', 'module')``."""
-    family, _, kind = name.partition("-")
-    kind = kind or "module"
-    if family not in FAMILIES or kind not in KINDS:
+    if name not in FORMULATIONS:
         raise ValueError(f"model: formulation must be one of {FORMULATIONS}, got {name!r}")
-    return family, kind
+    family, _, kind = name.partition("-")
+    return family, kind or "module"
 
 
 @dataclass
@@ -41,9 +45,10 @@ class ModelConfig:
     vocab_size: int
     """Number of characters; the head's output size (and the one-hot input size)."""
     family: str = "lstm"
-    """Recurrent cell: rnn, lstm or gru."""
+    """Recurrent cell: rnn, lstm, gru, mingru or minlstm."""
     kind: str = "module"
-    """module (nn.RNN/LSTM/GRU), cell (loop over nn.*Cell) or scratch (loop over the hand-written cell)."""
+    """module (nn.RNN/LSTM/GRU; the minimal families' parallel scan), cell (loop over nn.*Cell) or scratch
+    (loop over the hand-written cell)."""
     hidden_size: int = 256
     """Width of the hidden state h (and c for the LSTM)."""
     num_layers: int = 1
@@ -63,7 +68,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.family in FAMILIES, f"family must be one of {FAMILIES}, got {self.family!r}"),
+            (self.family in ALL_FAMILIES, f"family must be one of {ALL_FAMILIES}, got {self.family!r}"),
+            (self.family not in MIN_FAMILIES or self.kind in MIN_KINDS,
+             f"{self.family} runs as module (its parallel scan) or scratch (its sequential cell), not {self.kind!r}"),
+            (self.family not in MIN_FAMILIES or self.engine == "autograd",
+             f"{self.family}'s sequential cell runs on the autograd engine (the fused kernels are rnn, lstm and "
+             f"gru's), got {self.engine!r}; its parallel form (kind module) is the fast one"),
             (self.kind in KINDS, f"kind must be one of {KINDS}, got {self.kind!r}"),
             (self.nonlinearity in NONLINEARITIES,
              f"nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}"),
@@ -77,6 +87,8 @@ class ModelConfig:
             (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.embedding_dim is None or self.embedding_dim >= 1,
              f"embedding_dim must be None (one-hot) or >= 1, got {self.embedding_dim}"),
+            (self.family not in MIN_FAMILIES or self.cell_style == "torch",
+             f"{self.family} has no i2h/h2h form: cell_style must be 'torch', got {self.cell_style!r}"),
             (self.kind == "scratch" or self.cell_style == "torch",
              f"cell_style {self.cell_style!r} needs kind 'scratch', got kind {self.kind!r}"),
             (self.kind == "scratch" or self.engine == "autograd",

@@ -12,9 +12,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cells import WEIGHT_NAMES, State, make_cell, map_state, stack_states, zero_state
+from .cells import MIN_FAMILIES, WEIGHT_NAMES, State, make_cell, map_state, shape_of, stack_states, zero_state
 from .config import ModelConfig
 from .engines import get_unroll
+from .scan import scan_unroll
 
 SEQUENCE_MODULES: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -42,7 +43,10 @@ class RecurrentCore(nn.Module):
     """The recurrence as one cell per layer (``nn.*Cell`` or hand-written), unrolled by an engine.
 
     Stacking, dropout between layers, the zero state and unbatched input are handled here, once; the
-    engine (``engines.py``) only unrolls one layer over time.
+    engine (``engines.py``) only unrolls one layer over time. A minimal family (mingru, minlstm) is always
+    this core: its parameters are its cells' (one checkpoint loads into either form), unrolled by its
+    parallel scan (kind module, ``scan.scan_unroll``) or by an engine's loop over the cell (kind scratch);
+    it starts from no state (None), as its reference does, rather than from zeros.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -50,7 +54,9 @@ class RecurrentCore(nn.Module):
         # cell_style names the hand-written cell's parameters: torch's names (ScratchCell) or i2h/h2h.
         impl = "torch" if config.kind == "cell" else "scratch" if config.cell_style == "torch" else "two-linear"
         self.family, self.dropout, self.engine = config.family, config.dropout, config.engine
-        self.unroll = get_unroll(config.engine)
+        minimal = config.family in MIN_FAMILIES
+        self.unroll = scan_unroll if minimal and config.kind == "module" else get_unroll(config.engine)
+        impl = "scratch" if minimal else impl
         self.cells = nn.ModuleList(
             make_cell(impl, config.family, config.input_size if k == 0 else config.hidden_size,
                       config.hidden_size, config.nonlinearity)
@@ -67,8 +73,12 @@ class RecurrentCore(nn.Module):
         for k, cell in enumerate(self.cells):
             if k > 0 and self.dropout > 0:
                 output = F.dropout(output, self.dropout, self.training)
-            layer_state = (zero_state(self.family, (output.shape[1], cell.hidden_size), output)
-                           if state is None else map_state(lambda s: s[k], state))  # noqa: B023 - used at once
+            if state is not None:
+                layer_state = map_state(lambda s: s[k], state)  # noqa: B023 - used at once
+            elif self.family in MIN_FAMILIES:
+                layer_state = None  # the reference's first step: h_0 = b_0, not a step from zeros
+            else:
+                layer_state = zero_state(self.family, (output.shape[1], cell.hidden_size), output)
             output, layer_state = self.unroll(cell, output, layer_state)
             last_states.append(layer_state)
         state = stack_states(last_states)
@@ -81,7 +91,8 @@ class RecurrentCore(nn.Module):
 
 
 def build_core(config: ModelConfig) -> nn.Module:
-    return ModuleCore(config) if config.kind == "module" else RecurrentCore(config)
+    return ModuleCore(config) if config.kind == "module" and config.family not in MIN_FAMILIES else \
+        RecurrentCore(config)
 
 
 class CharModel(nn.Module):
@@ -128,14 +139,15 @@ def copy_weights(source: CharModel, target: CharModel) -> CharModel:
     if len(src_layers) != len(dst_layers):
         raise ValueError(f"model: cannot copy {len(src_layers)} layers into {len(dst_layers)}")
     pairs = [(f"layer {k} {name}", src[name], dst[name])
-             for k, (src, dst) in enumerate(zip(src_layers, dst_layers)) for name in WEIGHT_NAMES]
+             for k, (src, dst) in enumerate(zip(src_layers, dst_layers)) for name in WEIGHT_NAMES
+             if src[name] is not None or dst[name] is not None]
     pairs += [(f"head {name}", getattr(source.head, name), getattr(target.head, name)) for name in ("weight", "bias")]
     if (source.embedding is None) != (target.embedding is None):
         raise ValueError("model: cannot copy between a one-hot and an embedding model")
     if source.embedding is not None:
         pairs.append(("embedding", source.embedding.weight, target.embedding.weight))
     for what, src, dst in pairs:
-        if src.shape != dst.shape:
-            raise ValueError(f"model: cannot copy {what}: shape {tuple(src.shape)} into {tuple(dst.shape)}")
+        if src is None or dst is None or src.shape != dst.shape:
+            raise ValueError(f"model: cannot copy {what}: shape {shape_of(src)} into {shape_of(dst)}")
         dst.copy_(src)
     return target

@@ -1,4 +1,5 @@
-"""The exported page in headless Chromium: for every family (and a 2-layer embedding model) its probabilities
+"""The exported page in headless Chromium: for every family, the minimal ones too (and 2-layer and embedding
+models), its probabilities
 equal nextchar predict's last row to 1e-5, its greedy text equals nextchar generate --greedy, a seed gives
 the same sample twice, with no console error and no request."""
 import json
@@ -15,7 +16,9 @@ MODELS = {"rnn-tanh": dict(family="rnn"), "rnn-relu": dict(family="rnn", nonline
           "lstm": dict(family="lstm"), "gru": dict(family="gru"),
           "lstm-2-layers-embedding": dict(family="lstm", num_layers=2, embedding_dim=5),
           "gru-cell-2-layers": dict(family="gru", kind="cell", num_layers=2),
-          "rnn-scratch": dict(family="rnn", kind="scratch")}
+          "rnn-scratch": dict(family="rnn", kind="scratch"),
+          "mingru-2-layers": dict(family="mingru", num_layers=2),  # the scan: the page runs the sequential cell
+          "minlstm-scratch-embedding": dict(family="minlstm", kind="scratch", embedding_dim=5)}
 PROMPT = "hi?hello!! the"
 
 

@@ -11,7 +11,9 @@ from tests.helpers import model_checkpoint
 
 CASES = [("rnn", "module", "tanh", None), ("rnn", "cell", "relu", 5), ("rnn", "scratch", "tanh", None),
          ("lstm", "module", "tanh", 4), ("lstm", "cell", "tanh", None), ("lstm", "scratch", "tanh", None),
-         ("gru", "module", "tanh", None), ("gru", "cell", "tanh", 3), ("gru", "scratch", "tanh", None)]
+         ("gru", "module", "tanh", None), ("gru", "cell", "tanh", 3), ("gru", "scratch", "tanh", None),
+         ("mingru", "module", "tanh", None), ("mingru", "scratch", "tanh", 4), ("minlstm", "module", "tanh", 3),
+         ("minlstm", "scratch", "tanh", None)]
 
 
 @pytest.mark.parametrize("family,kind,nonlinearity,embedding_dim", CASES)
@@ -26,6 +28,8 @@ def test_onnxruntime_gives_the_torch_models_logits_and_states(tmp_path, family, 
     generator = torch.Generator().manual_seed(1)
     x = torch.randint(0, len(vocab), (7, 3), generator=generator)  # (T, B)
     state = tuple(torch.randn(2, 3, 6, generator=generator) for _ in range(2 if family == "lstm" else 1))
+    if family.startswith("min"):  # a minimal family's states are positive (its parallel form takes their log)
+        state = tuple(s.abs() + 0.1 for s in state)
     feeds = {"x": x.numpy(), **{name: s.numpy() for name, s in zip(("h0", "c0"), state)}}
     for _ in range(2):  # the second call starts from the state the first returned: a carried state
         outputs = session.run(None, feeds)
@@ -37,6 +41,20 @@ def test_onnxruntime_gives_the_torch_models_logits_and_states(tmp_path, family, 
             np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
         state = new_state
         feeds.update({name: o for name, o in zip(("h0", "c0"), outputs[1:])})
+
+
+@pytest.mark.parametrize("opset", [14, 18])
+def test_a_minimal_familys_graph_from_zeros_is_its_cells_first_steps_from_no_state(tmp_path, opset):
+    """Its Scan's first step from h0 = 0 is b_0: the cell's first step from no state (the reference's)."""
+    ort = pytest.importorskip("onnxruntime")
+    model, vocab = model_checkpoint(tmp_path / "m.safetensors", "minlstm", hidden_size=5, num_layers=2)
+    session = ort.InferenceSession(build_onnx(model, opset).SerializeToString())
+    x = torch.randint(0, len(vocab), (6, 2), generator=torch.Generator().manual_seed(0))
+    logits, hn = session.run(None, {"x": x.numpy(), "h0": np.zeros((2, 2, 5), np.float32)})
+    with torch.no_grad():
+        want, state = model(x)  # no state: the reference's first step
+    np.testing.assert_allclose(logits, want.numpy(), atol=1e-6)
+    np.testing.assert_allclose(hn, state.numpy(), atol=1e-6)
 
 
 def test_the_graph_has_the_documented_interface_and_opset(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..benchmark import WORKLOADS
-from ..cells import FAMILIES
+from ..cells import ALL_FAMILIES, FAMILIES
 from ..config import ModelConfig
 from ..engines import EXAM_ENGINES
 from ..exam.verify import EPOCHS as VERIFY_EPOCHS
@@ -68,8 +68,8 @@ def exam(problems, seed, epochs, out, json_path, jobs, engine, device, threads, 
 
 
 @click.command()
-@click.option("--family", "families", multiple=True, type=click.Choice(FAMILIES),
-              help="Family to verify; repeatable. Default: rnn, lstm and gru.")
+@click.option("--family", "families", multiple=True, type=click.Choice(ALL_FAMILIES),
+              help="Family to verify; repeatable. Default: every one (rnn, lstm, gru, mingru, minlstm).")
 @click.option("--epochs", default=VERIFY_EPOCHS, show_default=True, type=click.IntRange(min=1),
               help="Training epochs before comparing fitted probabilities.")
 @click.option("--seed", default=VERIFY_SEED, show_default=True, type=SEED, help="Seed of the shared initialisation.")
@@ -84,12 +84,12 @@ def verify(families, epochs, seed, json_path, device, threads) -> None:
     set_threads(threads)
     prepare_outputs({"--json": json_path})
     with clear_errors():
-        reports = run_verify(tuple(families) or FAMILIES, epochs=epochs, seed=seed, device=device)
+        reports = run_verify(tuple(families) or ALL_FAMILIES, epochs=epochs, seed=seed, device=device)
     for report in reports:
         for kind, diffs in report.diffs.items():
             cells = "  ".join(f"{k} {v:.2e} (tol {report.tolerances[k]:.0e})" for k, v in diffs.items())
-            click.echo(f"{report.family:4s} {kind:7s} vs module: {cells}")
-        click.echo(f"{report.family:4s} {'PASS' if report.passed else 'FAIL'}")
+            click.echo(f"{report.family:7s} {kind:7s} vs module: {cells}")
+        click.echo(f"{report.family:7s} {'PASS' if report.passed else 'FAIL'}")
     write_json_output(json_path, verify_json(reports, epochs, seed))
     sys.exit(0 if all(r.passed for r in reports) else 1)
 

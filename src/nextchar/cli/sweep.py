@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..cells import FAMILIES
+from ..cells import ALL_FAMILIES
 from ..exam import sweep as defaults
 from ..sequence.fitting import DIVERGENCE
 from ..step import LOSSES
@@ -57,7 +57,7 @@ def _list(kind, what: str, valid=lambda v: True, rule: str = ""):
               callback=_list(int, "hidden sizes", lambda h: h >= 1, ">= 1"),
               help=f"Hidden sizes, comma list [default: {defaults.DEFAULT_HIDDEN_SIZE}].")
 @click.option("--model", "models", multiple=True, callback=_list(str, "families"),
-              help=f"Families, comma list of {', '.join(FAMILIES)} [default: {defaults.DEFAULT_MODEL}].")
+              help=f"Families, comma list of {', '.join(ALL_FAMILIES)} [default: {defaults.DEFAULT_MODEL}].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help=f"Full-sequence epochs [default: the problem's, else {defaults.DEFAULT_EPOCHS}].")
 @click.option("--loss", default="cross_entropy", show_default=True, type=click.Choice(LOSSES),

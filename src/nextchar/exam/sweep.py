@@ -6,7 +6,8 @@ compiled engine (equal to the exam's autograd run to float32 round-off). Under `
 chunks are split across the ranks and gathered, so every rank returns the one-process result. Per run: final
 loss, accuracy, the fitted table; per configuration: loss quantiles, mean accuracy, the share of seeds
 reaching 100% accuracy and, for an exam problem, the spread of each entry of the 10x7 table with the exam's
-seed (or nextchar's default for the unseeded problems 1 and 4) marked: "is my table typical?".
+seed (or nextchar's default for the unseeded problems 1 and 4) marked: "is my table typical?". The minimal
+families (mingru, minlstm: no compiled engine) train each model by ``fit`` in turn, their parallel scan.
 """
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ import numpy as np
 import torch
 
 from ..budget import check_memory, memory_limit
-from ..cells import FAMILIES
+from ..cells import ALL_FAMILIES, MIN_FAMILIES
 from ..config import ModelConfig
 from ..device import resolve_device
 from ..distributed import Distributed
 from ..model import CharModel
 from ..sequence import protocol as exam
 from ..sequence.data import exam_data
-from ..step import LOSSES
+from ..sequence.fitting import FitResult, fit
+from ..step import LOSSES, NonFiniteLossError
 from ..vocab import Vocab, next_char_pairs
 from .problems import PROBLEMS, build_problem_model, fitted_table
 
@@ -144,7 +146,21 @@ def _draw(problem: int | None, config: _Config, seed: int, vocab_size: int) -> C
     if problem is not None:
         return build_problem_model(PROBLEMS[problem], seed)
     torch.manual_seed(seed)
-    return CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))
+    return CharModel(ModelConfig(vocab_size, config.family, _kind(config.family), config.hidden_size))
+
+
+def _kind(family: str) -> str:
+    """The formulation a problem-free sweep draws and trains: the built-in cell's loop, whose weights the many
+    engine takes; a minimal family's parallel scan (it has no built-in cell)."""
+    return "module" if family in MIN_FAMILIES else "cell"
+
+
+def _engine(config: _Config, loss: str, device: str) -> str:
+    """many (compiled, cross-entropy on the CPU), stacked (torch, stacked weights), or each: a minimal family,
+    each model trained by ``fit`` in turn (its scan under torch's Adam: neither compiled engine has it)."""
+    if config.family in MIN_FAMILIES:
+        return "each"
+    return "many" if loss == "cross_entropy" and device == "cpu" else "stacked"
 
 
 def _data(text: str | None) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
@@ -179,7 +195,7 @@ def _chunk_size(config: _Config, runs: int, x: torch.Tensor, y: torch.Tensor, ep
     from ..sequence.many import models_memory
 
     with torch.device("meta"):  # a model's size without its memory (or the random state)
-        model = CharModel(ModelConfig(vocab_size, config.family, "cell", config.hidden_size))
+        model = CharModel(ModelConfig(vocab_size, config.family, _kind(config.family), config.hidden_size))
     one = models_memory([model], x, epochs)
     limit = memory_limit()
     results = runs * RUN_BYTES
@@ -198,9 +214,9 @@ def _configs(problem, lrs, hidden_sizes, models) -> list[_Config]:
         p = PROBLEMS[problem]
         formulation = p.family if p.kind == "module" else f"{p.family}-{p.kind}"
         return [_Config(formulation, p.family, p.hidden_size, lr) for lr in (lrs or [DEFAULT_LR])]
-    bad = [m for m in models or [] if m not in FAMILIES]
+    bad = [m for m in models or [] if m not in ALL_FAMILIES]
     if bad:
-        raise ValueError(f"sweep: --model must be among {FAMILIES}, got {bad}")
+        raise ValueError(f"sweep: --model must be among {ALL_FAMILIES}, got {bad}")
     return [_Config(f, f, h, lr) for f, h, lr in
             itertools.product(models or [DEFAULT_MODEL], hidden_sizes or [DEFAULT_HIDDEN_SIZE],
                                        lrs or [DEFAULT_LR])]
@@ -230,8 +246,8 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
     chunk_size = min(_chunk_size(c, _count(seeds) * len(configs), x, y, epochs, len(vocab)) for c in configs)
     seeds = list(seeds)  # accepted: the results fit in memory, so the seeds do
     device = str(resolve_device(device))
-    engine = "many" if loss == "cross_entropy" and device == "cpu" else "stacked"
-    result = SweepResult(engine=engine)
+    engines = {config: _engine(config, loss, device) for config in configs}
+    result = SweepResult(engine=", ".join(sorted(set(engines.values()))))
     start = time.perf_counter()
     items = [(c, seeds[i:i + chunk_size]) for c in configs for i in range(0, len(seeds), chunk_size)]
     dist = Distributed.from_env()
@@ -240,7 +256,7 @@ def sweep(seeds: Sequence[int], *, lrs: Sequence[float] | None = None, hidden_si
         for index in range(dist.rank, len(items), dist.world_size):  # under torchrun each rank takes every W-th
             config, chunk = items[index]
             fits = _train([_draw(problem, config, seed, len(vocab)) for seed in chunk], x, y, epochs, config.lr,
-                          loss, engine, device, [f"seed {seed}" for seed in chunk])
+                          loss, engines[config], device, [f"seed {seed}" for seed in chunk])
             mine[index] = [_run(problem, config, seed, epochs, loss, f) for seed, f in zip(chunk, fits)]
             if progress is not None:
                 progress(len(chunk) * epochs * dist.world_size)  # the other ranks move at the same pace
@@ -262,10 +278,22 @@ def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, eng
     """Diverging models are recorded, not raised: one bad configuration never costs the rest of the sweep."""
     from ..sequence.many import fit_many, fit_stacked
 
+    if engine == "each":
+        return [_fit_recorded(model, x, y, epochs, lr, loss, device) for model in models]
     if engine == "many":
         return fit_many(models, x, y, epochs=epochs, lrs=lr, labels=labels, diverged="record")
     return fit_stacked(models, x, y, epochs=epochs, lrs=lr, loss=loss, device=device, labels=labels,
                        diverged="record")
+
+
+def _fit_recorded(model: CharModel, x, y, epochs: int, lr: float, loss: str, device: str) -> FitResult:
+    """``fit`` of one model, a NaN or infinite loss recorded as the epoch it came at, as the engines record it."""
+    done = []
+    try:
+        return fit(model, x, y, epochs=epochs, lr=lr, loss=loss, device=device,
+                   callback=lambda epoch, _: done.append(epoch))
+    except NonFiniteLossError:
+        return FitResult(diverged_at_epoch=len(done) + 1)
 
 
 def _run(problem: int | None, config: _Config, seed: int, epochs: int, loss: str, fit) -> SweepRun:

@@ -1,7 +1,8 @@
 """``nextchar export CKPT --html FILE``: one self-contained page that runs the model in the browser.
 
 The page holds the weights (float32, base64) and a small JavaScript forward pass of the same cell math as
-``cells.py`` (rnn tanh/relu, lstm, gru; any number of layers; one-hot or embedding input), computed in
+``cells.py`` (rnn tanh/relu, lstm, gru, and mingru and minlstm's sequential cell; any number of layers; one-hot
+or embedding input), computed in
 float64 from the float32 weights, so its probabilities equal torch's to ~1e-6. Sampling uses a seeded
 PRNG (mulberry32: integer arithmetic only), so a seed gives the same text in every browser. For tests
 and tools it exposes ``window.nextchar = {vocab, probabilities(prompt), sampling(prompt, {temperature, topK,
@@ -34,6 +35,9 @@ def model_payload(model: CharModel, vocab: Vocab) -> dict:
         layer = {"input_size": size}
         for name in WEIGHT_NAMES:
             tensor = weights[name]
+            if tensor is None and name.endswith("_hh") and weights["weight_hh"] is None:
+                layer[name] = None  # a minimal family: the gates read the input alone
+                continue
             if tensor is None:  # a cell without biases: zeros, the same math
                 rows = weights["weight_ih"].shape[0]
                 tensor = torch.zeros(rows)

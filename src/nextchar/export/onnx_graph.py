@@ -1,6 +1,9 @@
 """``nextchar export CKPT --onnx FILE``: the model as one ONNX graph, built node by node with ``onnx.helper``
 from ONNX's own recurrent operators (RNN, LSTM, GRU), whatever the formulation (module, cell loop or
-hand-written cell: the same weights, the same math).
+hand-written cell: the same weights, the same math). A minimal family (mingru, minlstm) has no such operator
+but needs none: its gates read the input alone, so a layer is elementwise ops over the whole window giving
+h_t = a_t h_{t-1} + b_t, and a ``Scan`` whose body is that one multiply-add (from h0 = 0 the first step is
+b_0, the cell's first step from no state).
 
 Inputs ``x`` (int64, (T, B) character indices), ``h0`` (and ``c0`` for the LSTM) (L, B, H); outputs
 ``logits`` (T, B, V), ``hn`` (and ``cn``) (L, B, H). T and B are dynamic. PyTorch's gate blocks are
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..cells import MIN_FAMILIES
 from ..model import CharModel
 
 DEFAULT_OPSET = 17
@@ -39,8 +43,9 @@ def _reordered(weight: torch.Tensor, family: str, hidden: int) -> torch.Tensor:
 class _Graph:
     """The nodes and initializers of a graph being built."""
 
-    def __init__(self, helper, numpy_helper) -> None:
+    def __init__(self, helper, numpy_helper, opset: int) -> None:
         self.helper, self.numpy_helper, self.nodes, self.inits = helper, numpy_helper, [], []
+        self.opset = opset
 
     def constant(self, name: str, tensor: torch.Tensor) -> str:
         self.inits.append(self.numpy_helper.from_array(tensor.detach().cpu().contiguous().numpy(), name))
@@ -71,6 +76,57 @@ def _layer(graph: _Graph, k: int, weights: dict, config, previous: str, states: 
     return f"out{k}"
 
 
+def _sigmoid_blocks(graph: _Graph, k: int, pre: str, blocks: int) -> list[str]:
+    """pre (T, B, blocks*H) split into its gate blocks, the first through g (the candidate h~), the rest
+    through σ."""
+    names = [f"pre{k}_{b}" for b in range(blocks)]
+    split = {"num_outputs": blocks} if graph.opset >= 18 else {}  # equal blocks: implied before opset 18
+    graph.node("Split", [pre], names, axis=2, **split)
+    candidate, zero, half = names[0], graph.constant(f"zero{k}", torch.zeros(())), graph.constant(f"half{k}",
+                                                                                                torch.tensor(0.5))
+    graph.node("GreaterOrEqual", [candidate, zero], [f"nonneg{k}"])
+    graph.node("Add", [candidate, half], [f"shifted{k}"])
+    graph.node("Sigmoid", [candidate], [f"squashed{k}"])
+    graph.node("Where", [f"nonneg{k}", f"shifted{k}", f"squashed{k}"], [f"h_tilde{k}"])
+    for name in names[1:]:
+        graph.node("Sigmoid", [name], [f"{name}_sigma"])
+    return [f"h_tilde{k}"] + [f"{name}_sigma" for name in names[1:]]
+
+
+def _minimal_layer(graph: _Graph, k: int, weights: dict, config, previous: str, states: list[str]) -> str:
+    """Layer k of a minimal family: the window's coefficients a (1 - z; f') and b (z h~; i' h~) at once, then
+    a Scan of h' = a h + b from the layer's h0; returns its output (T, B, H)."""
+    from onnx import TensorProto, helper
+
+    w_t = graph.constant(f"W{k}", weights["weight_ih"].float().T.contiguous())  # (I, G*H)
+    bias = weights["bias_ih"] if weights["bias_ih"] is not None else torch.zeros(weights["weight_ih"].shape[0])
+    graph.node("MatMul", [previous, w_t], [f"gi{k}"])
+    graph.node("Add", [f"gi{k}", graph.constant(f"B{k}", bias.float())], [f"pre{k}"])
+    if config.family == "mingru":
+        h_tilde, z = _sigmoid_blocks(graph, k, f"pre{k}", 2)
+        graph.node("Sub", [graph.constant(f"one{k}", torch.ones(())), z], [f"a{k}"])
+        graph.node("Mul", [z, h_tilde], [f"b{k}"])
+    else:
+        h_tilde, f, i = _sigmoid_blocks(graph, k, f"pre{k}", 3)
+        graph.node("Add", [f, i], [f"f_plus_i{k}"])
+        graph.node("Div", [f, f"f_plus_i{k}"], [f"a{k}"])
+        graph.node("Div", [i, f"f_plus_i{k}"], [f"i_norm{k}"])
+        graph.node("Mul", [f"i_norm{k}", h_tilde], [f"b{k}"])
+    h0 = states[0]
+    graph.node("Gather", [h0, graph.constant(f"{h0}_index{k}", torch.tensor(k))], [f"{h0}_{k}"], axis=0)  # (B, H)
+    step = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", config.hidden_size])
+            for name in ("h", "a_t", "b_t")]
+    body = helper.make_graph([helper.make_node("Mul", ["a_t", "h"], ["a_h"]),
+                              helper.make_node("Add", ["a_h", "b_t"], ["h_next"]),
+                              helper.make_node("Identity", ["h_next"], ["h_out"])],
+                             f"step{k}", step,
+                             [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", config.hidden_size])
+                              for name in ("h_next", "h_out")])
+    graph.node("Scan", [f"{h0}_{k}", f"a{k}", f"b{k}"], [f"h_last{k}", f"out{k}"], body=body, num_scan_inputs=2)
+    graph.node("Unsqueeze", [f"h_last{k}", graph.constant(f"axis0_{k}", torch.tensor([0]))], [f"{h0}_out{k}"])
+    return f"out{k}"
+
+
 def check_opset(opset: int) -> None:
     """Only the opsets the installed onnx knows (and this graph's operators need): a newer number would write
     a model that no runtime loads."""
@@ -89,14 +145,15 @@ def build_onnx(model: CharModel, opset: int = DEFAULT_OPSET):
 
     check_opset(opset)
     config = model.config
-    graph = _Graph(helper, numpy_helper)
+    graph = _Graph(helper, numpy_helper, opset)
     table = model.embedding.weight if model.embedding is not None else torch.eye(config.vocab_size)
     graph.node("Gather", [graph.constant("input_table", table.float()), "x"], ["features"], axis=0)
     states = ["h0", "c0"] if config.family == "lstm" else ["h0"]
     previous = "features"
     with torch.no_grad():
         for k, weights in enumerate(model.layer_weights()):
-            previous = _layer(graph, k, weights, config, previous, states)
+            layer = _minimal_layer if config.family in MIN_FAMILIES else _layer
+            previous = layer(graph, k, weights, config, previous, states)
         head_t = graph.constant("head_weight_t", model.head.weight.float().T.contiguous())  # (H, V)
         head_b = graph.constant("head_bias", model.head.bias.float())
     graph.node("MatMul", [previous, head_t], ["scores"])

@@ -33,14 +33,15 @@ def adam_table(lrs, epochs: int, dtype, beta1: float = 0.9, beta2: float = 0.999
         return table.astype(dtype)
 
 
-SUPPORTED = ("one layer, one-hot features (T, V) as input, no dropout, Adam, cross-entropy, on the CPU "
-             "(the exam's protocol)")
+SUPPORTED = ("rnn, lstm or gru, one layer, one-hot features (T, V) as input, no dropout, Adam, cross-entropy, on "
+             "the CPU (the exam's protocol)")
 
 
 def check_supported(model, x: Tensor, optimizer: str, loss: str, device: torch.device) -> None:
     """Refuse, naming each reason, what the compiled epoch cannot run; it never falls back silently."""
     c = model.config
     problems = [what for ok, what in [
+        (c.family in FAMILY_CODES, f"family {c.family!r}"),
         (c.num_layers == 1, f"num_layers {c.num_layers}"),
         (c.embedding_dim is None, f"embedding_dim {c.embedding_dim}"),
         (c.dropout == 0, f"dropout {c.dropout}"),

@@ -11,19 +11,23 @@ weights copied), the one place the cell math is written (``cells.py``):
 - built-in sequence modules (``nn.RNN/LSTM/GRU``, other kernels: equal to round-off) run at their own speed:
   each layer's h over a chunk comes from a one-layer module with that layer's weights, then the twin's
   cell computes every position's gates at once from (x_t, h_{t-1}) — the gates read nothing else — and the
-  LSTM's c follows from them (c_t = f_t c_{t-1} + i_t g_t, an elementwise scan).
+  LSTM's c follows from them (c_t = f_t c_{t-1} + i_t g_t, an elementwise scan);
+- a minimal family's parallel form likewise: each layer's h by its scan (``scan.py``), the gates (h~ and z;
+  h~, f' and i') from the twin's cell at once, from the inputs alone.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from ..cells import GATE_NAMES, WEIGHT_NAMES, State, hidden_of, map_state, zero_state
+from ..cells import GATE_NAMES, MIN_FAMILIES, WEIGHT_NAMES, State, hidden_of, map_state, zero_state
 from ..model import SEQUENCE_MODULES, CharModel, copy_weights
+from ..scan import scan_unroll
 from ..vocab import Vocab
 
 CHUNK = 2048
@@ -71,7 +75,7 @@ def trace_chunks(model: CharModel, vocab: Vocab, pieces: Iterable[str], chunk: i
     them, so a text of any length is traced in bounded memory."""
     twin = hand_written_twin(model)
     twin.eval()
-    layers = _one_layer_modules(model) if model.config.kind == "module" else None
+    layers = _one_layer_modules(model, twin) if model.config.kind == "module" else None
     carried: list[State | None] = [None] * len(twin.core.cells)
     buffer = ""
     for piece in pieces:
@@ -99,9 +103,12 @@ def concat(parts: list[Trace]) -> Trace:
     return Trace("".join(p.text for p in parts), parts[0].vocab, layers, torch.cat([p.probs for p in parts]))
 
 
-def _one_layer_modules(model: CharModel) -> list[torch.nn.Module]:
-    """A sequence module's layers as one-layer modules with the same weights (its h per layer)."""
+def _one_layer_modules(model: CharModel, twin: CharModel) -> list:
+    """A sequence module's layers as one-layer modules with the same weights (its h per layer); a minimal
+    family's, its scan over each of the twin's cells (the same weights)."""
     config, weight = model.config, model.head.weight
+    if config.family in MIN_FAMILIES:
+        return [functools.partial(_scan_layer, cell) for cell in twin.core.cells]
     extra = {"nonlinearity": config.nonlinearity} if config.family == "rnn" else {}
     modules = []
     for k, weights in enumerate(model.layer_weights()):
@@ -126,7 +133,9 @@ def _trace_piece(twin: CharModel, modules: list | None, vocab: Vocab, text: str,
     output = twin.encode(vocab.encode(text).to(device))  # (T, I)
     layers = []
     for k, cell in enumerate(twin.core.cells):
-        state = carried[k] if carried[k] is not None else zero_state(family, (cell.hidden_size,), output)
+        state = carried[k]
+        if state is None and family not in MIN_FAMILIES:  # a minimal family's first step is from no state
+            state = zero_state(family, (cell.hidden_size,), output)
         trace_layer = _layer_by_steps if modules is None else _layer_at_once
         layer, carried[k] = trace_layer(cell, modules and modules[k], output, state, family)
         output = layer.h  # (T, H): the next layer's input (no dropout: the model is evaluated)
@@ -155,20 +164,30 @@ def _layer_by_steps(cell, module, inputs: Tensor, state: State, family: str) -> 
     return layer, _unbatched(state)
 
 
-def _batched(state: State) -> State:
-    return map_state(lambda s: s.unsqueeze(0), state)
+def _batched(state: State | None) -> State | None:
+    return None if state is None else map_state(lambda s: s.unsqueeze(0), state)
 
 
-def _unbatched(state: State) -> State:
-    return map_state(lambda s: s[0], state)
+def _unbatched(state: State | None) -> State | None:
+    return None if state is None else map_state(lambda s: s[0], state)
+
+
+def _scan_layer(cell, inputs: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
+    """A minimal family's layer by its parallel scan, shaped as a one-layer module's answer: inputs (T, I),
+    state (1, H) or None -> h (T, H), the last state (1, H)."""
+    hs, last = scan_unroll(cell, inputs.unsqueeze(1), state)  # (T, 1, H), (1, H)
+    return hs[:, 0], last
 
 
 def _layer_at_once(cell, module, inputs: Tensor, state: State, family: str) -> tuple[LayerTrace, State]:
     """h from the one-layer sequence ``module``, the gates of all T positions in one call of the twin's cell."""
     h, new_state = module(inputs, _batched(state))  # h (T, H); state (1, H), a pair for the LSTM
-    h_before = torch.cat([hidden_of(state).unsqueeze(0), h[:-1]])  # (T, H): h_{t-1} at each position
     record: dict[str, Tensor] = {}
-    cell(inputs, (h_before, torch.zeros_like(h_before)) if family == "lstm" else h_before, record=record)
+    if family in MIN_FAMILIES:  # the gates read the inputs alone
+        cell(inputs, None, record=record)
+    else:
+        h_before = torch.cat([hidden_of(state).unsqueeze(0), h[:-1]])  # (T, H): h_{t-1} at each position
+        cell(inputs, (h_before, torch.zeros_like(h_before)) if family == "lstm" else h_before, record=record)
     c = _cell_states(record["f"], record["i"] * record["g"], state[1]) if family == "lstm" else None
     layer = LayerTrace(h, c, {name: record[name] for name in GATE_NAMES[family]})
     return layer, _unbatched(new_state)

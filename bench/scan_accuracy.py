@@ -1,6 +1,7 @@
-"""How closely the minimal families' parallel scan (``scan.py``) meets their sequential cell: max abs and
-relative differences of the logits, the last state and every gradient (parameters and the carried state),
-over T steps (default 2,048), batch 3, hidden 16, two layers, both dtypes, on the same weights.
+"""How closely the minimal families' parallel form (``scan.py``: the CPU's linear scan, and Heinsen's
+log-space scan that GPUs run) meets their sequential cell: max abs and relative differences of the logits,
+the last state and every gradient (parameters and the carried state), over T steps (default 2,048), batch
+3, hidden 16, two layers, both dtypes, on the same weights.
 
     python bench/scan_accuracy.py [--steps 2048]
 
@@ -12,9 +13,15 @@ import json
 import torch
 import torch.nn.functional as F
 
+import nextchar.scan as scan_module
 from nextchar.cells import MIN_FAMILIES
 from nextchar.config import ModelConfig
 from nextchar.model import CharModel
+from nextchar.scan import log_coefficients, log_scan
+
+KINDS = {"linear": scan_module.scan,
+         "log": lambda family, gi, h0=None: log_scan(*log_coefficients(family, gi), h0)}
+"""The scan each row runs (on the CPU the model runs the linear one; here each is put in its place)."""
 
 
 def differences(family: str, dtype: torch.dtype, steps: int, hidden: int = 16, batch: int = 3) -> dict:
@@ -43,16 +50,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2048)
     args = parser.parse_args()
     rows = []
-    for family in MIN_FAMILIES:
-        for dtype in (torch.float32, torch.float64):
-            diffs = differences(family, dtype, args.steps)
-            forward = max(diffs[k]["rel"] for k in ("logits", "last state"))
-            grads = max(v["rel"] for k, v in diffs.items() if "gradient" in k)
-            forward_abs = max(diffs[k]["abs"] for k in ("logits", "last state"))
-            grads_abs = max(v["abs"] for k, v in diffs.items() if "gradient" in k)
-            print(f"{family:7s} {str(dtype):13s} T={args.steps}: forward max abs {forward_abs:.1e} rel {forward:.1e}; "
-                  f"gradients max abs {grads_abs:.1e} rel {grads:.1e}", flush=True)
-            rows.append({"family": family, "dtype": str(dtype), "steps": args.steps, "diffs": diffs})
+    for kind, run in KINDS.items():
+        scan_module.scan = run
+        for family in MIN_FAMILIES:
+            for dtype in (torch.float32, torch.float64):
+                diffs = differences(family, dtype, args.steps)
+                forward = max(diffs[k]["rel"] for k in ("logits", "last state"))
+                grads = max(v["rel"] for k, v in diffs.items() if "gradient" in k)
+                forward_abs = max(diffs[k]["abs"] for k in ("logits", "last state"))
+                grads_abs = max(v["abs"] for k, v in diffs.items() if "gradient" in k)
+                print(f"{kind:6s} {family:7s} {str(dtype):13s} T={args.steps}: forward max abs {forward_abs:.1e} "
+                      f"rel {forward:.1e}; gradients max abs {grads_abs:.1e} rel {grads:.1e}", flush=True)
+                rows.append({"scan": kind, "family": family, "dtype": str(dtype), "steps": args.steps,
+                             "diffs": diffs})
     print(json.dumps({"scan_accuracy": rows}))
 
 

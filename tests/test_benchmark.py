@@ -45,6 +45,21 @@ def test_bench_quick_reports_fused_and_compiled_as_separate_engines(tmp_path):
     assert "compiled" in out.output and "vs module" in out.output
 
 
+
+def test_the_minimal_workload_times_the_scan_the_step_loop_and_torchs_gru_and_lstm(monkeypatch):
+    from nextchar import benchmark
+    from nextchar.benchmark import Workload, run_bench
+
+    small = Workload("minimal-32x128-h256", 2, 12, 8, 10)  # the name the flag takes, a size that runs at once
+    monkeypatch.setattr(benchmark, "MINIMAL", (small,))
+    result = run_bench(workloads=(small.name,), compile_timing=False, log=lambda _: None)
+    rows = {(r["family"], r["engine"]): r for r in result["records"]}
+    assert sorted(rows) == sorted(benchmark.MINIMAL_ROWS)
+    for (family, _), r in rows.items():
+        assert abs(r["chars_per_s"] - 2 * 12 / (r["ms_per_epoch"] / 1000)) < 1e-6 * r["chars_per_s"]
+        assert abs(r["speedup_vs_module"] - rows[(family, "module")]["ms_per_epoch"] / r["ms_per_epoch"]) < 1e-9
+    assert "chars/s" in benchmark.format_table(result)
+
 def test_bench_unknown_workload_is_a_flag_error():
     out = CliRunner().invoke(main, ["bench", "--workload", "huge"])
     assert out.exit_code == 2 and "huge" in out.output

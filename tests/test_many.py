@@ -53,7 +53,7 @@ def test_many_models_refuse_mixed_sizes_and_bad_learning_rates():
         fit_many([a, b], x, y, epochs=1)
     with pytest.raises(ValueError, match="learning rates must be > 0"):
         fit_many([a], x, y, epochs=1, lrs=[0.0])
-    with pytest.raises(ValueError, match="compiled trainer: runs one layer"):
+    with pytest.raises(ValueError, match="compiled trainer: runs rnn, lstm or gru, one layer"):
         fit_many([CharModel(ModelConfig(7, "rnn", "cell", 8, num_layers=2))], x, y, epochs=1)
 
 

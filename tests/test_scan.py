@@ -3,8 +3,8 @@
 (a) the sequential cell equals the reference implementation's one-step path (``mingru-pytorch`` 0.2.1, its
     ``minGRU`` and ``minLSTM`` with the weights copied, biases zero) bit for bit in float32 on the CPU, step
     after step with the state fed back;
-(b) the parallel form (``scan.py``) equals the sequential cell to float round-off over T = 2,048 steps,
-    forward and every gradient, in both dtypes;
+(b) the parallel form (``scan.py``: the CPU's linear scan and Heinsen's log-space scan alike) equals the
+    sequential cell to float round-off over T = 2,048 steps, forward and every gradient, in both dtypes;
 (c) a window-by-window run with the state carried equals one long call; the reference's minLSTM does not
     (its parallel path takes log_g of the carried h, which is already a state, not a pre-activation).
 """
@@ -14,9 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import nextchar.scan as scan_module
 from nextchar.cells import MIN_FAMILIES, ScratchCell
 from nextchar.config import ModelConfig
 from nextchar.model import CharModel
+from nextchar.scan import log_coefficients, log_scan
 
 H, B = 16, 3
 
@@ -60,6 +62,15 @@ def _pair(family: str, dtype: torch.dtype, layers: int = 1) -> tuple[CharModel, 
     return parallel, sequential
 
 
+@pytest.fixture(params=["linear", "log"])
+def scan_kind(request, monkeypatch):
+    """Each implementation of the parallel form: the CPU's (linear) and Heinsen's log-space scan (the GPU's)."""
+    if request.param == "log":
+        monkeypatch.setattr(scan_module, "scan", lambda family, gi, h0=None: log_scan(*log_coefficients(family, gi),
+                                                                                      h0))
+    return request.param
+
+
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
@@ -71,7 +82,7 @@ float32 2.6e-7 and 1.4e-6, float64 2.3e-13 and 8.5e-12; the scan's running sums 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("family", MIN_FAMILIES)
-def test_the_parallel_scan_equals_the_sequential_cell_forward_and_every_gradient(family, dtype):
+def test_the_parallel_scan_equals_the_sequential_cell_forward_and_every_gradient(family, dtype, scan_kind):
     parallel, sequential = _pair(family, dtype, layers=2)
     x, y = torch.randint(0, 7, (2048, B)), torch.randint(0, 7, (2048, B))
     state = (torch.rand(2, B, H, dtype=dtype) + 0.1)  # a carried state (positive, as every h is)
@@ -90,7 +101,7 @@ def test_the_parallel_scan_equals_the_sequential_cell_forward_and_every_gradient
 
 
 @pytest.mark.parametrize("family", MIN_FAMILIES)
-def test_windows_with_the_state_carried_equal_one_long_call_and_the_references_minlstm_does_not(family):
+def test_windows_with_the_state_carried_equal_one_long_call_and_the_references_minlstm_does_not(family, scan_kind):
     parallel, _ = _pair(family, torch.float32)
     x = torch.randint(0, 7, (512, B))
     with torch.no_grad():

@@ -6,20 +6,26 @@ from nextchar.sequence.stacked import StackedRecurrent
 
 
 def test_stacked_models_equal_each_model_alone():
-    """The claims' many-models trainer: K stacked models compute what each model computes alone."""
-
-
-    for family in ("rnn", "lstm", "gru"):
+    """The claims' many-models trainer: K stacked models compute what each model computes alone, their
+    logits, last states and gradients (the minimal families: K scans at once)."""
+    for family in ("rnn", "lstm", "gru", "mingru", "minlstm"):
         models = []
         for seed in range(3):
             torch.manual_seed(seed)
             models.append(new_model(family, 5))
         stacked = StackedRecurrent.from_models(models)
         x = torch.randint(0, 8, (6, 3, 4))  # (T, K, B)
-        logits, _ = stacked(x)
+        logits, state = stacked(x)
+        logits.square().sum().backward()
         for k, model in enumerate(models):
-            alone, _ = model(x[:, k])
+            alone, alone_state = model(x[:, k])
+            alone.square().sum().backward()
             torch.testing.assert_close(logits[:, k], alone)
+            torch.testing.assert_close(state[0][k] if family == "lstm" else state[k],
+                                       alone_state[0][0] if family == "lstm" else alone_state[0])
+            torch.testing.assert_close(stacked.weight_ih.grad[k], model.layer_weights()[0]["weight_ih"].grad)
+            torch.testing.assert_close(stacked.head_weight.grad[k], model.head.weight.grad)
+        assert (stacked.weight_hh is None) == family.startswith("min")
 
 
 def _stacked_params(K: int, dtype, seed: int = 0) -> list[torch.Tensor]:

@@ -5,7 +5,9 @@
 >>> result.fit.probs[:10]             # the fitted values the exam prints
 """
 from .cells import (
+    ALL_FAMILIES,
     FAMILIES,
+    MIN_FAMILIES,
     LSTMState,
     ScratchCell,
     State,
@@ -13,6 +15,8 @@ from .cells import (
     cell_step,
     gru_step,
     lstm_step,
+    mingru_step,
+    minlstm_step,
     rnn_step,
 )
 from .config import FORMULATIONS, ModelConfig, parse_formulation
@@ -37,4 +41,5 @@ __all__ = [
     "copy_weights", "exam_data", "fit", "fit_many", "gru_step", "loss_curves", "lstm_step", "next_char_pairs",
     "parse_formulation", "probability_heatmap", "rnn_step", "run_exam", "run_problem", "verify", "verify_family",
     "LayerTrace", "Trace", "trace", "Influence", "influence", "states_of", "InspectOptions", "inspect_text",
+    "ALL_FAMILIES", "MIN_FAMILIES", "mingru_step", "minlstm_step",
 ]

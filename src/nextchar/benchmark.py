@@ -3,7 +3,9 @@
 The JSON's ``engine`` names what is timed: ``module`` (nn.RNN/LSTM/GRU), ``cell`` (a loop over
 nn.*Cell), ``scratch`` (a loop over the hand-written cell: the autograd engine), ``fused`` (the
 hand-written cell's compiled kernels under autograd, torch's Adam) and, on the exam workload only,
-``compiled`` (whole compiled epochs). ms/epoch is forward + backward + optimizer step, the median over
+``compiled`` (whole compiled epochs). The minimal workloads time mingru and minlstm's scan (``module``)
+against their step loop (``scratch``) and nn.GRU / nn.LSTM, with ``chars_per_s`` (batch x window per
+second). ms/epoch is forward + backward + optimizer step, the median over
 timed epochs after warm-up; the kernels' numba compile time is measured apart (cold: empty cache;
 warm: cache filled), each in a fresh process. Absolute times on a shared machine are noisy; ratios
 within one run are the result.
@@ -49,13 +51,19 @@ class Workload:
 
 
 WINDOWS = (Workload("streams-32x128-h64", 32, 128, 64, 100), Workload("streams-64x128-h256", 64, 128, 256, 100))
+MINIMAL = (Workload("minimal-32x128-h256", 32, 128, 256, 100), Workload("minimal-32x1024-h256", 32, 1024, 256, 100))
+"""The minimal families' parallel scan against their own step loop and torch's GRU and LSTM, same sizes."""
+MINIMAL_ROWS = (("mingru", "module"), ("mingru", "scratch"), ("minlstm", "module"), ("minlstm", "scratch"),
+                ("gru", "module"), ("lstm", "module"))
+"""(family, engine) of a minimal workload: module is mingru/minlstm's scan (scan.py) or nn.GRU / nn.LSTM;
+scratch the sequential cell under the autograd engine's loop."""
 TINY = Workload("streams-tiny", 4, 8, 8, 10)
 """For the smoke test: ``nextchar bench --workload streams-tiny``."""
 MANY_MODELS, MANY_MODELS_QUICK = 256, 32
 """K of the exam-many workload: models trained together by the many engine (the second with --quick)."""
 GPU_MANY_MODELS, GPU_MANY_MODELS_QUICK = 1024, 64
 """A second K for the GPU trainer (one model per thread: 256 threads fill few of an H200's 132 multiprocessors)."""
-WORKLOADS = ("exam", "exam-many", *(w.name for w in WINDOWS), TINY.name)
+WORKLOADS = ("exam", "exam-many", *(w.name for w in (*WINDOWS, *MINIMAL)), TINY.name)
 
 
 def _config(family: str, contender: str, vocab_size: int, hidden_size: int) -> ModelConfig:
@@ -143,7 +151,7 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
     def add(workload: str, family: str, engine: str, hidden: int, ms: float) -> None:
         records.append({"workload": workload, "family": family, "engine": engine, "hidden_size": hidden,
                         "ms_per_epoch": ms, "threads": torch.get_num_threads(), "device": device})
-        log(f"{workload:22s} {family:5s} {engine:8s} {ms:10.3f} ms")
+        log(f"{workload:22s} {family:7s} {engine:8s} {ms:10.3f} ms")
 
     if "exam" in workloads:
         torch.set_num_threads(threads or 1)
@@ -161,6 +169,13 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
                 steps = 2 if quick or engine in ("cell", "scratch") else 5
                 add(work.name, family, engine, work.hidden_size, time_windows(family, engine, work, steps,
                                                                               device=device))
+    for work in (w for w in MINIMAL if w.name in workloads):
+        for family, engine in MINIMAL_ROWS:
+            if quick and engine == "scratch" and work.seq_len > 128:
+                continue  # 1,024 steps of the loop at hidden 256: seconds per step
+            ms = time_windows(family, engine, work, 2 if quick or engine == "scratch" else 5, device=device)
+            add(work.name, family, engine, work.hidden_size, ms)
+            records[-1]["chars_per_s"] = work.batch_size * work.seq_len / (ms / 1000)
     module_ms = {(r["workload"], r["family"]): r["ms_per_epoch"] for r in records if r["engine"] == "module"}
     for r in records:
         if "models" not in r:  # exam-many's ratio is per model-epoch, set by _bench_many
@@ -170,7 +185,7 @@ def run_bench(quick: bool = False, families: tuple[str, ...] = FAMILIES, threads
     many = MANY_MODELS_QUICK if quick else MANY_MODELS
     workload_info = {"exam": f"{len(exam.TEXT) - 1} steps, batch 1, one-hot V={exam.VOCAB_SIZE}, Adam lr {exam.LR}",
                      "exam-many": f"the exam's protocol for {many} models at once (seeds 0..K-1)",
-                     **{w.name: asdict(w) for w in (*WINDOWS, TINY)}}
+                     **{w.name: asdict(w) for w in (*WINDOWS, *MINIMAL, TINY)}}
     return {"records": records, "compile": compile_info, "threads": threads, "quick": quick, "device": device,
             "torch": torch.__version__, "machine": machine_description(),
             "workloads": {name: workload_info[name] for name in workloads}}
@@ -253,10 +268,11 @@ def _time_many(engine: str, family: str, K: int, epochs: int, module_ms: float, 
 
 
 def format_table(result: dict) -> str:
-    lines = [f"{'workload':22s} {'family':6s} {'engine':8s} {'hidden':>6s} {'ms/epoch':>10s} {'vs module':>10s}"]
+    lines = [f"{'workload':22s} {'family':7s} {'engine':8s} {'hidden':>6s} {'ms/epoch':>10s} {'vs module':>10s}"]
     for r in result["records"]:
-        many = f"  ({r['models']} models, {r['us_per_model_epoch']:.1f} us per model-epoch)" if "models" in r else ""
-        lines.append(f"{r['workload']:22s} {r['family']:6s} {r['engine']:8s} {r['hidden_size']:6d} "
+        many = f"  ({r['models']} models, {r['us_per_model_epoch']:.1f} us per model-epoch)" if "models" in r else \
+            f"  ({r['chars_per_s']:,.0f} chars/s)" if "chars_per_s" in r else ""
+        lines.append(f"{r['workload']:22s} {r['family']:7s} {r['engine']:8s} {r['hidden_size']:6d} "
                      f"{r['ms_per_epoch']:10.3f} {r['speedup_vs_module']:9.1f}x{many}")
     c = result["compile"]
     if c is not None:

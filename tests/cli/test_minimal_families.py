@@ -23,7 +23,8 @@ def _invoke(*args):
 
 
 @pytest.mark.parametrize("formulation", ["mingru", "minlstm-scratch"])
-def test_train_generate_predict_inspect_and_export_take_a_minimal_family(tmp_path, formulation):
+def test_train_generate_predict_inspect_and_export_take_a_minimal_family(tmp_path, monkeypatch, formulation):
+    monkeypatch.chdir(tmp_path)  # predict's heatmap goes to the working folder
     run = tmp_path / "run"
     out = cli_train("--model", formulation, "--num-layers", "2", "--max-steps", "6", "--eval-every", "3",
                     "--out", str(run))
@@ -74,7 +75,7 @@ def test_sweep_and_tune_take_the_minimal_families(tmp_path):
     _invoke("sweep", "--seeds", "2", "--model", "mingru,minlstm", "--epochs", "5", "--json", tmp_path / "s.json",
             "--no-progress")
     result = json.loads((tmp_path / "s.json").read_text())
-    assert {r["family"] for r in result["runs"]} == {"mingru", "minlstm"} and result["engine"] == "each"
+    assert {r["family"] for r in result["runs"]} == {"mingru", "minlstm"} and result["engine"] == "stacked"
     assert all(r["final_loss"] is not None and r["final_loss"] < 2.5 for r in result["runs"])
 
     _invoke("tune", FIXTURE, "--out", tmp_path / "tune", "--trials", "2", "--max-steps", "4", "--eval-every", "2",

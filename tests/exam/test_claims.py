@@ -20,7 +20,13 @@ def test_claim_1_lstm_keeps_gradient_and_memory_the_rnn_loses():
     assert grads["lstm (forget bias 1)"][50] > 1e3 * grads["rnn"][50]
     acc = result.evidence["task_mean_accuracy"]
     assert acc["lstm"][10] >= 0.95 and acc["gru"][10] >= 0.95 and acc["rnn"][10] < 0.8
-    assert len(result.evidence["task_runs"]) == 3 * len(QUICK.task_ks) * len(QUICK.seeds)
+    assert len(result.evidence["task_runs"]) == 5 * len(QUICK.task_ks) * len(QUICK.seeds)  # with mingru, minlstm
+    assert {"mingru", "minlstm"} <= set(acc)
+    assert "The minimal families on the memory task" in result.explanation
+    for family in ("mingru", "minlstm"):  # each shown beside the LSTM and the GRU, with its interval
+        entry = next(t for t in result.evidence["task"] if (t["family"], t["k"]) == (family, 10))
+        assert f"{family} {entry['accuracy_mean']:.0%} [{entry['ci95'][0]:.0%}, {entry['ci95'][1]:.0%}]" \
+            in result.explanation
     assert "memory" in result.figures
     for entry in result.evidence["task"]:  # every (family, k): its seeds' mean with a 95% interval
         runs = [r["accuracy"] for r in result.evidence["task_runs"] if (r["family"], r["k"]) == (entry["family"],

@@ -187,7 +187,7 @@ def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason)
 
     _, x, y = exam_data()
     model = CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="fused", **change))
-    with pytest.raises(ValueError, match=f"compiled trainer: runs one layer.*got {reason}.*--engine fused"):
+    with pytest.raises(ValueError, match=f"compiled trainer: runs rnn, lstm or gru, one layer.*got {reason}.*--engine fused"):
         fit(model, x, y, epochs=1, trainer="compiled")
     with pytest.raises(ValueError, match="optimizer 'sgd'"):
         fit(CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="fused")), x, y, epochs=1, optimizer="sgd",
@@ -212,6 +212,18 @@ def test_the_compiled_trainer_is_asked_for_by_name_not_a_models_engine(tmp_path)
     meta["model_config"]["engine"] = "compiled"
     (tmp_path / "old.safetensors").write_bytes(with_metadata(raw, json.dumps(meta)))
     assert load_checkpoint(tmp_path / "old.safetensors").model_config.engine == "fused"
+
+
+def test_the_compiled_trainer_refuses_a_minimal_family_before_any_work():
+    from nextchar.sequence.data import exam_data
+    from nextchar.sequence.fitting import fit
+
+    _, x, y = exam_data()
+    model = CharModel(ModelConfig(7, "mingru", "scratch", 4))
+    before = model.core.cells[0].weight_ih.detach().clone()
+    with pytest.raises(ValueError, match="compiled trainer: runs rnn, lstm or gru.*got family 'mingru'"):
+        fit(model, x, y, epochs=2, trainer="compiled")
+    assert torch.equal(before, model.core.cells[0].weight_ih)
 
 
 def test_compiled_epochs_stop_on_a_non_finite_loss_naming_the_epoch():

@@ -146,7 +146,7 @@ def claims(claims, quick, out, json_path, device, threads, report_path, overwrit
               help='Write {"records": [...]} with one record per (workload, family, engine).')
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(WORKLOADS),
               help="Workload to time; repeatable. Default: all but streams-tiny (exam-many: the many engine, "
-                   "K models).")
+                   "K models; minimal-*: mingru/minlstm's scan vs their step loop vs nn.GRU and nn.LSTM).")
 @click.option("--no-compile-timing", is_flag=True, help="Skip timing the kernels' cold and warm first calls.")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="torch CPU threads for every workload [default: 1 for the exam, torch's default for the streams].")

@@ -7,7 +7,7 @@ chunks are split across the ranks and gathered, so every rank returns the one-pr
 loss, accuracy, the fitted table; per configuration: loss quantiles, mean accuracy, the share of seeds
 reaching 100% accuracy and, for an exam problem, the spread of each entry of the 10x7 table with the exam's
 seed (or nextchar's default for the unseeded problems 1 and 4) marked: "is my table typical?". The minimal
-families (mingru, minlstm: no compiled engine) train each model by ``fit`` in turn, their parallel scan.
+families (mingru, minlstm: not in the compiled trainer) train on the stacked engine, their K models' scans.
 """
 from __future__ import annotations
 
@@ -28,8 +28,7 @@ from ..distributed import Distributed
 from ..model import CharModel
 from ..sequence import protocol as exam
 from ..sequence.data import exam_data
-from ..sequence.fitting import FitResult, fit
-from ..step import LOSSES, NonFiniteLossError
+from ..step import LOSSES
 from ..vocab import Vocab, next_char_pairs
 from .problems import PROBLEMS, build_problem_model, fitted_table
 
@@ -156,10 +155,10 @@ def _kind(family: str) -> str:
 
 
 def _engine(config: _Config, loss: str, device: str) -> str:
-    """many (compiled, cross-entropy on the CPU), stacked (torch, stacked weights), or each: a minimal family,
-    each model trained by ``fit`` in turn (its scan under torch's Adam: neither compiled engine has it)."""
+    """many (compiled, cross-entropy on the CPU) or stacked (torch, stacked weights: another loss or device,
+    and the minimal families, which the compiled trainer does not run: their K models' scans at once)."""
     if config.family in MIN_FAMILIES:
-        return "each"
+        return "stacked"
     return "many" if loss == "cross_entropy" and device == "cpu" else "stacked"
 
 
@@ -278,22 +277,10 @@ def _train(models: list[CharModel], x, y, epochs: int, lr: float, loss: str, eng
     """Diverging models are recorded, not raised: one bad configuration never costs the rest of the sweep."""
     from ..sequence.many import fit_many, fit_stacked
 
-    if engine == "each":
-        return [_fit_recorded(model, x, y, epochs, lr, loss, device) for model in models]
     if engine == "many":
         return fit_many(models, x, y, epochs=epochs, lrs=lr, labels=labels, diverged="record")
     return fit_stacked(models, x, y, epochs=epochs, lrs=lr, loss=loss, device=device, labels=labels,
                        diverged="record")
-
-
-def _fit_recorded(model: CharModel, x, y, epochs: int, lr: float, loss: str, device: str) -> FitResult:
-    """``fit`` of one model, a NaN or infinite loss recorded as the epoch it came at, as the engines record it."""
-    done = []
-    try:
-        return fit(model, x, y, epochs=epochs, lr=lr, loss=loss, device=device,
-                   callback=lambda epoch, _: done.append(epoch))
-    except NonFiniteLossError:
-        return FitResult(diverged_at_epoch=len(done) + 1)
 
 
 def _run(problem: int | None, config: _Config, seed: int, epochs: int, loss: str, fit) -> SweepRun:

@@ -5,7 +5,8 @@ forward pass computes all K models with batched matmuls (``einsum``) and the cel
 Models never mix: model k's loss depends only on model k's weights, so summing the K losses gives each
 model its own gradient. :class:`StackedAdam` is torch's Adam rule with a learning rate per model and
 :func:`clip_per_model` clips each model's gradient norm apart. Equal to training each model alone to
-float round-off (the matmuls run in another order), not bit for bit.
+float round-off (the matmuls run in another order), not bit for bit. A minimal family (mingru, minlstm) has
+no ``weight_hh`` / ``bias_hh`` (None): its K models' steps all run at once, by its scan (``scan.py``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cells import GATES, State, cell_step, hidden_of, zero_state
+from ..cells import GATES, MIN_FAMILIES, WEIGHT_NAMES, State, cell_step, hidden_of, zero_state
+from ..scan import scan
 
 
 class StackedRecurrent(nn.Module):
@@ -26,12 +28,12 @@ class StackedRecurrent(nn.Module):
     def __init__(self, family: str, models: int, input_size: int, hidden_size: int, vocab_size: int,
                  nonlinearity: str = "tanh") -> None:
         super().__init__()
-        rows = GATES[family] * hidden_size
+        rows, recurrent = GATES[family] * hidden_size, family not in MIN_FAMILIES
         self.family, self.nonlinearity, self.vocab_size = family, nonlinearity, vocab_size
         self.weight_ih = nn.Parameter(torch.empty(models, rows, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(models, rows, hidden_size))
+        self.weight_hh = nn.Parameter(torch.empty(models, rows, hidden_size)) if recurrent else None
         self.bias_ih = nn.Parameter(torch.empty(models, rows))
-        self.bias_hh = nn.Parameter(torch.empty(models, rows))
+        self.bias_hh = nn.Parameter(torch.empty(models, rows)) if recurrent else None
         self.head_weight = nn.Parameter(torch.empty(models, vocab_size, hidden_size))
         self.head_bias = nn.Parameter(torch.empty(models, vocab_size))
 
@@ -43,7 +45,7 @@ class StackedRecurrent(nn.Module):
         stacked = cls(c.family, len(models), c.input_size, c.hidden_size, c.vocab_size, c.nonlinearity)
         for k, model in enumerate(models):
             layer = model.layer_weights()[0]
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            for name in stacked.layer_names:
                 getattr(stacked, name)[k] = layer[name]
             stacked.head_weight[k], stacked.head_bias[k] = model.head.weight, model.head.bias
         return stacked
@@ -52,7 +54,7 @@ class StackedRecurrent(nn.Module):
     def copy_to(self, index: int, model: nn.Module) -> nn.Module:
         """Give the one-layer ``CharModel`` ``model`` the weights of stacked model ``index``."""
         layer = model.layer_weights()[0]
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        for name in self.layer_names:
             layer[name].copy_(getattr(self, name)[index])
         model.head.weight.copy_(self.head_weight[index])
         model.head.bias.copy_(self.head_bias[index])
@@ -62,6 +64,11 @@ class StackedRecurrent(nn.Module):
     def models(self) -> int:
         return self.weight_ih.shape[0]
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The recurrent layer's parameters this family has (a minimal family: no weight_hh, bias_hh)."""
+        return [name for name in WEIGHT_NAMES if getattr(self, name) is not None]
+
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """``x``: indices (T, K, B) or features (T, K, B, I); (T, B) / (T, B, I) feed every model the same.
         Returns logits (T, K, B, V) and the last state (K, B, H) (a pair for the LSTM)."""
@@ -70,6 +77,9 @@ class StackedRecurrent(nn.Module):
         if x.dim() == 3:  # shared input: (T, B, I) -> (T, K, B, I), a view
             x = x.unsqueeze(1).expand(-1, self.models, -1, -1)
         gi = torch.einsum("tkbi,kgi->tkbg", x, self.weight_ih) + self.bias_ih[:, None]  # every step at once
+        if self.weight_hh is None:  # a minimal family: the gates read the input alone, so every step at once
+            hs = scan(self.family, gi, state)  # (T, K, B, H)
+            return torch.einsum("tkbh,kvh->tkbv", hs, self.head_weight) + self.head_bias[:, None], hs[-1]
         if state is None:
             state = zero_state(self.family, (*x.shape[1:3], self.weight_hh.shape[-1]), gi)
         hiddens, w_hh_t, b_hh = [], self.weight_hh.transpose(1, 2), self.bias_hh[:, None]  # (K, H, G*H), (K, 1, G*H)

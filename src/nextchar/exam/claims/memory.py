@@ -1,11 +1,13 @@
-"""Claim 1: is an RNN better than an LSTM at long-term memory? Measured two ways, RNN vs LSTM vs GRU.
+"""Claim 1: is an RNN better than an LSTM at long-term memory? Measured two ways, RNN vs LSTM vs GRU (and, on
+the task, the minimal families mingru and minlstm: "were RNNs all we needed?").
 
 (a) Gradient flow: ‖∂(v·h_T)/∂x_{T-k}‖ / ‖∂(v·h_T)/∂x_T‖ vs k — how much of the last step's hidden state
     can still be credited to an input k steps back (the vanishing-gradient picture), at init and trained.
 (b) A memory task: the first character is ``a`` or ``b``, then k random filler characters; at the last
     step the model must name the first character. Accuracy vs k over many seeds (32 by default), all
     seeds of a (family, k) trained together as stacked models (``sequence/stacked.py``), every run reported, with
-    the mean's 95% interval.
+    the mean's 95% interval. The verdict is the RNN's against the LSTM's; the minimal families are compared
+    with the LSTM and the GRU by their intervals, k by k.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ...cells import FAMILIES
+from ...cells import ALL_FAMILIES, MIN_FAMILIES
 from ...config import ModelConfig
 from ...model import CharModel
 from ...sequence.stacked import StackedAdam, StackedRecurrent, clip_per_model
@@ -161,7 +163,7 @@ def claim_long_term_memory(budget: MemoryBudget | None = None, device: str | tor
     at_init = _gradient_study(budget, device)
     runs, trained, task = [], {}, []
     longest = max(budget.task_ks)
-    for family in FAMILIES:
+    for family in ALL_FAMILIES:
         for k in budget.task_ks:
             stacked, accuracies, losses = train_memory(family, k, budget, device)
             runs += [{"family": family, "k": k, "seed": seed, "accuracy": a, "final_loss": loss}
@@ -172,8 +174,9 @@ def claim_long_term_memory(budget: MemoryBudget | None = None, device: str | tor
             if k == longest:
                 model = _model_of(stacked, 0, family, budget.hidden_size)
                 trained[family] = gradient_ratios(model, budget.gradient_ks, budget.seeds[0])
-    mean_acc = {f: {t["k"]: t["accuracy_mean"] for t in task if t["family"] == f} for f in FAMILIES}
+    mean_acc = {f: {t["k"]: t["accuracy_mean"] for t in task if t["family"] == f} for f in ALL_FAMILIES}
     verdict, explanation = _decide(at_init, mean_acc, budget)
+    explanation += " " + minimal_comparison(task, budget.task_ks)
     evidence = {"gradient_ratio_at_init": at_init, f"gradient_ratio_trained_k{longest}": trained,
                 "task": task, "task_runs": runs, "task_mean_accuracy": mean_acc, "budget": asdict(budget)}
     return ClaimResult(1, "An RNN is better than an LSTM at long-term memory.", verdict, evidence, explanation,
@@ -200,6 +203,28 @@ def _decide(at_init: dict, mean_acc: dict, budget: MemoryBudget) -> tuple[bool, 
     return verdict, decided
 
 
+def minimal_comparison(task: list[dict], ks: tuple[int, ...]) -> str:
+    """How mingru and minlstm fare on the memory task against the LSTM and the GRU, k by k: each mean with its
+    95% interval, and where the intervals do not overlap, who is ahead."""
+    entry = {(t["family"], t["k"]): t for t in task}
+
+    def shown(family: str, k: int) -> str:
+        t = entry[(family, k)]
+        return f"{family} {t['accuracy_mean']:.0%} [{t['ci95'][0]:.0%}, {t['ci95'][1]:.0%}]"
+
+    apart = []
+    for k in ks:
+        for minimal in MIN_FAMILIES:
+            for classic in ("lstm", "gru"):
+                (low, high), (c_low, c_high) = entry[(minimal, k)]["ci95"], entry[(classic, k)]["ci95"]
+                if low > c_high or high < c_low:
+                    apart.append(f"{minimal} {'above' if low > c_high else 'below'} {classic} at k={k}")
+    where = "; ".join(apart) if apart else "no interval lies apart from the LSTM's or the GRU's: they tie here"
+    return ("The minimal families on the memory task (mean accuracy over seeds, 95% interval): " + "; ".join(
+        f"k={k}: " + ", ".join(shown(f, k) for f in (*MIN_FAMILIES, "lstm", "gru")) for k in ks)
+            + f". Intervals apart: {where}.")
+
+
 def _figures(at_init, trained, runs, task, budget) -> dict:
     from matplotlib.figure import Figure
 
@@ -212,7 +237,7 @@ def _figures(at_init, trained, runs, task, budget) -> dict:
                          label=f"{name}, trained (k={max(budget.task_ks)})")
     ax_grad.set(xlabel="k (steps back)", ylabel="‖∂h_T/∂x_{T-k}‖ / ‖∂h_T/∂x_T‖", title="(a) gradient flow")
     ax_grad.legend(fontsize=7)
-    for family in FAMILIES:
+    for family in ALL_FAMILIES:
         rows = [t for t in task if t["family"] == family]
         ks = [t["k"] for t in rows]
         line, = ax_task.plot(ks, [t["accuracy_mean"] for t in rows], marker="o",

@@ -187,7 +187,8 @@ def test_compiled_engine_refuses_what_it_cannot_run_and_names_it(change, reason)
 
     _, x, y = exam_data()
     model = CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="fused", **change))
-    with pytest.raises(ValueError, match=f"compiled trainer: runs rnn, lstm or gru, one layer.*got {reason}.*--engine fused"):
+    with pytest.raises(ValueError, match=f"compiled trainer: runs rnn, lstm or gru, one layer.*got {reason}.*--engine "
+                                         "fused"):
         fit(model, x, y, epochs=1, trainer="compiled")
     with pytest.raises(ValueError, match="optimizer 'sgd'"):
         fit(CharModel(ModelConfig(7, "rnn", "scratch", 4, engine="fused")), x, y, epochs=1, optimizer="sgd",

@@ -1,5 +1,6 @@
 """The compiled trainer of another revision against this tree's, interleaved in one process: one model
-(``fit(..., trainer="compiled")``) and 256 at once (``fit_many``), each family at the exam's sizes.
+(``fit(..., trainer="compiled")``) and 256 at once (``fit_many``), and the fused engine under torch's Adam
+(``fit`` of a fused model), each family at the exam's sizes.
 
     python bench/ab_revisions.py 0cf0d7b [--rounds 21] [--json FILE]
 
@@ -38,11 +39,13 @@ def runner(package, engine: str, family: str, x, y, lr: float, hidden: int):
     """A function training ``n`` epochs of one model or of MODELS, by ``package``'s own API."""
     by_name = "trainer" in inspect.signature(package.fit).parameters
 
-    def model(seed: int):
+    def model(seed: int, engine: str = "fused" if by_name else "compiled"):
         torch.manual_seed(seed)
-        return package.CharModel(package.ModelConfig(7, family, "scratch", hidden,
-                                                     engine="fused" if by_name else "compiled"))
+        return package.CharModel(package.ModelConfig(7, family, "scratch", hidden, engine=engine))
 
+    if engine == "fused":
+        fused = model(0, "fused")
+        return lambda n: package.fit(fused, x, y, epochs=n, lr=lr)
     if engine == "compiled":
         one = model(0)
         extra = {"trainer": "compiled"} if by_name else {}
@@ -67,7 +70,7 @@ def main() -> None:
         from nextchar.sequence.data import exam_data
 
         _, x, y = exam_data()
-        cases = [(engine, family) for engine in ("compiled", "many") for family in ("rnn", "lstm", "gru")]
+        cases = [(engine, family) for engine in ("compiled", "many", "fused") for family in ("rnn", "lstm", "gru")]
         runs = {(side, *case): runner(package, *case, x, y, exam.LR, exam.HIDDEN_SIZE[case[1]])
                 for side, package in (("then", then), ("now", now)) for case in cases}
         for run in runs.values():

@@ -169,6 +169,12 @@ def zero_state(family: str, shape: tuple[int, ...], like: Tensor) -> State:
     return (zeros, like.new_zeros(shape)) if family == "lstm" else zeros
 
 
+def start_state(family: str, shape: tuple[int, ...], like: Tensor) -> State | None:
+    """The state before the first step: a minimal family's is none at all (its first step is its reference's,
+    h_0 = b_0, not a step from zeros); the others' :func:`zero_state`."""
+    return None if family in MIN_FAMILIES else zero_state(family, shape, like)
+
+
 def stack_states(states: list[State]) -> State:
     """Per-layer states -> one state with a leading layer dimension, as torch's modules return."""
     if isinstance(states[0], tuple):

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cells import MIN_FAMILIES, WEIGHT_NAMES, State, make_cell, map_state, shape_of, stack_states, zero_state
+from .cells import MIN_FAMILIES, WEIGHT_NAMES, State, make_cell, map_state, shape_of, stack_states, start_state
 from .config import ModelConfig
 from .engines import get_unroll
 from .scan import scan_unroll
@@ -54,9 +54,8 @@ class RecurrentCore(nn.Module):
         # cell_style names the hand-written cell's parameters: torch's names (ScratchCell) or i2h/h2h.
         impl = "torch" if config.kind == "cell" else "scratch" if config.cell_style == "torch" else "two-linear"
         self.family, self.dropout, self.engine = config.family, config.dropout, config.engine
-        minimal = config.family in MIN_FAMILIES
+        minimal = config.family in MIN_FAMILIES  # their kinds are module (the scan) and scratch: impl "scratch"
         self.unroll = scan_unroll if minimal and config.kind == "module" else get_unroll(config.engine)
-        impl = "scratch" if minimal else impl
         self.cells = nn.ModuleList(
             make_cell(impl, config.family, config.input_size if k == 0 else config.hidden_size,
                       config.hidden_size, config.nonlinearity)
@@ -73,12 +72,8 @@ class RecurrentCore(nn.Module):
         for k, cell in enumerate(self.cells):
             if k > 0 and self.dropout > 0:
                 output = F.dropout(output, self.dropout, self.training)
-            if state is not None:
-                layer_state = map_state(lambda s: s[k], state)  # noqa: B023 - used at once
-            elif self.family in MIN_FAMILIES:
-                layer_state = None  # the reference's first step: h_0 = b_0, not a step from zeros
-            else:
-                layer_state = zero_state(self.family, (output.shape[1], cell.hidden_size), output)
+            layer_state = (start_state(self.family, (output.shape[1], cell.hidden_size), output)
+                           if state is None else map_state(lambda s: s[k], state))  # noqa: B023 - used at once
             output, layer_state = self.unroll(cell, output, layer_state)
             last_states.append(layer_state)
         state = stack_states(last_states)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..cells import GATE_NAMES, MIN_FAMILIES, WEIGHT_NAMES, State, hidden_of, map_state, zero_state
+from ..cells import GATE_NAMES, MIN_FAMILIES, WEIGHT_NAMES, State, hidden_of, map_state, start_state
 from ..model import SEQUENCE_MODULES, CharModel, copy_weights
 from ..scan import scan_unroll
 from ..vocab import Vocab
@@ -133,9 +133,7 @@ def _trace_piece(twin: CharModel, modules: list | None, vocab: Vocab, text: str,
     output = twin.encode(vocab.encode(text).to(device))  # (T, I)
     layers = []
     for k, cell in enumerate(twin.core.cells):
-        state = carried[k]
-        if state is None and family not in MIN_FAMILIES:  # a minimal family's first step is from no state
-            state = zero_state(family, (cell.hidden_size,), output)
+        state = carried[k] if carried[k] is not None else start_state(family, (cell.hidden_size,), output)
         trace_layer = _layer_by_steps if modules is None else _layer_at_once
         layer, carried[k] = trace_layer(cell, modules and modules[k], output, state, family)
         output = layer.h  # (T, H): the next layer's input (no dropout: the model is evaluated)
